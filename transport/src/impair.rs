@@ -1,0 +1,1 @@
+//! Network impairment models (being written).
