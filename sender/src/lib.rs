@@ -1,1 +1,25 @@
-//! placeholder
+//! The isostream sender: a sans-IO session that packetizes audio into RTP, adds Reed-Solomon
+//! repair packets, spreads and paces them, and obeys PAUSE/RESUME; plus its tokio driver.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod driver;
+pub mod pacer;
+pub mod packetizer;
+pub mod session;
+pub mod spreader;
+
+pub use config::SenderConfig;
+pub use pacer::Speed;
+pub use session::{FinishReason, SenderEvent, SenderSession, SenderStats};
+
+/// Errors of the sender library.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    /// The configuration is inconsistent.
+    #[error("invalid sender configuration: {0}")]
+    Config(String),
+    /// Socket or file I/O failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}

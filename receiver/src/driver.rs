@@ -1,0 +1,136 @@
+//! The tokio driver of a receiver session: the only part of the receiver that touches a
+//! socket, a clock or an audio sink. It answers to the address the session's datagrams came
+//! from (symmetric, so it works through NAT and relays) and pulls audio at the playout pace.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use isostream_media::AudioSpec;
+use isostream_transport::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+use crate::session::{ReceiverEvent, ReceiverSession, ReceiverStats};
+
+/// Where played-out audio goes (a WAV file, raw PCM on stdout, a test buffer).
+pub trait AudioSink: Send {
+    /// Takes wire frames in playout order.
+    fn write_frames(&mut self, frames: &[u8]) -> io::Result<()>;
+    /// Makes what was written durable and readable (called periodically and at the end).
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// How often the driver pulls audio from the playout clock.
+pub const PLAYOUT_TICK: Duration = Duration::from_millis(5);
+
+/// Why the driver stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The session ended (BYE or idle timeout) and `exit_on_end` was set.
+    Ended,
+    /// The shutdown future completed (Ctrl-C).
+    Shutdown,
+}
+
+/// Runs `session` on `socket` until the session ends (with `exit_on_end`) or `shutdown`
+/// completes. `make_sink` is called when a session starts, with its output format;
+/// `observer` after every loop turn (for reports; it must be quick).
+pub async fn run<F>(
+    mut session: ReceiverSession,
+    socket: UdpSocket,
+    mut make_sink: F,
+    exit_on_end: bool,
+    shutdown: impl Future<Output = ()>,
+    observer: &mut dyn FnMut(Instant, &ReceiverSession),
+) -> io::Result<(ReceiverStats, Stop)>
+where
+    F: FnMut(AudioSpec, &[u16]) -> io::Result<Box<dyn AudioSink>>,
+{
+    let origin = std::time::Instant::now();
+    let clock = || Instant::from_std(origin, std::time::Instant::now());
+    let mut recv_buf = vec![0u8; 65_536];
+    let mut out = Vec::new();
+    let mut sink: Option<Box<dyn AudioSink>> = None;
+    let mut peer: Option<SocketAddr> = None;
+    let mut tick = tokio::time::interval(PLAYOUT_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let stop = loop {
+        let now = clock();
+        session.handle_timeout(now);
+        // play out what is due
+        if let Some(spec) = session.spec() {
+            let due = session.due_frames(now);
+            if due > 0 {
+                out.resize(due * spec.frame_bytes(), 0);
+                let n = session.playout(now, &mut out);
+                if let Some(s) = sink.as_mut() {
+                    s.write_frames(&out[..n * spec.frame_bytes()])?;
+                }
+            }
+        }
+        if let Some(p) = peer {
+            while let Some(d) = session.poll_transmit() {
+                if let Err(e) = socket.send_to(&d, p).await {
+                    if e.kind() != io::ErrorKind::ConnectionRefused {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut ended = false;
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                ReceiverEvent::SessionStarted {
+                    spec,
+                    substream_channels,
+                } => {
+                    if let Some(mut s) = sink.take() {
+                        s.flush()?;
+                    }
+                    sink = Some(make_sink(spec, &substream_channels)?);
+                }
+                ReceiverEvent::PlaybackStarted => {}
+                ReceiverEvent::SessionEnded => {
+                    if let Some(s) = sink.as_mut() {
+                        s.flush()?;
+                    }
+                    ended = true;
+                }
+            }
+        }
+        observer(now, &session);
+        if ended && exit_on_end {
+            break Stop::Ended;
+        }
+        let deadline = session
+            .poll_timeout(now)
+            .map(|t| tokio::time::Instant::from_std(t.to_std(origin)));
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = socket.recv_from(&mut recv_buf) => {
+                match r {
+                    Ok((n, from)) => {
+                        if session.handle_datagram(clock(), &recv_buf[..n]) {
+                            peer = Some(from);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            _ = tick.tick(), if session.is_playing() => {}
+            _ = sleep => {}
+            _ = &mut shutdown => break Stop::Shutdown,
+        }
+    };
+    if let Some(mut s) = sink.take() {
+        s.flush()?;
+    }
+    Ok((session.stats(), stop))
+}

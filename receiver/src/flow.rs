@@ -1,0 +1,227 @@
+//! Watermark controller: turns buffer occupancy into PAUSE and RESUME requests and delivers
+//! them reliably over lossy UDP.
+//!
+//! Above the high-water mark the receiver asks the sender to PAUSE; when the buffer drains to
+//! the low-water mark it asks it to RESUME. Every request carries a number one higher than
+//! the previous one; the sender acknowledges every request it receives and applies only
+//! numbers higher than any it applied before, so a duplicate or a stale request has no effect
+//! (at-most-once). An unacknowledged request is sent again after a timeout that doubles (from
+//! [`INITIAL_RTO`] up to [`MAX_RTO`]), and a PAUSE also after every
+//! [`PAUSE_RETRY_PACKETS`] media packets that still arrive: those packets prove that the
+//! sender has not obeyed yet.
+
+use isostream_transport::time::{Duration, Instant};
+
+/// First retransmission timeout of a request.
+pub const INITIAL_RTO: Duration = Duration::from_millis(20);
+/// Largest retransmission timeout.
+pub const MAX_RTO: Duration = Duration::from_millis(640);
+/// A PAUSE is sent again after this many media packets arrive while it is unacknowledged.
+pub const PAUSE_RETRY_PACKETS: u32 = 8;
+
+/// A request to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// PAUSE (true) or RESUME (false).
+    pub pause: bool,
+    /// The request number.
+    pub number: u32,
+}
+
+/// Counters of the controller.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct FlowStats {
+    /// PAUSE requests issued (not counting retransmissions).
+    pub pause_sent: u64,
+    /// RESUME requests issued (not counting retransmissions).
+    pub resume_sent: u64,
+    /// PAUSE requests acknowledged by the sender.
+    pub pause_acked: u64,
+    /// RESUME requests acknowledged by the sender.
+    pub resume_acked: u64,
+    /// Retransmissions of unacknowledged requests.
+    pub retransmissions: u64,
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    req: Request,
+    last_sent: Instant,
+    rto: Duration,
+    packets_since: u32,
+}
+
+/// The watermark controller of a receiver session.
+#[derive(Debug, Default)]
+pub struct FlowController {
+    /// Whether the last request issued was PAUSE.
+    paused: bool,
+    next_number: u32,
+    outstanding: Option<Outstanding>,
+    stats: FlowStats,
+}
+
+impl FlowController {
+    /// A controller that has asked for nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the sender has been asked to pause.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+
+    /// Decides from the buffer levels (frames) whether to issue a new request.
+    ///
+    /// `fullest` is the occupancy of the fullest substream: it tracks how far ahead the sender
+    /// is, so it alone triggers PAUSE (above `high`) and RESUME (at or below `low`).
+    pub fn update(&mut self, now: Instant, fullest: i64, low: i64, high: i64) -> Option<Request> {
+        let want_pause = if self.paused {
+            fullest > low
+        } else {
+            fullest > high
+        };
+        if want_pause == self.paused {
+            return None;
+        }
+        self.paused = want_pause;
+        self.next_number += 1;
+        let req = Request {
+            pause: want_pause,
+            number: self.next_number,
+        };
+        if want_pause {
+            self.stats.pause_sent += 1;
+        } else {
+            self.stats.resume_sent += 1;
+        }
+        self.outstanding = Some(Outstanding {
+            req,
+            last_sent: now,
+            rto: INITIAL_RTO,
+            packets_since: 0,
+        });
+        Some(req)
+    }
+
+    /// The sender acknowledged request `number`.
+    pub fn on_ack(&mut self, number: u32) {
+        if let Some(o) = &self.outstanding {
+            if o.req.number == number {
+                if o.req.pause {
+                    self.stats.pause_acked += 1;
+                } else {
+                    self.stats.resume_acked += 1;
+                }
+                self.outstanding = None;
+            }
+        }
+    }
+
+    /// A media packet arrived; returns a PAUSE to send again if it is overdue by count.
+    pub fn on_media(&mut self, now: Instant) -> Option<Request> {
+        let o = self.outstanding.as_mut()?;
+        if !o.req.pause {
+            return None;
+        }
+        o.packets_since += 1;
+        if o.packets_since < PAUSE_RETRY_PACKETS {
+            return None;
+        }
+        o.packets_since = 0;
+        o.last_sent = now;
+        self.stats.retransmissions += 1;
+        Some(o.req)
+    }
+
+    /// When the outstanding request must be sent again, if there is one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.outstanding.as_ref().map(|o| o.last_sent + o.rto)
+    }
+
+    /// Timer: returns the request to send again if its timeout expired.
+    pub fn on_timeout(&mut self, now: Instant) -> Option<Request> {
+        let o = self.outstanding.as_mut()?;
+        if now < o.last_sent + o.rto {
+            return None;
+        }
+        o.last_sent = now;
+        o.rto = (o.rto * 2).min(MAX_RTO);
+        o.packets_since = 0;
+        self.stats.retransmissions += 1;
+        Some(o.req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_sent_above_high_water_and_resume_at_low_water() {
+        let mut f = FlowController::new();
+        let t = Instant::ZERO;
+        assert_eq!(f.update(t, 100, 50, 200), None);
+        assert_eq!(
+            f.update(t, 201, 50, 200),
+            Some(Request {
+                pause: true,
+                number: 1
+            })
+        );
+        assert_eq!(f.update(t, 300, 50, 200), None);
+        assert_eq!(f.update(t, 51, 50, 200), None);
+        assert_eq!(
+            f.update(t, 50, 50, 200),
+            Some(Request {
+                pause: false,
+                number: 2
+            })
+        );
+    }
+
+    #[test]
+    fn unacknowledged_requests_are_retransmitted_with_backoff_until_acked() {
+        let mut f = FlowController::new();
+        let t0 = Instant::ZERO;
+        f.update(t0, 500, 50, 200).unwrap();
+        assert_eq!(f.on_timeout(t0 + Duration::from_millis(19)), None);
+        let t1 = t0 + INITIAL_RTO;
+        assert!(f.on_timeout(t1).is_some());
+        assert_eq!(f.deadline(), Some(t1 + INITIAL_RTO * 2));
+        f.on_ack(1);
+        assert_eq!(f.deadline(), None);
+        assert_eq!(f.stats().pause_acked, 1);
+        assert_eq!(f.stats().retransmissions, 1);
+    }
+
+    #[test]
+    fn media_still_arriving_after_pause_triggers_a_retransmission() {
+        let mut f = FlowController::new();
+        let t0 = Instant::ZERO;
+        f.update(t0, 500, 50, 200).unwrap();
+        let sent: Vec<_> = (0..PAUSE_RETRY_PACKETS * 2)
+            .filter_map(|_| f.on_media(t0))
+            .collect();
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().all(|r| r.pause && r.number == 1));
+    }
+
+    #[test]
+    fn a_stale_ack_does_not_clear_a_newer_request() {
+        let mut f = FlowController::new();
+        let t = Instant::ZERO;
+        f.update(t, 500, 50, 200).unwrap();
+        f.update(t, 10, 50, 200).unwrap();
+        f.on_ack(1);
+        assert!(f.deadline().is_some());
+        f.on_ack(2);
+        assert!(f.deadline().is_none());
+    }
+}

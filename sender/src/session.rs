@@ -1,0 +1,576 @@
+//! The sender session: a sans-IO state machine that turns audio into paced RTP datagrams and
+//! obeys the receiver's PAUSE and RESUME.
+//!
+//! It owns no socket, thread or clock. The caller feeds it audio ([`SenderSession::push_audio`])
+//! and datagrams from the receiver ([`SenderSession::handle_datagram`]), drains
+//! [`SenderSession::poll_transmit`] and [`SenderSession::poll_event`] after every call, and
+//! calls [`SenderSession::handle_timeout`] at [`SenderSession::poll_timeout`].
+//!
+//! The pipeline, per substream, in the order the data flows:
+//!
+//! ```text
+//! audio frames ─▶ channel split ─▶ packetizer (+ interleaver) ─▶ FEC encoder ─▶ spreader ─┐
+//!                                                                                        ▼
+//!                                     UDP ◀─ pacer (one media clock for all substreams) ◀─ queue
+//! ```
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use isostream_transport::fec::{BlockEncoder, ReedSolomonCodec};
+use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc, SubstreamDesc};
+use isostream_transport::rtp::{self, DatagramKind};
+use isostream_transport::time::{Duration, Instant};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+
+use crate::config::SenderConfig;
+use crate::pacer::Pacer;
+use crate::packetizer::{MediaPacket, Packetizer};
+use crate::spreader::Spreader;
+
+/// Something the application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SenderEvent {
+    /// The receiver asked to pause; transmission stopped.
+    Paused,
+    /// The receiver asked to resume; transmission goes on.
+    Resumed,
+    /// The session is over; nothing more will be sent.
+    Finished(FinishReason),
+}
+
+/// Why a sender session finished.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum FinishReason {
+    /// The whole input was sent, followed by BYE.
+    EndOfInput,
+    /// The receiver, heard from earlier, went silent for longer than the receiver timeout.
+    ReceiverLost {
+        /// How long it had been silent, in ms.
+        silent_ms: u64,
+    },
+}
+
+/// Counters of a sender session, for the summary and `--stats-json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SenderStats {
+    /// Source (media) packets sent.
+    pub packets_sent: u64,
+    /// Repair packets sent.
+    pub repair_sent: u64,
+    /// Bytes of all media and repair datagrams sent.
+    pub bytes_sent: u64,
+    /// Frames (samples per channel) of audio sent.
+    pub frames_sent: u64,
+    /// RTCP datagrams sent (reports, acknowledgements, BYE).
+    pub rtcp_sent: u64,
+    /// PAUSE requests that took effect.
+    pub pauses: u64,
+    /// RESUME requests that took effect.
+    pub resumes: u64,
+    /// PAUSE/RESUME requests received again after they took effect (acknowledged, no effect).
+    pub duplicate_requests: u64,
+    /// Acknowledgements sent.
+    pub acks_sent: u64,
+    /// Time spent paused, in ms.
+    pub paused_ms: u64,
+    /// Frames of a live source dropped because the receiver had paused the stream.
+    pub live_frames_dropped: u64,
+    /// Datagrams received that were not understood (malformed or foreign), dropped.
+    pub malformed_received: u64,
+}
+
+/// One substream's stages.
+#[derive(Debug)]
+struct SubstreamTx {
+    ssrc: u32,
+    ts_base: u32,
+    channels: u16,
+    /// Byte offset of this substream's channels within an input frame.
+    offset: usize,
+    packetizer: Packetizer,
+    fec: Option<BlockEncoder>,
+    spreader: Spreader,
+    /// Scratch: this substream's channels split out of the input.
+    split: Vec<u8>,
+}
+
+/// A sender session. See the module documentation for the call protocol.
+pub struct SenderSession {
+    cfg: SenderConfig,
+    subs: Vec<SubstreamTx>,
+    frame_bytes: usize,
+    queue: VecDeque<MediaPacket>,
+    control: VecDeque<Bytes>,
+    pacer: Pacer,
+    weight: f64,
+    // flow control
+    paused: bool,
+    paused_since: Option<Instant>,
+    receiver_ssrc: Option<u32>,
+    last_request: u32,
+    last_heard: Option<Instant>,
+    // lifecycle
+    input_ended: bool,
+    byes_left: u8,
+    next_bye: Option<Instant>,
+    next_report: Option<Instant>,
+    finished: bool,
+    events: VecDeque<SenderEvent>,
+    stats: SenderStats,
+    scratch_packets: Vec<MediaPacket>,
+    scratch_repairs: Vec<Bytes>,
+    rtcp_buf: BytesMut,
+}
+
+/// BYE is sent this many times, this far apart, as it may be lost.
+const BYE_REPEATS: u8 = 3;
+const BYE_GAP: Duration = Duration::from_millis(20);
+
+impl SenderSession {
+    /// Creates a session. Errors if the configuration is inconsistent.
+    pub fn new(cfg: SenderConfig) -> Result<Self, crate::SenderError> {
+        cfg.validate()?;
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let bps = cfg.spec.format.bytes();
+        let base_pt = match cfg.spec.format {
+            isostream_media::SampleFormat::S16 => rtp::PT_L16,
+            isostream_media::SampleFormat::S24 => rtp::PT_L24,
+            isostream_media::SampleFormat::F32 => rtp::PT_F32,
+        };
+        let mut subs = Vec::new();
+        let mut offset = 0;
+        let mut ssrcs: Vec<u32> = Vec::new();
+        for &channels in &cfg.substream_channels {
+            let mut ssrc: u32 = rng.random();
+            while ssrcs.contains(&ssrc) {
+                ssrc = rng.random();
+            }
+            ssrcs.push(ssrc);
+            let ts_base: u32 = rng.random();
+            let fb = channels as usize * bps;
+            let packetizer = Packetizer::new(
+                ssrc,
+                base_pt,
+                fb,
+                cfg.packet_frames as usize,
+                cfg.interleave as usize,
+                rng.random(),
+                ts_base,
+            );
+            let fec = cfg.fec.map(|p| {
+                BlockEncoder::new(p, ssrc, rng.random(), Box::new(ReedSolomonCodec::new()))
+            });
+            subs.push(SubstreamTx {
+                ssrc,
+                ts_base,
+                channels,
+                offset,
+                split: Vec::with_capacity(packetizer.group_frames() * fb),
+                packetizer,
+                fec,
+                spreader: Spreader::new(cfg.spread as usize),
+            });
+            offset += fb;
+        }
+        let weight = 1.0 / subs.len() as f64;
+        Ok(SenderSession {
+            frame_bytes: cfg.spec.frame_bytes(),
+            pacer: Pacer::new(cfg.spec.rate, cfg.speed, cfg.live),
+            weight,
+            subs,
+            queue: VecDeque::new(),
+            control: VecDeque::new(),
+            paused: false,
+            paused_since: None,
+            receiver_ssrc: None,
+            last_request: 0,
+            last_heard: None,
+            input_ended: false,
+            byes_left: BYE_REPEATS,
+            next_bye: None,
+            next_report: None,
+            finished: false,
+            events: VecDeque::new(),
+            stats: SenderStats::default(),
+            scratch_packets: Vec::new(),
+            scratch_repairs: Vec::new(),
+            rtcp_buf: BytesMut::with_capacity(2048),
+            cfg,
+        })
+    }
+
+    /// The SSRC of each substream, in order.
+    pub fn ssrcs(&self) -> Vec<u32> {
+        self.subs.iter().map(|s| s.ssrc).collect()
+    }
+
+    /// The configuration the session runs with.
+    pub fn config(&self) -> &SenderConfig {
+        &self.cfg
+    }
+
+    /// Whether the receiver has paused transmission.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Whether the session is over (input sent and BYE sent, or the receiver was lost).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SenderStats {
+        self.stats.clone()
+    }
+
+    /// The session description announced in RTCP.
+    pub fn description(&self) -> SessionDesc {
+        SessionDesc {
+            rate: self.cfg.spec.rate,
+            format: self.cfg.spec.format.code(),
+            packet_frames: self.cfg.packet_frames as u16,
+            interleave: self.cfg.interleave,
+            fec_k: self.cfg.fec.map_or(0, |f| f.k),
+            fec_m: self.cfg.fec.map_or(0, |f| f.m),
+            spread: self.cfg.spread,
+            live: self.cfg.live,
+            substreams: self
+                .subs
+                .iter()
+                .map(|s| SubstreamDesc {
+                    ssrc: s.ssrc,
+                    ts_base: s.ts_base,
+                    channels: s.channels as u8,
+                })
+                .collect(),
+        }
+    }
+
+    /// How many frames of stored media the session wants now (0 when its queue is full
+    /// enough or the input has ended). A live source pushes whatever it captured instead.
+    pub fn audio_wanted(&self) -> usize {
+        if self.input_ended || self.finished {
+            return 0;
+        }
+        let per_block = self.cfg.fec.map_or(1, |f| (f.k + f.m) as usize);
+        let enough = self.subs.len()
+            * (self.cfg.spread as usize * per_block + 2 * self.cfg.interleave as usize + 4);
+        if self.queue.len() >= enough {
+            0
+        } else {
+            self.subs[0].packetizer.frames_to_complete_group()
+        }
+    }
+
+    /// Takes wire frames of the input (all channels). Stored media: takes at most what
+    /// [`Self::audio_wanted`] said and returns the frames taken. A live source: takes
+    /// everything; while paused, the audio is dropped and counted.
+    pub fn push_audio(&mut self, now: Instant, frames: &[u8]) -> usize {
+        let total = frames.len() / self.frame_bytes;
+        if self.finished || self.input_ended {
+            return 0;
+        }
+        if self.cfg.live && self.paused {
+            self.stats.live_frames_dropped += total as u64;
+            for s in &mut self.subs {
+                s.packetizer.skip(total as u64);
+            }
+            return total;
+        }
+        let mut taken = 0;
+        while taken < total {
+            let n = (total - taken).min(self.subs[0].packetizer.frames_to_complete_group());
+            let chunk = &frames[taken * self.frame_bytes..(taken + n) * self.frame_bytes];
+            for i in 0..self.subs.len() {
+                self.push_substream(i, chunk);
+            }
+            taken += n;
+            if !self.cfg.live && self.audio_wanted() == 0 {
+                break;
+            }
+        }
+        let _ = now;
+        taken
+    }
+
+    fn push_substream(&mut self, i: usize, chunk: &[u8]) {
+        let single = self.subs.len() == 1;
+        let s = &mut self.subs[i];
+        let mut packets = std::mem::take(&mut self.scratch_packets);
+        if single {
+            s.packetizer.push(chunk, &mut packets);
+        } else {
+            let fb = s.channels as usize * self.cfg.spec.format.bytes();
+            s.split.clear();
+            for frame in chunk.chunks_exact(self.frame_bytes) {
+                s.split.extend_from_slice(&frame[s.offset..s.offset + fb]);
+            }
+            s.packetizer.push(&s.split, &mut packets);
+        }
+        self.route(i, &mut packets);
+        self.scratch_packets = packets;
+    }
+
+    /// Sends freshly made media packets of substream `i` through FEC and the spreader.
+    fn route(&mut self, i: usize, packets: &mut Vec<MediaPacket>) {
+        let s = &mut self.subs[i];
+        for p in packets.drain(..) {
+            let datagram = p.datagram.clone();
+            s.spreader.push(p, &mut self.queue);
+            if let Some(fec) = &mut s.fec {
+                fec.push(&datagram, &mut self.scratch_repairs);
+                Self::route_repairs(s, &mut self.scratch_repairs, &mut self.queue);
+            }
+        }
+    }
+
+    fn route_repairs(
+        s: &mut SubstreamTx,
+        repairs: &mut Vec<Bytes>,
+        queue: &mut VecDeque<MediaPacket>,
+    ) {
+        if repairs.is_empty() {
+            return;
+        }
+        for r in repairs.drain(..) {
+            s.spreader.push(
+                MediaPacket {
+                    datagram: r,
+                    frames: 0,
+                },
+                queue,
+            );
+        }
+        s.spreader.end_block(queue);
+    }
+
+    /// Marks the end of the input: partial groups and blocks are flushed; BYE follows the
+    /// last datagram.
+    pub fn end_of_input(&mut self, _now: Instant) {
+        if self.input_ended {
+            return;
+        }
+        self.input_ended = true;
+        self.flush_stages();
+    }
+
+    fn flush_stages(&mut self) {
+        let mut packets = std::mem::take(&mut self.scratch_packets);
+        for i in 0..self.subs.len() {
+            self.subs[i].packetizer.flush(&mut packets);
+            self.route(i, &mut packets);
+            let s = &mut self.subs[i];
+            if let Some(fec) = &mut s.fec {
+                fec.flush(&mut self.scratch_repairs);
+                Self::route_repairs(s, &mut self.scratch_repairs, &mut self.queue);
+            }
+            s.spreader.flush(&mut self.queue);
+        }
+        self.scratch_packets = packets;
+    }
+
+    /// Handles a datagram from the receiver (RTCP: PAUSE, RESUME, receiver reports).
+    /// Anything else is counted and dropped.
+    pub fn handle_datagram(&mut self, now: Instant, d: &[u8]) {
+        if rtp::classify(d) != DatagramKind::Rtcp {
+            self.stats.malformed_received += 1;
+            return;
+        }
+        let mut heard = false;
+        for p in rtcp::parse_compound(d) {
+            match p {
+                Err(_) => {
+                    self.stats.malformed_received += 1;
+                    break;
+                }
+                Ok(RtcpPacket::Pause { ssrc, request }) => {
+                    heard = true;
+                    self.flow_request(now, ssrc, request, true)
+                }
+                Ok(RtcpPacket::Resume { ssrc, request }) => {
+                    heard = true;
+                    self.flow_request(now, ssrc, request, false)
+                }
+                Ok(RtcpPacket::ReceiverReport { .. }) => heard = true,
+                Ok(_) => {}
+            }
+        }
+        if heard {
+            self.last_heard = Some(now);
+        }
+    }
+
+    fn flow_request(&mut self, now: Instant, ssrc: u32, request: u32, pause: bool) {
+        if self.receiver_ssrc != Some(ssrc) {
+            // a new (or restarted) receiver numbers its requests afresh
+            self.receiver_ssrc = Some(ssrc);
+            self.last_request = 0;
+        }
+        self.rtcp_buf.clear();
+        rtcp::write_flow(
+            &mut self.rtcp_buf,
+            rtcp::APP_ACK,
+            self.subs[0].ssrc,
+            request,
+        );
+        self.control.push_back(self.rtcp_buf.split().freeze());
+        self.stats.acks_sent += 1;
+        if request <= self.last_request {
+            self.stats.duplicate_requests += 1;
+            return;
+        }
+        self.last_request = request;
+        if pause == self.paused {
+            return;
+        }
+        self.paused = pause;
+        if pause {
+            self.stats.pauses += 1;
+            self.paused_since = Some(now);
+            self.events.push_back(SenderEvent::Paused);
+            if self.cfg.live {
+                self.drop_queued_live();
+            }
+        } else {
+            self.stats.resumes += 1;
+            if let Some(t) = self.paused_since.take() {
+                self.stats.paused_ms += (now - t).as_millis() as u64;
+            }
+            self.pacer.restart();
+            self.events.push_back(SenderEvent::Resumed);
+        }
+    }
+
+    /// A live source cannot wait: what was captured but not sent when PAUSE came is dropped.
+    fn drop_queued_live(&mut self) {
+        self.flush_stages();
+        let frames: u64 = self.queue.iter().map(|p| p.frames as u64).sum();
+        self.stats.live_frames_dropped += (frames as f64 * self.weight) as u64;
+        self.queue.clear();
+    }
+
+    /// Handles timers: reports, BYE repeats, the receiver timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.finished {
+            return;
+        }
+        if let Some(h) = self.last_heard {
+            if now - h > self.cfg.receiver_timeout {
+                self.finish(FinishReason::ReceiverLost {
+                    silent_ms: (now - h).as_millis() as u64,
+                });
+                return;
+            }
+        }
+        if self.next_report.is_none_or(|t| now >= t) {
+            self.queue_report(now, false);
+            self.next_report = Some(now + self.cfg.report_interval);
+        }
+        if self.input_ended && self.queue.is_empty() && self.next_bye.is_none_or(|t| now >= t) {
+            self.queue_report(now, true);
+            self.byes_left -= 1;
+            self.next_bye = Some(now + BYE_GAP);
+            if self.byes_left == 0 {
+                self.finish(FinishReason::EndOfInput);
+            }
+        }
+    }
+
+    fn finish(&mut self, why: FinishReason) {
+        self.finished = true;
+        if let Some(t) = self.paused_since.take() {
+            let _ = t;
+        }
+        self.events.push_back(SenderEvent::Finished(why));
+    }
+
+    fn queue_report(&mut self, now: Instant, bye: bool) {
+        let ntp = rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128);
+        let desc = self.description();
+        let b = &mut self.rtcp_buf;
+        b.clear();
+        let sent_pos = self.stats.frames_sent;
+        for s in &self.subs {
+            let pos = if bye {
+                s.packetizer.position()
+            } else {
+                sent_pos
+            };
+            rtcp::write_sender_report(
+                b,
+                &rtcp::SenderReport {
+                    ssrc: s.ssrc,
+                    ntp,
+                    rtp_ts: s.ts_base.wrapping_add(pos as u32),
+                    packets: s.packetizer.packets() as u32,
+                    octets: (self.stats.bytes_sent * s.channels as u64
+                        / self.cfg.spec.channels as u64) as u32,
+                },
+            );
+        }
+        rtcp::write_sdes_cname(b, self.subs[0].ssrc, &self.cfg.cname);
+        rtcp::write_desc(b, self.subs[0].ssrc, &desc);
+        if bye {
+            for s in &self.subs {
+                rtcp::write_bye(b, s.ssrc);
+            }
+        }
+        self.control.push_back(b.split().freeze());
+    }
+
+    /// The next datagram to send now, if any. Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        if let Some(c) = self.control.pop_front() {
+            self.stats.rtcp_sent += 1;
+            return Some(c);
+        }
+        if self.finished && !self.queue.is_empty() {
+            self.queue.clear();
+        }
+        if self.paused || self.next_report.is_none() {
+            return None;
+        }
+        let due = self.pacer.departure(now);
+        if due > now {
+            return None;
+        }
+        let p = self.queue.pop_front()?;
+        self.pacer.sent(now, p.frames, self.weight);
+        self.stats.bytes_sent += p.datagram.len() as u64;
+        if p.frames == 0 {
+            self.stats.repair_sent += 1;
+        } else {
+            self.stats.packets_sent += 1;
+            self.stats.frames_sent =
+                (self.stats.frames_sent as f64 + p.frames as f64 * self.weight) as u64;
+        }
+        Some(p.datagram)
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SenderEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must be called next (`None`: only input can wake it).
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        let mut t = self.next_report.unwrap_or(now);
+        if let Some(h) = self.last_heard {
+            t = t.min(h + self.cfg.receiver_timeout + Duration::from_millis(1));
+        }
+        if !self.paused && !self.queue.is_empty() {
+            t = t.min(self.pacer.departure(now));
+        }
+        if self.input_ended && self.queue.is_empty() {
+            t = t.min(self.next_bye.unwrap_or(now));
+        }
+        Some(t)
+    }
+}

@@ -1,0 +1,407 @@
+//! `isostream bench`: the real sender and receiver state machines through the impairment model
+//! under a virtual clock, with a report (table or JSON), sweeps and plots.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use isostream::sim::{self, MemorySource, SimResult};
+use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat, WavSource};
+use isostream_receiver::ReceiverConfig;
+use isostream_sender::{SenderConfig, Speed};
+use isostream_transport::fec::FecParams;
+use isostream_transport::impair::Profile;
+use isostream_transport::time::{Duration, MediaClock};
+use serde::Serialize;
+
+use crate::{BufferOpts, StreamOpts};
+
+/// Arguments of `isostream bench`.
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// A WAV file to stream (default: the built-in program, synthesized in code).
+    pub input: Option<PathBuf>,
+    /// Network profile: lan, wifi, lte, transatlantic, bursty, hostile, perfect, or a TOML/JSON file.
+    #[arg(long, default_value = "wifi")]
+    pub profile: String,
+    /// Seed of the network model (same seed, same report).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Built-in program: speech, music, mixed or sine:HZ.
+    #[arg(long, default_value = "mixed")]
+    pub program: String,
+    /// Length of the built-in program, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+    #[command(flatten)]
+    pub stream: StreamOpts,
+    #[command(flatten)]
+    pub buffer: BufferOpts,
+    /// How fast the sender sends stored media: times real time, or `max`.
+    #[arg(long, default_value = "1", value_parser = crate::parse_speed)]
+    pub speed: Speed,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Sweep network loss (Bernoulli, in %, replacing the profile's loss) for each FEC
+    /// setting of --sweep-fec, and report residual loss.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Network loss rates of a sweep, in %.
+    #[arg(long, default_value = "0,1,2,5,10,15,20", value_delimiter = ',')]
+    pub sweep_loss: Vec<f64>,
+    /// FEC settings of a sweep, separated by `;`.
+    #[arg(long, default_value = "off;8,2;8,4;18,10")]
+    pub sweep_fec: String,
+    /// Draw an SVG: buffer and watermarks over time with losses, recoveries and concealment
+    /// (or, with --sweep, residual loss against network loss).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// Percentiles of buffered audio, in ms.
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    /// 5th percentile.
+    pub p5: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// The report of one simulated session: everything is derived from the simulation, so the
+/// same seed and settings give the same report byte for byte.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Profile name.
+    pub profile: String,
+    /// Seed.
+    pub seed: u64,
+    /// FEC setting (`K,M` or `off`).
+    pub fec: String,
+    /// Interleave depth.
+    pub interleave: u8,
+    /// Spread.
+    pub spread: u8,
+    /// Packet duration in ms.
+    pub packet_ms: f64,
+    /// Audio streamed, in seconds.
+    pub audio_s: f64,
+    /// Virtual time the session took, in seconds.
+    pub session_s: f64,
+    /// Whether the receiver played the whole session out.
+    pub completed: bool,
+    /// Media packets sent.
+    pub packets_sent: u64,
+    /// Repair packets sent.
+    pub repair_sent: u64,
+    /// Datagrams the network dropped (media, repair and RTCP), forward path.
+    pub lost_on_wire: u64,
+    /// Network loss rate of the forward path.
+    pub network_loss: f64,
+    /// Media packets missing at the receiver.
+    pub media_lost: u64,
+    /// Media packets rebuilt from repair packets.
+    pub recovered: u64,
+    /// Media packets that could not be rebuilt.
+    pub unrecoverable: u64,
+    /// Residual loss: unrecoverable / media packets.
+    pub residual_loss: f64,
+    /// Audio rebuilt by interpolation, in ms.
+    pub interpolated_ms: f64,
+    /// Audio concealed, in ms.
+    pub concealed_ms: f64,
+    /// Gaps of digital silence of 10 ms or more in the output where the input had sound.
+    pub audible_gaps: usize,
+    /// The longest such gap, in ms.
+    pub longest_gap_ms: f64,
+    /// Underruns.
+    pub underruns: u64,
+    /// PAUSE requests.
+    pub pauses: u64,
+    /// RESUME requests.
+    pub resumes: u64,
+    /// Buffered audio at the receiver, sampled every 100 ms.
+    pub buffer_ms: Percentiles,
+    /// Time from the first packet to playback start, in ms.
+    pub startup_ms: f64,
+    /// Playout latency: the network's mean one-way delay plus the mean buffered audio, in ms.
+    pub latency_ms: f64,
+    /// Bandwidth overhead of repair packets: repair bytes / media bytes.
+    pub overhead: f64,
+    /// Fraction of output frames identical to the input.
+    pub bit_exact_fraction: f64,
+    /// SNR of the output against the input, in dB (null when identical).
+    pub snr_db: Option<f64>,
+    /// Segmental SNR (20 ms segments, each clamped to -10..60 dB), in dB.
+    pub segmental_snr_db: f64,
+}
+
+fn load_input(args: &BenchArgs) -> Result<(AudioSpec, Vec<u8>)> {
+    if let Some(p) = &args.input {
+        let mut w = WavSource::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let spec = w.spec();
+        let mut data = Vec::new();
+        let mut buf = vec![0u8; 4096 * spec.frame_bytes()];
+        loop {
+            let n = w.read_frames(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            data.extend_from_slice(&buf[..n * spec.frame_bytes()]);
+        }
+        return Ok((spec, data));
+    }
+    let program: Program = args
+        .program
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--program: {e}"))?;
+    let spec = AudioSpec {
+        rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    let frames = (args.duration * spec.rate as f64) as usize;
+    Ok((spec, synthesize(program, spec, frames, 7)))
+}
+
+/// Runs one simulated session and builds its report.
+pub fn simulate(
+    args: &BenchArgs,
+    profile: &Profile,
+    fec: Option<FecParams>,
+    spec: AudioSpec,
+    input: &[u8],
+) -> Result<(BenchReport, SimResult)> {
+    let mut scfg = SenderConfig::new(spec);
+    args.stream.apply(&mut scfg)?;
+    scfg.fec = fec;
+    scfg.speed = args.speed;
+    scfg.seed = args.seed;
+    let mut rcfg = ReceiverConfig::default();
+    args.buffer.apply(&mut rcfg, false);
+    rcfg.seed = args.seed;
+    let mut src = MemorySource::new(input, spec.frame_bytes());
+    let audio = MediaClock::new(spec.rate).duration_of((input.len() / spec.frame_bytes()) as u64);
+    let limit = audio * 3 + Duration::from_secs(30);
+    let r = sim::run(scfg.clone(), rcfg, profile, args.seed, &mut src, limit)?;
+    let cmp = compare(input, &r.output, spec);
+    let mut buf: Vec<f64> = r.timeline.iter().map(|s| s.buffer_ms).collect();
+    buf.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        buf.get(((buf.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let clock = MediaClock::new(spec.rate);
+    let media_bytes = r.sender.packets_sent as f64;
+    let report = BenchReport {
+        profile: profile.name.clone(),
+        seed: args.seed,
+        fec: fec.map_or("off".into(), |f| f.to_string()),
+        interleave: scfg.interleave,
+        spread: scfg.spread,
+        packet_ms: args.stream.packet_ms,
+        audio_s: audio.as_secs_f64(),
+        session_s: r.elapsed.as_secs_f64(),
+        completed: r.completed,
+        packets_sent: r.sender.packets_sent,
+        repair_sent: r.sender.repair_sent,
+        lost_on_wire: r.forward.dropped + r.forward.dropped_outage,
+        network_loss: r.forward.loss_rate(),
+        media_lost: r.receiver.lost,
+        recovered: r.receiver.recovered,
+        unrecoverable: r.receiver.unrecoverable,
+        residual_loss: r.receiver.residual_loss,
+        interpolated_ms: clock.ms_of(r.receiver.frames_interpolated),
+        concealed_ms: clock.ms_of(r.receiver.frames_concealed),
+        audible_gaps: cmp.gaps.len(),
+        longest_gap_ms: cmp.longest_gap_ms,
+        underruns: r.receiver.underruns,
+        pauses: r.receiver.flow.pause_sent,
+        resumes: r.receiver.flow.resume_sent,
+        buffer_ms: Percentiles {
+            p5: pct(0.05),
+            p50: pct(0.5),
+            p95: pct(0.95),
+            max: buf.last().copied().unwrap_or(0.0),
+        },
+        startup_ms: r.receiver.startup_delay_ms,
+        latency_ms: r.forward.mean_delay_ms + r.receiver.buffer_mean_ms,
+        overhead: if media_bytes == 0.0 {
+            0.0
+        } else {
+            r.sender.repair_sent as f64 / media_bytes
+        },
+        bit_exact_fraction: cmp.bit_exact_fraction,
+        snr_db: cmp.snr_db.is_finite().then_some(cmp.snr_db),
+        segmental_snr_db: cmp.segmental_snr_db,
+    };
+    Ok((report, r))
+}
+
+fn print_table(r: &BenchReport) {
+    println!(
+        "profile {} (seed {}), FEC {}, interleave {}, spread {}, {} ms packets",
+        r.profile, r.seed, r.fec, r.interleave, r.spread, r.packet_ms
+    );
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "audio streamed",
+            format!(
+                "{:.1} s (session {:.1} s{})",
+                r.audio_s,
+                r.session_s,
+                if r.completed { "" } else { ", NOT completed" }
+            ),
+        ),
+        (
+            "packets sent",
+            format!(
+                "{} media + {} repair (overhead {:.1} %)",
+                r.packets_sent,
+                r.repair_sent,
+                r.overhead * 100.0
+            ),
+        ),
+        (
+            "lost on the wire",
+            format!(
+                "{} datagrams ({:.2} %)",
+                r.lost_on_wire,
+                r.network_loss * 100.0
+            ),
+        ),
+        (
+            "media packets lost",
+            format!(
+                "{}: {} recovered, {} unrecoverable",
+                r.media_lost, r.recovered, r.unrecoverable
+            ),
+        ),
+        ("residual loss", format!("{:.3} %", r.residual_loss * 100.0)),
+        (
+            "interpolated / concealed",
+            format!("{:.1} ms / {:.1} ms", r.interpolated_ms, r.concealed_ms),
+        ),
+        (
+            "audible gaps (>= 10 ms)",
+            format!("{} (longest {:.1} ms)", r.audible_gaps, r.longest_gap_ms),
+        ),
+        ("underruns", r.underruns.to_string()),
+        ("PAUSE / RESUME", format!("{} / {}", r.pauses, r.resumes)),
+        (
+            "buffer p5/p50/p95/max",
+            format!(
+                "{:.0} / {:.0} / {:.0} / {:.0} ms",
+                r.buffer_ms.p5, r.buffer_ms.p50, r.buffer_ms.p95, r.buffer_ms.max
+            ),
+        ),
+        (
+            "startup / latency",
+            format!("{:.0} ms / {:.0} ms", r.startup_ms, r.latency_ms),
+        ),
+        (
+            "output vs input",
+            format!(
+                "{:.2} % bit-exact, SNR {}, segmental SNR {:.1} dB",
+                r.bit_exact_fraction * 100.0,
+                r.snr_db
+                    .map_or("inf (identical)".into(), |s| format!("{s:.1} dB")),
+                r.segmental_snr_db
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("  {k:<26} {v}");
+    }
+}
+
+/// `isostream bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let profile = Profile::resolve(&args.profile)?;
+    let (spec, input) = load_input(&args)?;
+    let wall = std::time::Instant::now();
+    if args.sweep {
+        let mut settings = Vec::new();
+        for s in args.sweep_fec.split(';') {
+            settings.push(
+                crate::parse_fec(s.trim())
+                    .map_err(|e| anyhow::anyhow!("--sweep-fec: {e}"))?
+                    .0,
+            );
+        }
+        let mut reports = Vec::new();
+        let mut lines = Vec::new();
+        for fec in &settings {
+            let mut pts = Vec::new();
+            for &loss in &args.sweep_loss {
+                if !(0.0..100.0).contains(&loss) {
+                    bail!("--sweep-loss {loss}: expected a percentage in [0, 100)");
+                }
+                let (r, _) = simulate(&args, &profile.with_loss(loss / 100.0), *fec, spec, &input)?;
+                pts.push((r.network_loss * 100.0, r.residual_loss * 100.0));
+                reports.push(r);
+            }
+            lines.push((
+                format!("FEC {}", fec.map_or("off".into(), |f| f.to_string())),
+                pts,
+            ));
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        } else {
+            println!(
+                "{:<10} {:>14} {:>14} {:>12} {:>10}",
+                "FEC", "network loss %", "residual %", "concealed ms", "gaps"
+            );
+            for r in &reports {
+                println!(
+                    "{:<10} {:>14.2} {:>14.3} {:>12.1} {:>10}",
+                    r.fec,
+                    r.network_loss * 100.0,
+                    r.residual_loss * 100.0,
+                    r.concealed_ms,
+                    r.audible_gaps
+                );
+            }
+        }
+        if let Some(p) = &args.plot {
+            isostream::report::plot_sweep(
+                p,
+                &format!("residual loss, profile {} (Bernoulli loss)", profile.name),
+                &lines,
+            )?;
+            eprintln!("isostream bench: wrote {}", p.display());
+        }
+    } else {
+        let (report, r) = simulate(&args, &profile, args.stream.fec.0, spec, &input)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_table(&report);
+        }
+        if let Some(p) = &args.plot {
+            let mut rcfg = ReceiverConfig::default();
+            args.buffer.apply(&mut rcfg, false);
+            let title = format!(
+                "profile {}, FEC {}, interleave {}, spread {}",
+                report.profile, report.fec, report.interleave, report.spread
+            );
+            isostream::report::plot_timeline(
+                p,
+                &title,
+                &r.timeline,
+                rcfg.low_water_ms as f64,
+                rcfg.high_water_ms as f64,
+            )?;
+            eprintln!("isostream bench: wrote {}", p.display());
+        }
+    }
+    let secs = wall.elapsed().as_secs_f64();
+    eprintln!("isostream bench: simulated in {secs:.2} s of wall time");
+    Ok(())
+}

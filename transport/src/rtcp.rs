@@ -1,0 +1,551 @@
+//! RTCP control packets (RFC 3550, section 6), multiplexed on the media port (RFC 5761).
+//!
+//! isostream sends standard sender reports, receiver reports, SDES CNAME and BYE, plus APP
+//! packets (packet type 204) named `ISOS` that carry flow control (PAUSE, RESUME and their
+//! acknowledgement) and the session description. Stock tools ignore the APP packets.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::WireError;
+
+/// RTCP packet type of a sender report.
+pub const PT_SR: u8 = 200;
+/// RTCP packet type of a receiver report.
+pub const PT_RR: u8 = 201;
+/// RTCP packet type of source description items.
+pub const PT_SDES: u8 = 202;
+/// RTCP packet type of BYE.
+pub const PT_BYE: u8 = 203;
+/// RTCP packet type of application-defined packets.
+pub const PT_APP: u8 = 204;
+/// The 4-byte name of isostream's APP packets.
+pub const APP_NAME: [u8; 4] = *b"ISOS";
+
+/// APP subtype of PAUSE.
+pub const APP_PAUSE: u8 = 0;
+/// APP subtype of RESUME.
+pub const APP_RESUME: u8 = 1;
+/// APP subtype of the acknowledgement of a PAUSE or RESUME.
+pub const APP_ACK: u8 = 2;
+/// APP subtype of the session description.
+pub const APP_DESC: u8 = 3;
+
+/// One reception report block (RFC 3550, section 6.4.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportBlock {
+    /// The source this block reports on.
+    pub ssrc: u32,
+    /// Fraction of packets lost since the previous report, in 1/256.
+    pub fraction_lost: u8,
+    /// Cumulative packets lost (24 bits, signed).
+    pub cumulative_lost: i32,
+    /// Extended highest sequence number received.
+    pub highest_seq: u32,
+    /// Interarrival jitter, in timestamp units (frames).
+    pub jitter: u32,
+    /// Middle 32 bits of the NTP timestamp of the last sender report received.
+    pub last_sr: u32,
+    /// Delay since that sender report, in 1/65536 s.
+    pub delay_since_last_sr: u32,
+}
+
+/// A sender report: maps the stream's RTP timestamps to the sender's wall clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderReport {
+    /// Sender's SSRC.
+    pub ssrc: u32,
+    /// Wall-clock time of this report, NTP format (32.32 fixed point seconds since 1900).
+    pub ntp: u64,
+    /// The RTP timestamp corresponding to `ntp`, in frames.
+    pub rtp_ts: u32,
+    /// Packets sent so far.
+    pub packets: u32,
+    /// Payload octets sent so far.
+    pub octets: u32,
+}
+
+/// One entry of the session description: a substream (its own RTP stream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubstreamDesc {
+    /// The substream's SSRC.
+    pub ssrc: u32,
+    /// The RTP timestamp that corresponds to session media position 0, in frames.
+    pub ts_base: u32,
+    /// Channels carried by this substream.
+    pub channels: u8,
+}
+
+/// Maximum substreams in one session description.
+pub const MAX_SUBSTREAMS: usize = 32;
+
+/// The session description: what the receiver needs to play the session's substreams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionDesc {
+    /// Frames per second of every substream, in Hz.
+    pub rate: u32,
+    /// Sample format code (see `isostream_media::SampleFormat::code`).
+    pub format: u8,
+    /// Frames per packet.
+    pub packet_frames: u16,
+    /// Interleave depth D (1 = none).
+    pub interleave: u8,
+    /// Source packets per FEC block (0 = FEC off).
+    pub fec_k: u8,
+    /// Repair packets per FEC block.
+    pub fec_m: u8,
+    /// FEC blocks whose transmission order is interleaved (1 = none).
+    pub spread: u8,
+    /// Whether the source is live (audio produced while paused is dropped).
+    pub live: bool,
+    /// The substreams in output order.
+    pub substreams: Vec<SubstreamDesc>,
+}
+
+/// One parsed RTCP packet of a compound datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RtcpPacket {
+    /// Sender report (report blocks, if any, are skipped).
+    SenderReport(SenderReport),
+    /// Receiver report from `ssrc`, with its first report block if any.
+    ReceiverReport {
+        /// Reporter's SSRC.
+        ssrc: u32,
+        /// First report block, if present.
+        block: Option<ReportBlock>,
+    },
+    /// BYE from the first listed SSRC.
+    Bye {
+        /// The first SSRC leaving.
+        ssrc: u32,
+    },
+    /// PAUSE request number `request` from `ssrc`.
+    Pause {
+        /// Requesting SSRC.
+        ssrc: u32,
+        /// Request number: increases with every new PAUSE or RESUME.
+        request: u32,
+    },
+    /// RESUME request number `request` from `ssrc`.
+    Resume {
+        /// Requesting SSRC.
+        ssrc: u32,
+        /// Request number: increases with every new PAUSE or RESUME.
+        request: u32,
+    },
+    /// Acknowledgement of request number `request`.
+    Ack {
+        /// Acknowledging SSRC.
+        ssrc: u32,
+        /// The acknowledged request number.
+        request: u32,
+    },
+    /// The session description, sent by the first substream's SSRC.
+    Desc {
+        /// Sender's SSRC.
+        ssrc: u32,
+        /// The description.
+        desc: SessionDesc,
+    },
+    /// SDES, stock APP packets and unknown types: understood as "ignore".
+    Other {
+        /// The packet type.
+        packet_type: u8,
+    },
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Iterates over the packets of a compound RTCP datagram, parsing each.
+///
+/// Yields an error (and stops) at the first malformed packet; never panics.
+pub fn parse_compound(d: &[u8]) -> impl Iterator<Item = Result<RtcpPacket, WireError>> + '_ {
+    let mut off = 0usize;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || off >= d.len() {
+            return None;
+        }
+        let rest = &d[off..];
+        match parse_one(rest) {
+            Ok((p, len)) => {
+                off += len;
+                Some(Ok(p))
+            }
+            Err(e) => {
+                failed = true;
+                Some(Err(e))
+            }
+        }
+    })
+}
+
+fn parse_one(d: &[u8]) -> Result<(RtcpPacket, usize), WireError> {
+    if d.len() < 4 {
+        return Err(WireError::Truncated {
+            needed: 4,
+            got: d.len(),
+        });
+    }
+    if d[0] >> 6 != 2 {
+        return Err(WireError::BadVersion(d[0] >> 6));
+    }
+    let count = d[0] & 0x1f;
+    let pt = d[1];
+    let len = (u16::from_be_bytes([d[2], d[3]]) as usize + 1) * 4;
+    if d.len() < len {
+        return Err(WireError::Truncated {
+            needed: len,
+            got: d.len(),
+        });
+    }
+    let body = &d[..len];
+    let need = |n: usize| {
+        if len < n {
+            Err(WireError::Truncated {
+                needed: n,
+                got: len,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let p = match pt {
+        PT_SR => {
+            need(28)?;
+            RtcpPacket::SenderReport(SenderReport {
+                ssrc: be32(body, 4),
+                ntp: ((be32(body, 8) as u64) << 32) | be32(body, 12) as u64,
+                rtp_ts: be32(body, 16),
+                packets: be32(body, 20),
+                octets: be32(body, 24),
+            })
+        }
+        PT_RR => {
+            need(8)?;
+            let block = if count >= 1 && len >= 32 {
+                Some(parse_block(&body[8..32]))
+            } else {
+                None
+            };
+            RtcpPacket::ReceiverReport {
+                ssrc: be32(body, 4),
+                block,
+            }
+        }
+        PT_BYE => {
+            need(8)?;
+            RtcpPacket::Bye {
+                ssrc: be32(body, 4),
+            }
+        }
+        PT_APP if len >= 12 && body[8..12] == APP_NAME => {
+            parse_app(count, be32(body, 4), &body[12..])?
+        }
+        other => RtcpPacket::Other { packet_type: other },
+    };
+    Ok((p, len))
+}
+
+fn parse_block(b: &[u8]) -> ReportBlock {
+    let lost = ((b[5] as i32) << 16 | (b[6] as i32) << 8 | b[7] as i32) << 8 >> 8;
+    ReportBlock {
+        ssrc: be32(b, 0),
+        fraction_lost: b[4],
+        cumulative_lost: lost,
+        highest_seq: be32(b, 8),
+        jitter: be32(b, 12),
+        last_sr: be32(b, 16),
+        delay_since_last_sr: be32(b, 20),
+    }
+}
+
+fn parse_app(subtype: u8, ssrc: u32, data: &[u8]) -> Result<RtcpPacket, WireError> {
+    let need = |n: usize| {
+        if data.len() < n {
+            Err(WireError::Truncated {
+                needed: n,
+                got: data.len(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match subtype {
+        APP_PAUSE | APP_RESUME | APP_ACK => {
+            need(4)?;
+            let request = be32(data, 0);
+            match subtype {
+                APP_PAUSE => RtcpPacket::Pause { ssrc, request },
+                APP_RESUME => RtcpPacket::Resume { ssrc, request },
+                _ => RtcpPacket::Ack { ssrc, request },
+            }
+        }
+        APP_DESC => {
+            need(16)?;
+            let n = data[12] as usize;
+            if n == 0 || n > MAX_SUBSTREAMS {
+                return Err(WireError::BadField("substream count"));
+            }
+            need(16 + 12 * n)?;
+            let substreams = (0..n)
+                .map(|i| {
+                    let e = &data[16 + 12 * i..];
+                    SubstreamDesc {
+                        ssrc: be32(e, 0),
+                        ts_base: be32(e, 4),
+                        channels: e[8],
+                    }
+                })
+                .collect::<Vec<_>>();
+            if substreams.iter().any(|s| s.channels == 0) {
+                return Err(WireError::BadField("channels"));
+            }
+            let desc = SessionDesc {
+                rate: be32(data, 0),
+                format: data[4],
+                interleave: data[5],
+                fec_k: data[6],
+                fec_m: data[7],
+                spread: data[8],
+                live: data[9] & 1 != 0,
+                packet_frames: u16::from_be_bytes([data[10], data[11]]),
+                substreams,
+            };
+            if desc.rate == 0 || desc.interleave == 0 || desc.packet_frames == 0 {
+                return Err(WireError::BadField("session description"));
+            }
+            RtcpPacket::Desc { ssrc, desc }
+        }
+        other => RtcpPacket::Other {
+            packet_type: 0xe0 | other,
+        },
+    })
+}
+
+fn header(out: &mut BytesMut, count: u8, pt: u8, words_after_header: usize) {
+    out.put_u8(0x80 | (count & 0x1f));
+    out.put_u8(pt);
+    out.put_u16(words_after_header as u16);
+}
+
+/// Appends a sender report with no report blocks (28 bytes).
+pub fn write_sender_report(out: &mut BytesMut, sr: &SenderReport) {
+    header(out, 0, PT_SR, 6);
+    out.put_u32(sr.ssrc);
+    out.put_u64(sr.ntp);
+    out.put_u32(sr.rtp_ts);
+    out.put_u32(sr.packets);
+    out.put_u32(sr.octets);
+}
+
+/// Appends a receiver report from `ssrc` with the given report blocks (at most 31).
+pub fn write_receiver_report(out: &mut BytesMut, ssrc: u32, blocks: &[ReportBlock]) {
+    let blocks = &blocks[..blocks.len().min(31)];
+    header(out, blocks.len() as u8, PT_RR, 1 + 6 * blocks.len());
+    out.put_u32(ssrc);
+    for b in blocks {
+        out.put_u32(b.ssrc);
+        out.put_u8(b.fraction_lost);
+        let lost = b.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32 & 0xff_ffff;
+        out.put_u8((lost >> 16) as u8);
+        out.put_u16(lost as u16);
+        out.put_u32(b.highest_seq);
+        out.put_u32(b.jitter);
+        out.put_u32(b.last_sr);
+        out.put_u32(b.delay_since_last_sr);
+    }
+}
+
+/// Appends an SDES packet with one chunk holding the CNAME item (RFC 3550, section 6.5.1).
+pub fn write_sdes_cname(out: &mut BytesMut, ssrc: u32, cname: &str) {
+    let name = &cname.as_bytes()[..cname.len().min(255)];
+    // ssrc + type + len + text + at least one null, padded to 32 bits
+    let chunk = 4 + 2 + name.len() + 1;
+    let padded = chunk.div_ceil(4) * 4;
+    header(out, 1, PT_SDES, padded / 4);
+    out.put_u32(ssrc);
+    out.put_u8(1); // CNAME
+    out.put_u8(name.len() as u8);
+    out.put_slice(name);
+    out.put_bytes(0, padded - (4 + 2 + name.len()));
+}
+
+/// Appends a BYE for `ssrc`.
+pub fn write_bye(out: &mut BytesMut, ssrc: u32) {
+    header(out, 1, PT_BYE, 1);
+    out.put_u32(ssrc);
+}
+
+/// Appends an `ISOS` APP packet carrying PAUSE, RESUME or ACK with its request number.
+pub fn write_flow(out: &mut BytesMut, subtype: u8, ssrc: u32, request: u32) {
+    header(out, subtype, PT_APP, 3);
+    out.put_u32(ssrc);
+    out.put_slice(&APP_NAME);
+    out.put_u32(request);
+}
+
+/// Appends an `ISOS` APP packet carrying the session description.
+pub fn write_desc(out: &mut BytesMut, ssrc: u32, desc: &SessionDesc) {
+    let n = desc.substreams.len().min(MAX_SUBSTREAMS);
+    header(out, APP_DESC, PT_APP, 2 + 4 + 3 * n);
+    out.put_u32(ssrc);
+    out.put_slice(&APP_NAME);
+    out.put_u32(desc.rate);
+    out.put_u8(desc.format);
+    out.put_u8(desc.interleave);
+    out.put_u8(desc.fec_k);
+    out.put_u8(desc.fec_m);
+    out.put_u8(desc.spread);
+    out.put_u8(desc.live as u8);
+    out.put_u16(desc.packet_frames);
+    out.put_u8(n as u8);
+    out.put_bytes(0, 3);
+    for s in &desc.substreams[..n] {
+        out.put_u32(s.ssrc);
+        out.put_u32(s.ts_base);
+        out.put_u8(s.channels);
+        out.put_bytes(0, 3);
+    }
+}
+
+/// Converts nanoseconds since the Unix epoch to the 64-bit NTP format.
+pub fn ntp_from_unix_nanos(nanos: u128) -> u64 {
+    const UNIX_TO_NTP_SECS: u128 = 2_208_988_800;
+    let secs = nanos / 1_000_000_000 + UNIX_TO_NTP_SECS;
+    let frac = ((nanos % 1_000_000_000) << 32) / 1_000_000_000;
+    ((secs as u64) << 32) | frac as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(d: &[u8]) -> Vec<RtcpPacket> {
+        parse_compound(d).map(|p| p.unwrap()).collect()
+    }
+
+    #[test]
+    fn compound_sender_report_sdes_desc_round_trips() {
+        let sr = SenderReport {
+            ssrc: 7,
+            ntp: 0x0102_0304_0506_0708,
+            rtp_ts: 99,
+            packets: 3,
+            octets: 4,
+        };
+        let desc = SessionDesc {
+            rate: 48_000,
+            format: 0,
+            packet_frames: 240,
+            interleave: 4,
+            fec_k: 8,
+            fec_m: 2,
+            spread: 2,
+            live: true,
+            substreams: vec![
+                SubstreamDesc {
+                    ssrc: 7,
+                    ts_base: 1000,
+                    channels: 1,
+                },
+                SubstreamDesc {
+                    ssrc: 8,
+                    ts_base: 5,
+                    channels: 2,
+                },
+            ],
+        };
+        let mut b = BytesMut::new();
+        write_sender_report(&mut b, &sr);
+        write_sdes_cname(&mut b, 7, "isostream@host");
+        write_desc(&mut b, 7, &desc);
+        write_bye(&mut b, 7);
+        let got = all(&b);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], RtcpPacket::SenderReport(sr));
+        assert_eq!(
+            got[1],
+            RtcpPacket::Other {
+                packet_type: PT_SDES
+            }
+        );
+        assert_eq!(got[2], RtcpPacket::Desc { ssrc: 7, desc });
+        assert_eq!(got[3], RtcpPacket::Bye { ssrc: 7 });
+    }
+
+    #[test]
+    fn flow_control_messages_round_trip() {
+        let mut b = BytesMut::new();
+        write_receiver_report(&mut b, 9, &[]);
+        write_flow(&mut b, APP_PAUSE, 9, 41);
+        write_flow(&mut b, APP_RESUME, 9, 42);
+        write_flow(&mut b, APP_ACK, 7, 42);
+        assert_eq!(
+            all(&b),
+            vec![
+                RtcpPacket::ReceiverReport {
+                    ssrc: 9,
+                    block: None
+                },
+                RtcpPacket::Pause {
+                    ssrc: 9,
+                    request: 41
+                },
+                RtcpPacket::Resume {
+                    ssrc: 9,
+                    request: 42
+                },
+                RtcpPacket::Ack {
+                    ssrc: 7,
+                    request: 42
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn report_block_with_negative_loss_round_trips() {
+        let block = ReportBlock {
+            ssrc: 5,
+            fraction_lost: 12,
+            cumulative_lost: -3,
+            highest_seq: 70_000,
+            jitter: 17,
+            last_sr: 1,
+            delay_since_last_sr: 2,
+        };
+        let mut b = BytesMut::new();
+        write_receiver_report(&mut b, 9, &[block]);
+        assert_eq!(
+            all(&b),
+            vec![RtcpPacket::ReceiverReport {
+                ssrc: 9,
+                block: Some(block)
+            }]
+        );
+    }
+
+    #[test]
+    fn ntp_conversion_of_the_unix_epoch() {
+        assert_eq!(ntp_from_unix_nanos(0) >> 32, 2_208_988_800);
+        assert_eq!(ntp_from_unix_nanos(500_000_000) & 0xffff_ffff, 1 << 31);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_without_panic(d in proptest::collection::vec(proptest::num::u8::ANY, 0..128)) {
+            for p in parse_compound(&d) { let _ = p; }
+        }
+
+        #[test]
+        fn truncated_valid_packets_error_cleanly(cut in 0usize..60) {
+            let mut b = BytesMut::new();
+            write_flow(&mut b, APP_PAUSE, 9, 41);
+            write_sender_report(&mut b, &SenderReport { ssrc: 1, ntp: 2, rtp_ts: 3, packets: 4, octets: 5 });
+            let cut = cut.min(b.len());
+            for p in parse_compound(&b[..cut]) { let _ = p; }
+        }
+    }
+}
