@@ -11,6 +11,9 @@ fn err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
+/// A named line of the timeline plot and how to read it from a sample.
+type Series = (&'static str, RGBColor, fn(&Sample) -> f64);
+
 /// Draws buffer occupancy (ms) with both watermarks over time, and below it the cumulative
 /// packets lost, recovered and frames concealed.
 pub fn plot_timeline(
@@ -87,7 +90,7 @@ pub fn plot_timeline(
         .y_desc("cumulative")
         .draw()
         .map_err(err)?;
-    let series: [(&str, RGBColor, fn(&Sample) -> f64); 3] = [
+    let series: [Series; 3] = [
         ("packets lost on the wire", RED, |s| s.lost as f64),
         ("packets recovered by FEC", GREEN, |s| s.recovered as f64),
         ("ms concealed", BLACK, |s| s.concealed_ms),

@@ -92,12 +92,7 @@ fn snr(signal: f64, error: f64) -> f64 {
 
 /// Whole frames in `data`.
 fn frames_in(data: &[u8], spec: &AudioSpec) -> usize {
-    let fb = spec.frame_bytes();
-    if fb == 0 {
-        0
-    } else {
-        data.len() / fb
-    }
+    data.len().checked_div(spec.frame_bytes()).unwrap_or(0)
 }
 
 /// Compares `output` against `reference` frame by frame from the first frame (align them

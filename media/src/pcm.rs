@@ -205,7 +205,7 @@ impl<W: Write> PcmWriter<W> {
     /// previous ones.
     pub fn write_frames(&mut self, wire: &[u8]) -> io::Result<()> {
         let fb = self.frame_bytes();
-        if wire.len() % fb != 0 {
+        if !wire.len().is_multiple_of(fb) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 MediaError::PartialFrame {
@@ -253,7 +253,7 @@ mod tests {
     impl Read for Dribble<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             self.calls += 1;
-            if self.calls % 7 == 0 {
+            if self.calls.is_multiple_of(7) {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "signal"));
             }
             let n = (1 + self.calls % 3)

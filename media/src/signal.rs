@@ -867,7 +867,7 @@ impl Music {
         let fs = self.fs;
         let s = self.step % 8;
         if s == 0 {
-            if self.bar > 0 && self.bar % 8 == 0 {
+            if self.bar > 0 && self.bar.is_multiple_of(8) {
                 self.progression = self.rng.below(PROGRESSIONS.len());
             }
             let (deg, minor) = PROGRESSIONS[self.progression][(self.bar % 4) as usize];
@@ -903,7 +903,7 @@ impl Music {
         }
         // Bass: root on the beat, sometimes an octave or fifth on the off-beats.
         let root = self.chord[0] - 24.0;
-        if s % 2 == 0 {
+        if s.is_multiple_of(2) {
             let note = if s == 4 && self.rng.chance(0.4) {
                 root + 7.0
             } else {
@@ -1011,7 +1011,7 @@ impl Mixed {
         self.pos += 1;
         // Fade the outgoing section out over the last `fade` frames, the next one in.
         let (speech_gain, music_gain) = {
-            let current_is_speech = index % 2 == 0;
+            let current_is_speech = index.is_multiple_of(2);
             let into_fade = (within + self.fade).saturating_sub(self.section);
             let x = into_fade as f32 / self.fade as f32;
             let (cur, next) = (1.0 - x, x);

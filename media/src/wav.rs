@@ -367,7 +367,7 @@ impl WavSink {
     /// [`MediaError::PartialFrame`] is returned and nothing is written.
     pub fn write_frames(&mut self, frames: &[u8]) -> Result<(), MediaError> {
         let fb = self.spec.frame_bytes();
-        if frames.len() % fb != 0 {
+        if !frames.len().is_multiple_of(fb) {
             return Err(MediaError::PartialFrame {
                 len: frames.len(),
                 frame_bytes: fb,

@@ -219,7 +219,7 @@ impl ReceiverSession {
     /// Creates a receiver. Errors if the configuration is inconsistent.
     pub fn new(cfg: ReceiverConfig) -> Result<Self, crate::ReceiverError> {
         cfg.validate()?;
-        let ssrc = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_0f_1505).random();
+        let ssrc = StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_1505).random();
         Ok(ReceiverSession {
             cfg,
             ssrc,
@@ -660,18 +660,16 @@ impl ReceiverSession {
                         sub.last_sr_at = Some(now);
                     }
                 }
-                RtcpPacket::Bye { ssrc } => {
-                    if self.sub_index(ssrc).is_some() {
+                RtcpPacket::Bye { ssrc }
+                    if self.sub_index(ssrc).is_some() => {
                         ours = true;
                         bye = true;
                     }
-                }
-                RtcpPacket::Ack { request, ssrc } => {
-                    if self.sub_index(ssrc).is_some() {
+                RtcpPacket::Ack { request, ssrc }
+                    if self.sub_index(ssrc).is_some() => {
                         ours = true;
                         self.flow.on_ack(request);
                     }
-                }
                 _ => {}
             }
         }
