@@ -660,16 +660,14 @@ impl ReceiverSession {
                         sub.last_sr_at = Some(now);
                     }
                 }
-                RtcpPacket::Bye { ssrc }
-                    if self.sub_index(ssrc).is_some() => {
-                        ours = true;
-                        bye = true;
-                    }
-                RtcpPacket::Ack { request, ssrc }
-                    if self.sub_index(ssrc).is_some() => {
-                        ours = true;
-                        self.flow.on_ack(request);
-                    }
+                RtcpPacket::Bye { ssrc } if self.sub_index(ssrc).is_some() => {
+                    ours = true;
+                    bye = true;
+                }
+                RtcpPacket::Ack { request, ssrc } if self.sub_index(ssrc).is_some() => {
+                    ours = true;
+                    self.flow.on_ack(request);
+                }
                 _ => {}
             }
         }
@@ -758,16 +756,23 @@ impl ReceiverSession {
             a.clock.played(chunk as u64);
             done += chunk;
         }
-        if let Some(end) = a.end_pos {
-            if a.subs[0].jb.read_pos() >= end {
-                a.ended = true;
-                self.events.push_back(ReceiverEvent::SessionEnded);
-            }
-        }
-        if !a.ended {
+        let ended = self.check_end();
+        if !ended {
             self.after_write(now);
         }
         n
+    }
+
+    /// Marks the session ended once its end is known and played out. Returns whether it has.
+    fn check_end(&mut self) -> bool {
+        let Some(a) = self.active.as_mut() else {
+            return false;
+        };
+        if !a.ended && a.end_pos.is_some_and(|end| a.subs[0].jb.read_pos() >= end) {
+            a.ended = true;
+            self.events.push_back(ReceiverEvent::SessionEnded);
+        }
+        a.ended
     }
 
     /// Handles timers: request retransmissions, receiver reports, the idle timeout.
@@ -787,7 +792,13 @@ impl ReceiverSession {
                 self.events.push_back(ReceiverEvent::PlaybackStarted);
             }
         }
-        if !a.ended && self.next_report.is_none_or(|t| now >= t) {
+        if self.check_end() {
+            return;
+        }
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        if self.next_report.is_none_or(|t| now >= t) {
             self.next_report = Some(now + self.cfg.report_interval);
             let blocks: Vec<ReportBlock> = a
                 .subs

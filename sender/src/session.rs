@@ -125,9 +125,10 @@ pub struct SenderSession {
     rtcp_buf: BytesMut,
 }
 
-/// BYE is sent this many times, this far apart, as it may be lost.
+/// BYE is sent this many times, this far apart, as it may be lost (far enough apart that
+/// one loss burst of about 100 ms does not take all of them).
 const BYE_REPEATS: u8 = 3;
-const BYE_GAP: Duration = Duration::from_millis(20);
+const BYE_GAP: Duration = Duration::from_millis(100);
 
 impl SenderSession {
     /// Creates a session. Errors if the configuration is inconsistent.

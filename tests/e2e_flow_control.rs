@@ -1,0 +1,337 @@
+//! End to end flow control: at `--speed max` the receiver's PAUSE and RESUME keep its buffer
+//! between the watermarks, directly over loopback and through a relay that loses control
+//! packets in both directions, and the output stays exact.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+use isostream_media::{Program, SampleFormat};
+
+const LOW_WATER_MS: f64 = 100.0;
+const HIGH_WATER_MS: f64 = 300.0;
+
+/// How far above the high-water mark the fullest buffer may get on loopback.
+///
+/// The receiver sends PAUSE as soon as a packet takes its buffer above the high-water mark;
+/// everything the sender sends until the PAUSE reaches it still lands in the buffer. At
+/// `--speed max` the sender emits one datagram per `MAX_SPEED_GAP` (100 us), i.e. 10,000
+/// datagrams/s; with FEC 8,2 eight of every ten carry 5 ms of audio, so every millisecond
+/// the PAUSE spends in flight (loopback RTT: tens of microseconds, plus the time both
+/// processes wait for a CPU and the receiver takes to drain its socket backlog) adds up to
+/// 40 ms of audio. Without loss a PAUSE is never retransmitted, so the 20 ms initial RTO
+/// (which would allow 200 datagrams, 800 ms of audio) does not come into it: the bound is
+/// the in-flight time. 250 ms of audio = 50 media datagrams = about 6 ms of PAUSE latency,
+/// an ample margin for loopback on a busy 2-core machine, yet far below the 800 ms a lost or
+/// ignored PAUSE would let through before the first retransmission (and far below the
+/// headroom of 5 s, so a sender that ignores PAUSE entirely fails this check).
+const IN_FLIGHT_BOUND_MS: f64 = 250.0;
+
+/// Four seconds of 48 kHz stereo at `--speed max`, receiver between 100 and 300 ms.
+const FRAMES: usize = 48_000 * 4 + 17;
+
+fn recv_extra(idle: &str) -> Vec<&str> {
+    vec![
+        "--low-water",
+        "100",
+        "--high-water",
+        "300",
+        "--idle-timeout",
+        idle,
+    ]
+}
+
+#[test]
+fn speed_max_pauses_and_resumes_within_the_watermarks_and_is_exact() {
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(48_000, 2, SampleFormat::S16);
+    let (input, want) = make_input(dir.path(), "in.wav", Program::Music, spec, FRAMES, 11);
+    let out = dir.path().join("out.wav");
+    let rstats = dir.path().join("recv.json");
+    let sstats = dir.path().join("send.json");
+    let addr = free_addr();
+    let recv = spawn(
+        "recv",
+        &recv_args(addr, out.to_str().unwrap(), &rstats, &recv_extra("3")),
+    );
+    std::thread::sleep(RECEIVER_HEAD_START);
+    let send = spawn(
+        "send",
+        &send_args(&input, addr, &sstats, &["--speed", "max", "--fec", "8,2"]),
+    );
+    let s = send.wait_ok(CHILD_TIMEOUT);
+    let r = recv.wait_ok(CHILD_TIMEOUT);
+    assert_wav_exact(&out, spec, &want, "speed max");
+    let rj = read_json(&rstats);
+    let sj = read_json(&sstats);
+    let ctx = format!("receiver {rj}\nsender {sj}\nrecv stderr {}", r.stderr);
+    assert!(
+        count(&rj, &["receiver", "flow", "pause_sent"]) >= 1,
+        "{ctx}"
+    );
+    assert!(
+        count(&rj, &["receiver", "flow", "resume_sent"]) >= 1,
+        "{ctx}"
+    );
+    assert!(count(&sj, &["sender", "pauses"]) >= 1, "{ctx}");
+    assert!(count(&sj, &["sender", "resumes"]) >= 1, "{ctx}");
+    assert_eq!(count(&rj, &["receiver", "overflow"]), 0, "{ctx}");
+    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{ctx}");
+    let max = number(&rj, &["receiver", "buffer_max_ms"]);
+    assert!(
+        max > HIGH_WATER_MS,
+        "the buffer never reached the high-water mark: {ctx}"
+    );
+    assert!(
+        max <= HIGH_WATER_MS + IN_FLIGHT_BOUND_MS,
+        "buffer max {max} ms exceeds the high-water mark by more than what is in flight: {ctx}"
+    );
+    // once playing, the buffer is refilled before it runs dry
+    assert_eq!(count(&rj, &["receiver", "underruns"]), 0, "{ctx}");
+    eprintln!(
+        "speed max: buffer max {max} ms, {} pauses; sender {:?}, total {:?}",
+        count(&sj, &["sender", "pauses"]),
+        s.elapsed,
+        t0.elapsed()
+    );
+}
+
+/// A UDP relay between a sender and a receiver that drops a fraction of the RTCP datagrams
+/// (second byte in 192..=223) in each direction, with a seeded PRNG, and forwards all media.
+/// The sender sends to `front`; the relay forwards from `back` to the receiver, and replies
+/// arriving on `back` go to the sender's last address through `front`.
+struct Relay {
+    front: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    /// Control datagrams dropped: sender to receiver, receiver to sender.
+    dropped: [Arc<AtomicU64>; 2],
+    /// Control datagrams forwarded: sender to receiver, receiver to sender.
+    forwarded: [Arc<AtomicU64>; 2],
+}
+
+impl Relay {
+    /// `drop_ctl(direction, index_of_control_datagram, rng)` decides whether to drop the
+    /// index-th control datagram in a direction (0: towards the receiver, 1: back).
+    fn start(
+        receiver: SocketAddr,
+        seed: u64,
+        drop_ctl: impl Fn(usize, u64, &mut SplitMix) -> bool + Send + Sync + 'static,
+    ) -> Relay {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        front
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        back.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let front = Arc::new(front);
+        let back = Arc::new(back);
+        let sender: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropped = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+        let forwarded = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+        let drop_ctl = Arc::new(drop_ctl);
+        let mut threads = Vec::new();
+        for dir in 0..2 {
+            let (from, to) = if dir == 0 {
+                (front.clone(), back.clone())
+            } else {
+                (back.clone(), front.clone())
+            };
+            let sender = sender.clone();
+            let stop = stop.clone();
+            let dropped = dropped[dir].clone();
+            let forwarded = forwarded[dir].clone();
+            let drop_ctl = drop_ctl.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut rng = SplitMix(seed ^ (dir as u64 + 1).wrapping_mul(0xA5A5_5A5A_1234));
+                let mut buf = vec![0u8; 65_536];
+                let mut ctl_index = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (n, peer) = match from.recv_from(&mut buf) {
+                        Ok(x) => x,
+                        Err(_) => continue, // timeout (or ICMP noise): check `stop`
+                    };
+                    let d = &buf[..n];
+                    let dest = if dir == 0 {
+                        *sender.lock().unwrap() = Some(peer);
+                        receiver
+                    } else {
+                        if peer != receiver {
+                            continue;
+                        }
+                        match *sender.lock().unwrap() {
+                            Some(s) => s,
+                            None => continue,
+                        }
+                    };
+                    if is_rtcp(d) {
+                        let i = ctl_index;
+                        ctl_index += 1;
+                        if drop_ctl(dir, i, &mut rng) {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        forwarded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = to.send_to(d, dest);
+                }
+            }));
+        }
+        Relay {
+            front: front_addr,
+            stop,
+            threads,
+            dropped,
+            forwarded,
+        }
+    }
+
+    fn stop(mut self) -> ([u64; 2], [u64; 2]) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            t.join().unwrap();
+        }
+        (
+            [
+                self.dropped[0].load(Ordering::Relaxed),
+                self.dropped[1].load(Ordering::Relaxed),
+            ],
+            [
+                self.forwarded[0].load(Ordering::Relaxed),
+                self.forwarded[1].load(Ordering::Relaxed),
+            ],
+        )
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Streams through a relay with `drop_ctl`; returns (receiver stats, sender stats, drops).
+fn through_relay(
+    dir: &Path,
+    seed: u64,
+    drop_ctl: impl Fn(usize, u64, &mut SplitMix) -> bool + Send + Sync + 'static,
+    what: &str,
+) -> (serde_json::Value, serde_json::Value, [u64; 2], [u64; 2]) {
+    let t0 = Instant::now();
+    let spec = spec(48_000, 2, SampleFormat::S16);
+    let (input, want) = make_input(dir, "in.wav", Program::Speech, spec, FRAMES, seed);
+    let out = dir.join("out.wav");
+    let rstats = dir.join("recv.json");
+    let sstats = dir.join("send.json");
+    let addr = free_addr();
+    // a generous idle timeout: a lost BYE (three in a row) then ends the session a bit later
+    let recv = spawn(
+        "recv",
+        &recv_args(addr, out.to_str().unwrap(), &rstats, &recv_extra("2")),
+    );
+    let relay = Relay::start(addr, seed, drop_ctl);
+    std::thread::sleep(RECEIVER_HEAD_START);
+    let send = spawn(
+        "send",
+        &send_args(
+            &input,
+            relay.front,
+            &sstats,
+            &["--speed", "max", "--fec", "8,2"],
+        ),
+    );
+    let s = send.wait_ok(CHILD_TIMEOUT);
+    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let (dropped, forwarded) = relay.stop();
+    assert_wav_exact(&out, spec, &want, what);
+    let rj = read_json(&rstats);
+    let sj = read_json(&sstats);
+    eprintln!(
+        "{what}: control dropped {dropped:?}, forwarded {forwarded:?}; receiver flow {}, sender pauses {} resumes {} duplicates {}; sender {:?}, total {:?}",
+        rj["receiver"]["flow"],
+        count(&sj, &["sender", "pauses"]),
+        count(&sj, &["sender", "resumes"]),
+        count(&sj, &["sender", "duplicate_requests"]),
+        s.elapsed,
+        t0.elapsed()
+    );
+    let _ = r;
+    (rj, sj, dropped, forwarded)
+}
+
+#[test]
+fn flow_control_survives_30_percent_control_loss_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rj, sj, dropped, _) = through_relay(
+        dir.path(),
+        0x5EED_0030,
+        |_, _, rng| rng.chance(0.3),
+        "30% control loss",
+    );
+    let ctx = format!("receiver {rj}\nsender {sj}\ndropped {dropped:?}");
+    assert!(
+        dropped[0] > 0 && dropped[1] > 0,
+        "the relay dropped nothing: {ctx}"
+    );
+    let pause_sent = count(&rj, &["receiver", "flow", "pause_sent"]);
+    assert!(pause_sent >= 1, "{ctx}");
+    assert!(
+        count(&rj, &["receiver", "flow", "resume_sent"]) >= 1,
+        "{ctx}"
+    );
+    // requests were delivered and acknowledged despite the loss
+    assert!(
+        count(&rj, &["receiver", "flow", "pause_acked"]) >= 1,
+        "{ctx}"
+    );
+    assert!(
+        count(&rj, &["receiver", "flow", "resume_acked"]) >= 1,
+        "{ctx}"
+    );
+    // lost requests or lost acknowledgements were made up for: a retransmission (receiver)
+    // or a repeated request the sender recognised (sender)
+    let retx = count(&rj, &["receiver", "flow", "retransmissions"]);
+    let dups = count(&sj, &["sender", "duplicate_requests"]);
+    assert!(retx + dups > 0, "{ctx}");
+    assert!(retx > 0, "{ctx}");
+    // at-most-once: however often a request arrived, it was applied once
+    let pauses = count(&sj, &["sender", "pauses"]);
+    assert!(pauses >= 1, "{ctx}");
+    assert!(pauses <= pause_sent, "{ctx}");
+    assert!(
+        count(&sj, &["sender", "resumes"]) <= count(&rj, &["receiver", "flow", "resume_sent"]),
+        "{ctx}"
+    );
+    // every acknowledgement answers a request that arrived; duplicates are a subset
+    assert!(
+        count(&sj, &["sender", "acks_sent"]) >= pauses + dups,
+        "{ctx}"
+    );
+    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{ctx}");
+}
+
+#[test]
+fn losing_the_first_session_description_is_harmless() {
+    // The sender's first datagram is its first report with the session description; the
+    // receiver must not lose or misread the audio that arrives before the next one, 250 ms
+    // later. Nothing else is dropped.
+    let dir = tempfile::tempdir().unwrap();
+    let (rj, _sj, dropped, _) = through_relay(
+        dir.path(),
+        7,
+        |dir, i, _| dir == 0 && i == 0,
+        "first description lost",
+    );
+    assert_eq!(dropped, [1, 0]);
+    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{rj}");
+}
