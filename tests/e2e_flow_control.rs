@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
-use isostream_media::{Program, SampleFormat};
+use isostream_media::{AudioSpec, Program, SampleFormat};
 
 const LOW_WATER_MS: f64 = 100.0;
 const HIGH_WATER_MS: f64 = 300.0;
@@ -223,13 +223,14 @@ impl Drop for Relay {
 /// Streams through a relay with `drop_ctl`; returns (receiver stats, sender stats, drops).
 fn through_relay(
     dir: &Path,
+    spec: AudioSpec,
     seed: u64,
     drop_ctl: impl Fn(usize, u64, &mut SplitMix) -> bool + Send + Sync + 'static,
     what: &str,
 ) -> (serde_json::Value, serde_json::Value, [u64; 2], [u64; 2]) {
     let t0 = Instant::now();
-    let spec = spec(48_000, 2, SampleFormat::S16);
-    let (input, want) = make_input(dir, "in.wav", Program::Speech, spec, FRAMES, seed);
+    let frames = spec.rate as usize * 4 + 17;
+    let (input, want) = make_input(dir, "in.wav", Program::Speech, spec, frames, seed);
     let out = dir.join("out.wav");
     let rstats = dir.join("recv.json");
     let sstats = dir.join("send.json");
@@ -274,6 +275,7 @@ fn flow_control_survives_30_percent_control_loss_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let (rj, sj, dropped, _) = through_relay(
         dir.path(),
+        spec(48_000, 2, SampleFormat::S16),
         0x5EED_0030,
         |_, _, rng| rng.chance(0.3),
         "30% control loss",
@@ -324,10 +326,12 @@ fn flow_control_survives_30_percent_control_loss_both_ways() {
 fn losing_the_first_session_description_is_harmless() {
     // The sender's first datagram is its first report with the session description; the
     // receiver must not lose or misread the audio that arrives before the next one, 250 ms
-    // later. Nothing else is dropped.
+    // later. Nothing else is dropped. 44.1 kHz mono is not what the receiver assumes for a
+    // sender it knows nothing about (48 kHz stereo), so only the description can tell.
     let dir = tempfile::tempdir().unwrap();
     let (rj, _sj, dropped, _) = through_relay(
         dir.path(),
+        spec(44_100, 1, SampleFormat::S16),
         7,
         |dir, i, _| dir == 0 && i == 0,
         "first description lost",

@@ -58,3 +58,54 @@ fn speed_max_pauses_and_resumes_and_stays_exact() {
     );
     assert!(r.output == input);
 }
+
+#[test]
+fn a_receiver_that_joins_a_running_stream_plays_from_where_it_joined() {
+    use isostream_receiver::ReceiverSession;
+    use isostream_sender::SenderSession;
+    use isostream_transport::time::Instant;
+    let s = spec(48_000, 2);
+    let input = synthesize(Program::Music, s, 48_000 * 12, 4);
+    let mut tx = SenderSession::new(SenderConfig::new(s)).unwrap();
+    let mut rx = ReceiverSession::new(ReceiverConfig::default()).unwrap();
+    let fb = s.frame_bytes();
+    let (mut pos, mut now, mut out) = (0usize, Instant::ZERO, Vec::new());
+    let mut chunk = vec![0u8; 48_000 * fb];
+    let join = Instant::ZERO + Duration::from_secs(8);
+    while now < Instant::ZERO + Duration::from_secs(11) {
+        let want = tx.audio_wanted();
+        let n = want.min(input.len() / fb - pos);
+        pos += tx.push_audio(now, &input[pos * fb..(pos + n) * fb]);
+        tx.handle_timeout(now);
+        while let Some(d) = tx.poll_transmit(now) {
+            if now >= join {
+                rx.handle_datagram(now, &d);
+            }
+        }
+        rx.handle_timeout(now);
+        let due = rx.due_frames(now);
+        if due > 0 {
+            let n = rx.playout(now, &mut chunk[..due * fb]);
+            out.extend_from_slice(&chunk[..n * fb]);
+        }
+        while let Some(d) = rx.poll_transmit() {
+            tx.handle_datagram(now, &d);
+        }
+        now += Duration::from_millis(1);
+    }
+    let st = rx.stats();
+    assert_eq!(st.overflow, 0, "{st:?}");
+    assert!(st.frames_played >= 48_000 * 2, "{st:?}");
+    // it played the stream as it was when it joined, not silence from its start
+    let start = out
+        .chunks_exact(fb)
+        .position(|f| f.iter().any(|&b| b != 0))
+        .unwrap();
+    assert!(start < 480, "first sound after {start} frames");
+    let at = (8 * 48_000) * fb;
+    let probe = &out[start * fb..start * fb + 960 * fb];
+    assert!(input[at - 48_000 * fb..at + 48_000 * fb]
+        .windows(probe.len())
+        .step_by(fb)
+        .any(|w| w == probe));
+}

@@ -67,6 +67,13 @@ impl FlowController {
         Self::default()
     }
 
+    /// Forgets the state of a session that was replaced, but keeps numbering upward: a sender
+    /// applies only numbers higher than any it applied, whatever session they belong to.
+    pub fn restart(&mut self) {
+        self.paused = false;
+        self.outstanding = None;
+    }
+
     /// Whether the sender has been asked to pause.
     pub fn is_paused(&self) -> bool {
         self.paused

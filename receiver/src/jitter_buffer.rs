@@ -45,6 +45,11 @@ impl JitterBuffer {
         }
     }
 
+    /// Capacity in frames.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Position of the next frame to play.
     pub fn read_pos(&self) -> i64 {
         self.read_pos
@@ -55,6 +60,15 @@ impl JitterBuffer {
     pub fn rewind_to(&mut self, pos: i64) {
         if pos < self.read_pos && self.end - pos <= self.capacity as i64 {
             self.read_pos = pos;
+        }
+    }
+
+    /// Moves an empty buffer (nothing written yet) to start at `pos`: a receiver that joins
+    /// a running stream starts where the stream is, not at its beginning.
+    pub fn restart_at(&mut self, pos: i64) {
+        if self.end == self.read_pos {
+            self.read_pos = pos;
+            self.end = pos;
         }
     }
 

@@ -366,7 +366,7 @@ impl ReceiverSession {
         if let Some(old) = self.active.take() {
             self.retire(old);
         }
-        self.flow = FlowController::new();
+        self.flow.restart();
         self.active = Some(Active {
             provisional: desc.is_none(),
             spec,
@@ -566,6 +566,19 @@ impl ReceiverSession {
             self.malformed += 1;
             return;
         }
+        let capacity_quarter = (sub.jb.capacity() / 4) as i64;
+        if !started
+            && a.subs
+                .iter()
+                .all(|s| s.jb.end() == s.jb.read_pos() && s.jb.read_pos() == 0)
+            && pos > capacity_quarter
+        {
+            // joining a stream that started long ago: begin where it is now
+            for s in &mut a.subs {
+                s.jb.restart_at(pos);
+            }
+        }
+        let sub = &mut a.subs[i];
         if !started && pos < sub.jb.read_pos() {
             // an earlier packet overtaken before playback: start from it instead
             let p = pos;
