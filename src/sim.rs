@@ -5,7 +5,8 @@
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession, ReceiverStats};
 use isostream_sender::driver::AudioSource;
 use isostream_sender::{SenderConfig, SenderSession, SenderStats};
-use isostream_transport::impair::{Link, LinkStats, Profile};
+use isostream_transport::impair::{Link, LinkConfig, LinkStats, Profile};
+use isostream_transport::rtp::{self, DatagramKind};
 use isostream_transport::time::{Duration, Instant};
 
 /// How often the simulated sound card pulls audio from the receiver.
@@ -48,6 +49,15 @@ pub struct SimResult {
     pub completed: bool,
 }
 
+/// Options of a simulation beyond the profile.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// A separate forward path per substream (in substream order) instead of the profile's
+    /// forward path: media and repair packets of substream i take path i; RTCP takes the
+    /// profile's forward path.
+    pub substream_paths: Option<Vec<LinkConfig>>,
+}
+
 /// Runs one session through `profile` with `seed`, reading the input from `source`.
 /// Stops when the receiver has played the session out, or after `limit` of virtual time.
 pub fn run(
@@ -58,10 +68,39 @@ pub fn run(
     source: &mut dyn AudioSource,
     limit: Duration,
 ) -> std::io::Result<SimResult> {
+    run_with(
+        sender_cfg,
+        receiver_cfg,
+        profile,
+        seed,
+        source,
+        limit,
+        &SimOptions::default(),
+    )
+}
+
+/// [`run`] with [`SimOptions`].
+pub fn run_with(
+    sender_cfg: SenderConfig,
+    receiver_cfg: ReceiverConfig,
+    profile: &Profile,
+    seed: u64,
+    source: &mut dyn AudioSource,
+    limit: Duration,
+    opts: &SimOptions,
+) -> std::io::Result<SimResult> {
     let frame_bytes = sender_cfg.spec.frame_bytes();
     let mut sender = SenderSession::new(sender_cfg).map_err(std::io::Error::other)?;
     let mut receiver = ReceiverSession::new(receiver_cfg).map_err(std::io::Error::other)?;
     let mut fwd = Link::new(&profile.forward, seed);
+    let ssrcs = sender.ssrcs();
+    let mut paths: Vec<Link> = opts
+        .substream_paths
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| Link::new(c, seed.wrapping_add(1 + i as u64)))
+        .collect();
     let mut rev = Link::new(&profile.reverse, seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut audio = vec![0u8; 16_384 * frame_bytes];
     let mut out = Vec::new();
@@ -95,12 +134,27 @@ pub fn run(
         }
         sender.handle_timeout(now);
         while let Some(d) = sender.poll_transmit(now) {
-            fwd.send(now, d);
+            let path =
+                (!paths.is_empty() && rtp::classify(&d) != DatagramKind::Rtcp && d.len() >= 12)
+                    .then(|| {
+                        let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+                        ssrcs.iter().position(|&s| s == ssrc)
+                    })
+                    .flatten();
+            match path.and_then(|i| paths.get_mut(i)) {
+                Some(l) => l.send(now, d),
+                None => fwd.send(now, d),
+            }
         }
         while sender.poll_event().is_some() {}
         // receiver side
         while let Some(d) = fwd.poll_deliver(now) {
             receiver.handle_datagram(now, &d);
+        }
+        for l in &mut paths {
+            while let Some(d) = l.poll_deliver(now) {
+                receiver.handle_datagram(now, &d);
+            }
         }
         receiver.handle_timeout(now);
         if now >= next_pull {
@@ -147,6 +201,7 @@ pub fn run(
             rev.next_delivery(),
         ]
         .into_iter()
+        .chain(paths.iter().map(Link::next_delivery))
         .flatten()
         {
             next = next.min(t);
