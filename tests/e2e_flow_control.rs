@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use isostream_media::{AudioSpec, Program, SampleFormat};
 
-const LOW_WATER_MS: f64 = 100.0;
 const HIGH_WATER_MS: f64 = 300.0;
 
 /// How far above the high-water mark the fullest buffer may get on loopback.
@@ -36,12 +35,12 @@ const IN_FLIGHT_BOUND_MS: f64 = 250.0;
 /// Four seconds of 48 kHz stereo at `--speed max`, receiver between 100 and 300 ms.
 const FRAMES: usize = 48_000 * 4 + 17;
 
-fn recv_extra(idle: &str) -> Vec<&str> {
+fn recv_extra<'a>(low: &'a str, high: &'a str, idle: &'a str) -> Vec<&'a str> {
     vec![
         "--low-water",
-        "100",
+        low,
         "--high-water",
-        "300",
+        high,
         "--idle-timeout",
         idle,
     ]
@@ -59,7 +58,12 @@ fn speed_max_pauses_and_resumes_within_the_watermarks_and_is_exact() {
     let addr = free_addr();
     let recv = spawn(
         "recv",
-        &recv_args(addr, out.to_str().unwrap(), &rstats, &recv_extra("3")),
+        &recv_args(
+            addr,
+            out.to_str().unwrap(),
+            &rstats,
+            &recv_extra("100", "300", "3"),
+        ),
     );
     std::thread::sleep(RECEIVER_HEAD_START);
     let send = spawn(
@@ -224,6 +228,7 @@ impl Drop for Relay {
 fn through_relay(
     dir: &Path,
     spec: AudioSpec,
+    watermarks: (&str, &str),
     seed: u64,
     drop_ctl: impl Fn(usize, u64, &mut SplitMix) -> bool + Send + Sync + 'static,
     what: &str,
@@ -238,7 +243,12 @@ fn through_relay(
     // a generous idle timeout: a lost BYE (three in a row) then ends the session a bit later
     let recv = spawn(
         "recv",
-        &recv_args(addr, out.to_str().unwrap(), &rstats, &recv_extra("2")),
+        &recv_args(
+            addr,
+            out.to_str().unwrap(),
+            &rstats,
+            &recv_extra(watermarks.0, watermarks.1, "2"),
+        ),
     );
     let relay = Relay::start(addr, seed, drop_ctl);
     std::thread::sleep(RECEIVER_HEAD_START);
@@ -254,9 +264,14 @@ fn through_relay(
     let s = send.wait_ok(CHILD_TIMEOUT);
     let r = recv.wait_ok(CHILD_TIMEOUT);
     let (dropped, forwarded) = relay.stop();
-    assert_wav_exact(&out, spec, &want, what);
     let rj = read_json(&rstats);
     let sj = read_json(&sstats);
+    if std::env::var_os("E2E_VERBOSE").is_some() {
+        eprintln!(
+            "{what}: receiver {rj}\nsender {sj}\nrecv stderr {}",
+            r.stderr
+        );
+    }
     eprintln!(
         "{what}: control dropped {dropped:?}, forwarded {forwarded:?}; receiver flow {}, sender pauses {} resumes {} duplicates {}; sender {:?}, total {:?}",
         rj["receiver"]["flow"],
@@ -266,7 +281,7 @@ fn through_relay(
         s.elapsed,
         t0.elapsed()
     );
-    let _ = r;
+    assert_wav_exact(&out, spec, &want, what);
     (rj, sj, dropped, forwarded)
 }
 
@@ -276,6 +291,13 @@ fn flow_control_survives_30_percent_control_loss_both_ways() {
     let (rj, sj, dropped, _) = through_relay(
         dir.path(),
         spec(48_000, 2, SampleFormat::S16),
+        // A RESUME is sent when the buffer is down to the low-water mark, so it must get
+        // through before that much audio has played. Unacknowledged, it is sent again after
+        // 20, 40, 80, 160 ms (cumulative 20, 60, 140, 300, 620 ms): with a 100 ms low-water
+        // mark three losses in a row (2.7 % per RESUME at 30 % loss; this seed has a run of
+        // four) run the buffer dry and the output is concealed, not exact. With 400 ms it
+        // takes five (0.24 %). 900 ms high-water: a few PAUSE/RESUME cycles in 4 s.
+        ("400", "900"),
         0x5EED_0030,
         |_, _, rng| rng.chance(0.3),
         "30% control loss",
@@ -332,10 +354,62 @@ fn losing_the_first_session_description_is_harmless() {
     let (rj, _sj, dropped, _) = through_relay(
         dir.path(),
         spec(44_100, 1, SampleFormat::S16),
+        ("100", "300"),
         7,
         |dir, i, _| dir == 0 && i == 0,
         "first description lost",
     );
     assert_eq!(dropped, [1, 0]);
     assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{rj}");
+}
+
+#[test]
+fn speed_max_keeps_sending_at_its_pace_to_a_silent_peer() {
+    // `--speed max` means one datagram per 100 us: 4 s of audio (about 1,000 datagrams with
+    // FEC 8,2) leave in about 0.1 s, plus 0.2 s of BYE repeats. A sink that never answers
+    // isolates the sender: no PAUSE can slow it down. Allow 2 s (ten times the nominal).
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(48_000, 2, SampleFormat::S16);
+    let (input, _) = make_input(dir.path(), "in.wav", Program::Music, spec, FRAMES, 13);
+    let sstats = dir.path().join("send.json");
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let to = sink.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let got = Arc::new(AtomicU64::new(0));
+    let drain = {
+        let (stop, got) = (stop.clone(), got.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65_536];
+            while !stop.load(Ordering::Relaxed) {
+                if sink.recv(&mut buf).is_ok() {
+                    got.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let t0 = Instant::now();
+    let send = spawn("send", &send_args(&input, to, &sstats, &["--speed", "max"]));
+    // (a stalling sender takes 5 to 15 s here: give up after 3 s)
+    let s = send.wait_ok(Duration::from_secs(3));
+    let took = t0.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    drain.join().unwrap();
+    let sj = read_json(&sstats);
+    let sent = count(&sj, &["sender", "packets_sent"]) + count(&sj, &["sender", "repair_sent"]);
+    eprintln!(
+        "speed max to a sink: {sent} datagrams in {took:?} ({} received)",
+        got.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        count(&sj, &["sender", "frames_sent"]),
+        FRAMES as u64,
+        "{sj}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "--speed max took {took:?} to send {sent} datagrams (4 s of audio): slower than real time; stderr:\n{}",
+        s.stderr
+    );
 }

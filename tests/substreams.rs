@@ -154,3 +154,43 @@ fn a_substream_that_stops_for_500ms_is_concealed_and_resumes_in_place() {
     );
     assert_eq!(lag_of(&b_in, &b_out, from + 1_000), Some(0));
 }
+
+#[test]
+fn a_lost_first_description_is_made_good_by_the_next_one() {
+    let s = spec(2);
+    let input = synthesize(Program::Music, s, RATE as usize * 3, 8);
+    let mut cfg = SenderConfig::new(s);
+    cfg.substream_channels = vec![1, 1];
+    // RTCP takes the profile's forward path: lose the first compound (SR + SDES + DESC)
+    let mut profile = Profile::builtin("perfect").unwrap();
+    profile.forward.loss = LossModel::Trace {
+        pattern: format!("1{}", "0".repeat(100_000)),
+        file: None,
+        per: Default::default(),
+    };
+    let opts = SimOptions {
+        substream_paths: Some(vec![path(0.0, 0.0, 0.0), path(0.0, 0.0, 0.0)]),
+    };
+    let mut src = MemorySource::new(&input, s.frame_bytes());
+    let r = sim::run_with(
+        cfg,
+        ReceiverConfig::default(),
+        &profile,
+        1,
+        &mut src,
+        Duration::from_secs(30),
+        &opts,
+    )
+    .unwrap();
+    assert!(r.completed);
+    assert_eq!(r.forward.dropped, 1);
+    // the session is the described one: both substreams, all channels, full length
+    assert_eq!(r.receiver.substreams.len(), 2);
+    assert_eq!(r.output.len(), input.len());
+    // substream 1 was adopted with everything received before the description: exact
+    assert!(channel(&input, 2, 0) == channel(&r.output, 2, 0));
+    // substream 2's packets before the description were foreign; from then on it is exact
+    let (b_in, b_out) = (channel(&input, 2, 1), channel(&r.output, 2, 1));
+    let from = RATE as usize * 400 / 1000;
+    assert!(b_in[from..] == b_out[from..]);
+}

@@ -58,7 +58,17 @@ where
     let stop = loop {
         let now = clock();
         session.handle_timeout(now);
-        // play out what is due
+        if let Some(p) = peer {
+            while let Some(d) = session.poll_transmit() {
+                if let Err(e) = socket.send_to(&d, p).await {
+                    if e.kind() != io::ErrorKind::ConnectionRefused {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut ended = drain_events(&mut session, &mut sink, &mut make_sink)?;
+        // play out what is due (after the events: a new session's sink exists first)
         if let Some(spec) = session.spec() {
             let due = session.due_frames(now);
             if due > 0 {
@@ -69,36 +79,7 @@ where
                 }
             }
         }
-        if let Some(p) = peer {
-            while let Some(d) = session.poll_transmit() {
-                if let Err(e) = socket.send_to(&d, p).await {
-                    if e.kind() != io::ErrorKind::ConnectionRefused {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        let mut ended = false;
-        while let Some(ev) = session.poll_event() {
-            match ev {
-                ReceiverEvent::SessionStarted {
-                    spec,
-                    substream_channels,
-                } => {
-                    if let Some(mut s) = sink.take() {
-                        s.flush()?;
-                    }
-                    sink = Some(make_sink(spec, &substream_channels)?);
-                }
-                ReceiverEvent::PlaybackStarted => {}
-                ReceiverEvent::SessionEnded => {
-                    if let Some(s) = sink.as_mut() {
-                        s.flush()?;
-                    }
-                    ended = true;
-                }
-            }
-        }
+        ended |= drain_events(&mut session, &mut sink, &mut make_sink)?;
         observer(now, &session);
         if ended && exit_on_end {
             break Stop::Ended;
@@ -133,4 +114,38 @@ where
         s.flush()?;
     }
     Ok((session.stats(), stop))
+}
+
+/// Handles the session's events: a new session gets a new sink, an ended one is flushed.
+/// Returns whether the session ended.
+fn drain_events<F>(
+    session: &mut ReceiverSession,
+    sink: &mut Option<Box<dyn AudioSink>>,
+    make_sink: &mut F,
+) -> io::Result<bool>
+where
+    F: FnMut(AudioSpec, &[u16]) -> io::Result<Box<dyn AudioSink>>,
+{
+    let mut ended = false;
+    while let Some(ev) = session.poll_event() {
+        match ev {
+            ReceiverEvent::SessionStarted {
+                spec,
+                substream_channels,
+            } => {
+                if let Some(mut s) = sink.take() {
+                    s.flush()?;
+                }
+                *sink = Some(make_sink(spec, &substream_channels)?);
+            }
+            ReceiverEvent::PlaybackStarted => {}
+            ReceiverEvent::SessionEnded => {
+                if let Some(s) = sink.as_mut() {
+                    s.flush()?;
+                }
+                ended = true;
+            }
+        }
+    }
+    Ok(ended)
 }

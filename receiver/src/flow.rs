@@ -16,6 +16,8 @@ use isostream_transport::time::{Duration, Instant};
 pub const INITIAL_RTO: Duration = Duration::from_millis(20);
 /// Largest retransmission timeout.
 pub const MAX_RTO: Duration = Duration::from_millis(640);
+/// Largest retransmission timeout of a RESUME.
+pub const MAX_RESUME_RTO: Duration = Duration::from_millis(40);
 /// A PAUSE is sent again after this many media packets arrive while it is unacknowledged.
 pub const PAUSE_RETRY_PACKETS: u32 = 8;
 
@@ -159,7 +161,10 @@ impl FlowController {
             return None;
         }
         o.last_sent = now;
-        o.rto = (o.rto * 2).min(MAX_RTO);
+        // a RESUME is due when the buffer is already at its low-water mark: keep retrying it
+        // quickly, or the buffer runs dry while the request is lost
+        let cap = if o.req.pause { MAX_RTO } else { MAX_RESUME_RTO };
+        o.rto = (o.rto * 2).min(cap);
         o.packets_since = 0;
         self.stats.retransmissions += 1;
         Some(o.req)

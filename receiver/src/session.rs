@@ -168,12 +168,23 @@ struct Active {
     end_pos: Option<i64>,
     ended: bool,
     in_underrun: bool,
+    /// Datagrams received while the session is provisional (no description yet) and not
+    /// playing, replayed if a description turns up (its first copy was lost).
+    pending: Vec<Bytes>,
     occ_min: i64,
     occ_max: i64,
     occ_sum: f64,
     occ_n: u64,
     underruns: u64,
 }
+
+/// How long a stream without a session description waits (beyond the low-water mark) before
+/// playback starts, so that a lost first description is made good by the next one (sent
+/// every 250 ms) before the output format is fixed.
+pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
+
+/// At most this many datagrams are kept while a session waits for its description.
+const MAX_PENDING: usize = 4096;
 
 /// Frames of future audio shown to the concealer so it can interpolate across a chunk edge.
 const LOOKAHEAD: usize = 8;
@@ -378,6 +389,7 @@ impl ReceiverSession {
             end_pos: None,
             ended: false,
             in_underrun: false,
+            pending: Vec::new(),
             occ_min: i64::MAX,
             occ_max: 0,
             occ_sum: 0.0,
@@ -429,11 +441,23 @@ impl ReceiverSession {
             .position(|s| s.ssrc == ssrc)
     }
 
+    /// Keeps a copy of a datagram while the session is provisional and not playing.
+    fn keep_pending(&mut self, d: &[u8]) -> bool {
+        match self.active.as_mut() {
+            Some(a) if a.provisional && !a.clock.is_running() && a.pending.len() < MAX_PENDING => {
+                a.pending.push(Bytes::copy_from_slice(d));
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn handle_media(&mut self, now: Instant, d: &[u8]) -> bool {
         let Ok((h, _)) = RtpHeader::parse(d) else {
             self.malformed += 1;
             return false;
         };
+        let kept = self.keep_pending(d);
         let mut idx = self.sub_index(h.ssrc);
         if idx.is_none()
             && self.active.as_ref().is_none_or(|a| a.ended)
@@ -442,10 +466,13 @@ impl ReceiverSession {
             // a stock sender (no session description): accept its stream as it is
             if self.new_active(now, None, h.ssrc, h.payload_type) {
                 idx = Some(0);
+                self.keep_pending(d);
             }
         }
         let Some(i) = idx else {
-            self.foreign += 1;
+            if !kept {
+                self.foreign += 1;
+            }
             return false;
         };
         let a = self
@@ -484,8 +511,11 @@ impl ReceiverSession {
             self.malformed += 1;
             return false;
         };
+        let kept = self.keep_pending(d);
         let Some(i) = self.sub_index(h.ssrc) else {
-            self.foreign += 1;
+            if !kept {
+                self.foreign += 1;
+            }
             return false;
         };
         let a = self
@@ -606,9 +636,12 @@ impl ReceiverSession {
         };
         let (emptiest, fullest) = occupancy(a);
         a.occ_max = a.occ_max.max(fullest);
+        // a stream without a description may be a stock sender's, or an isostream sender
+        // whose first description was lost: give the next description time to arrive
+        let described = !a.provisional || now - a.first_arrival >= PROVISIONAL_GRACE;
         if !a.clock.is_running()
             && !a.ended
-            && (emptiest >= low || fullest >= high || a.end_pos.is_some())
+            && ((emptiest >= low && described) || fullest >= high || a.end_pos.is_some())
         {
             a.clock.start(now);
             self.events.push_back(ReceiverEvent::PlaybackStarted);
@@ -651,14 +684,23 @@ impl ReceiverSession {
                     });
                     if known {
                         ours = true;
-                    } else if self.can_start_new()
-                        || self.active.as_ref().is_some_and(|a| {
-                            a.provisional
-                                && a.subs[0].ssrc == desc.substreams[0].ssrc
-                                && !a.clock.is_running()
-                        })
-                    {
+                    } else if self.can_start_new() {
+                        // media that came before any description started a provisional
+                        // session (a stock sender, or an isostream sender whose first
+                        // description was lost): replace it, replaying what it received
+                        let old = self
+                            .active
+                            .take_if(|a| a.provisional && !a.clock.is_running());
                         ours = self.new_active(now, Some(&desc), desc.substreams[0].ssrc, 0);
+                        match old {
+                            Some(mut old) if ours => {
+                                for d in std::mem::take(&mut old.pending) {
+                                    self.handle_datagram(now, &d);
+                                }
+                            }
+                            Some(old) => self.active = Some(old),
+                            None => {}
+                        }
                     }
                 }
                 RtcpPacket::SenderReport(sr) => {

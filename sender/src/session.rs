@@ -569,6 +569,10 @@ impl SenderSession {
         if !self.paused && !self.queue.is_empty() {
             t = t.min(self.pacer.departure(now));
         }
+        if !self.cfg.live && self.audio_wanted() > 0 {
+            // the queue ran low: the driver must read more audio now
+            t = t.min(now);
+        }
         if self.input_ended && self.queue.is_empty() {
             t = t.min(self.next_bye.unwrap_or(now));
         }
