@@ -200,6 +200,10 @@ struct SendArgs {
     /// Stop if the receiver, once heard, is silent this long (seconds).
     #[arg(long, default_value_t = 10.0)]
     receiver_timeout: f64,
+    /// Write an SDP description of the stream to this file, for stock RTP receivers (ffmpeg,
+    /// VLC, GStreamer). Needs a plain stream: --fec off --interleave 1.
+    #[arg(long)]
+    sdp: Option<PathBuf>,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     stats_json: Option<PathBuf>,
@@ -228,6 +232,11 @@ struct RecvArgs {
     /// Use the low-latency watermark defaults of live sources.
     #[arg(long)]
     live: bool,
+    /// Target latency for a live stream, in ms: playback starts with this much buffered
+    /// (the low-water mark) and PAUSE is sent above twice as much (at least +100 ms).
+    /// Implies --live; overrides --low-water and --high-water.
+    #[arg(long)]
+    latency: Option<u32>,
     #[command(flatten)]
     buffer: BufferOpts,
     /// After BYE (or the idle timeout) play out what is buffered and exit 0.
@@ -236,6 +245,10 @@ struct RecvArgs {
     /// A session with nothing from its sender for this long has ended (seconds).
     #[arg(long, default_value_t = 3.0)]
     idle_timeout: f64,
+    /// Write an SDP description of the stream a stock sender should send (L16, payload type
+    /// 96, --rate, --channels) to this file.
+    #[arg(long)]
+    sdp: Option<PathBuf>,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     stats_json: Option<PathBuf>,
@@ -351,6 +364,22 @@ async fn send(a: SendArgs) -> Result<()> {
         .connect(to)
         .await
         .with_context(|| format!("cannot reach {to}"))?;
+    if let Some(p) = &a.sdp {
+        let sdp = isostream_transport::sdp::SdpStream {
+            origin: socket.local_addr()?.ip(),
+            media: to,
+            rate: spec.rate,
+            channels: spec.channels,
+            format_code: spec.format.code(),
+            packet_frames: cfg.packet_frames,
+            fec: cfg.fec.is_some(),
+            interleave: cfg.interleave,
+            substreams: cfg.substream_channels.len(),
+            reader: isostream_transport::sdp::Reader::Receiver,
+        };
+        std::fs::write(p, sdp.to_sdp()?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     let total = if a.inputs.len() == 1 && a.inputs[0] != "-" {
         WavSource::open(&a.inputs[0])
             .ok()
@@ -472,11 +501,36 @@ async fn recv(a: RecvArgs) -> Result<()> {
     let mut cfg = ReceiverConfig::default();
     cfg.default_spec.rate = a.rate;
     cfg.default_spec.channels = a.channels;
-    a.buffer.apply(&mut cfg, a.live);
+    a.buffer.apply(&mut cfg, a.live || a.latency.is_some());
+    if let Some(ms) = a.latency {
+        cfg.low_water_ms = ms.max(1);
+        cfg.high_water_ms = (2 * ms).max(ms + 100);
+    }
     cfg.idle_timeout = Duration::from_secs_f64(a.idle_timeout);
+    cfg.wallclock_at_zero_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     cfg.seed = crate::os_seed();
     let session = ReceiverSession::new(cfg.clone())?;
     let socket = bind_udp(a.listen)?;
+    if let Some(p) = &a.sdp {
+        let local = socket.local_addr()?;
+        let ip = isostream_transport::sdp::concrete_address(local.ip());
+        let sdp = isostream_transport::sdp::SdpStream {
+            origin: ip,
+            media: SocketAddr::new(ip, local.port()),
+            rate: a.rate,
+            channels: a.channels,
+            format_code: 0,
+            packet_frames: 0,
+            fec: false,
+            interleave: 1,
+            substreams: 1,
+            reader: isostream_transport::sdp::Reader::Sender,
+        };
+        std::fs::write(p, sdp.to_sdp()?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     eprintln!(
         "isostream recv: listening on {}, low-water {} ms, high-water {} ms",
         socket.local_addr()?,
@@ -563,6 +617,24 @@ pub fn print_receiver_summary(s: &ReceiverStats) {
         s.buffer_max_ms,
         s.startup_delay_ms
     );
+    if let Some(l) = s.latency_ms {
+        eprintln!(
+            "isostream recv: capture-to-playout latency mean {:.1} ms (min {:.1}, max {:.1}), from the sender's wall clock: exact on one machine, an estimate across machines",
+            l.mean, l.min, l.max
+        );
+    }
+    if s.substreams.len() > 1 {
+        for (i, sub) in s.substreams.iter().enumerate() {
+            eprintln!(
+                "isostream recv: substream {} ({} ch, SSRC {:08x}): {} received, {} lost, {} recovered, {} late, {} frames concealed, buffer {} frames",
+                i + 1, sub.channels, sub.ssrc, sub.packets_received, sub.lost, sub.recovered, sub.late, sub.frames_concealed, sub.occupancy_frames
+            );
+        }
+        eprintln!(
+            "isostream recv: skew between substreams: {} frames",
+            s.skew_frames
+        );
+    }
 }
 
 #[allow(dead_code)]

@@ -32,6 +32,9 @@ pub struct ReceiverConfig {
     pub report_interval: Duration,
     /// Seed for the receiver's SSRC.
     pub seed: u64,
+    /// Wall-clock time at instant zero, in ns since the Unix epoch: with the sender reports'
+    /// wall-clock times it gives the capture-to-playout latency.
+    pub wallclock_at_zero_ns: u128,
 }
 
 impl Default for ReceiverConfig {
@@ -48,6 +51,7 @@ impl Default for ReceiverConfig {
             idle_timeout: Duration::from_secs(3),
             report_interval: Duration::from_millis(250),
             seed: 0,
+            wallclock_at_zero_ns: 0,
         }
     }
 }

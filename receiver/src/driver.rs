@@ -18,6 +18,12 @@ pub trait AudioSink: Send {
     fn write_frames(&mut self, frames: &[u8]) -> io::Result<()>;
     /// Makes what was written durable and readable (called periodically and at the end).
     fn flush(&mut self) -> io::Result<()>;
+    /// For a sink with its own clock (a sound card): how many frames it wants now. The driver
+    /// then plays out exactly that many, so the device's callback clock drives playout.
+    /// `None` (files, pipes): the driver follows the session's playout clock.
+    fn demand(&mut self) -> Option<usize> {
+        None
+    }
 }
 
 /// How often the driver pulls audio from the playout clock.
@@ -70,7 +76,10 @@ where
         let mut ended = drain_events(&mut session, &mut sink, &mut make_sink)?;
         // play out what is due (after the events: a new session's sink exists first)
         if let Some(spec) = session.spec() {
-            let due = session.due_frames(now);
+            let due = match sink.as_mut().and_then(|s| s.demand()) {
+                Some(n) if session.is_playing() => n,
+                _ => session.due_frames(now),
+            };
             if due > 0 {
                 out.resize(due * spec.frame_bytes(), 0);
                 let n = session.playout(now, &mut out);

@@ -127,11 +127,26 @@ pub struct ReceiverStats {
     pub buffer_max_ms: f64,
     /// Time from the first packet to the start of playback, in ms.
     pub startup_delay_ms: f64,
+    /// Capture-to-playout latency (sender's wall clock in its reports to the receiver's at
+    /// playout), in ms: exact when both run on one machine, an estimate across machines
+    /// (it includes the offset between their clocks). Mean, smallest and largest.
+    pub latency_ms: Option<LatencyStats>,
     /// Largest difference between substreams' read positions, in frames (always 0: they
     /// share one playout clock; reported so tools can check it).
     pub skew_frames: i64,
     /// Per substream.
     pub substreams: Vec<SubstreamStats>,
+}
+
+/// Capture-to-playout latency figures, in ms.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct LatencyStats {
+    /// Mean over playout chunks.
+    pub mean: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
 }
 
 /// A window of recently seen extended sequence numbers, to spot duplicates.
@@ -150,6 +165,8 @@ struct SubstreamRx {
     concealer: Concealer,
     last_sr_pos: Option<i64>,
     last_sr_ntp: u32,
+    /// Wall-clock time of the last sender report, in ns since the Unix epoch.
+    last_sr_unix_ns: Option<i128>,
     last_sr_at: Option<Instant>,
     stats: SubstreamStats,
     /// Scratch for playout: this substream's frames and presence flags.
@@ -176,6 +193,10 @@ struct Active {
     occ_sum: f64,
     occ_n: u64,
     underruns: u64,
+    lat_sum: f64,
+    lat_n: u64,
+    lat_min: f64,
+    lat_max: f64,
 }
 
 /// How long a stream without a session description waits (beyond the low-water mark) before
@@ -363,6 +384,7 @@ impl ReceiverSession {
                     concealer: Concealer::new(sub_spec),
                     last_sr_pos: None,
                     last_sr_ntp: 0,
+                    last_sr_unix_ns: None,
                     last_sr_at: None,
                     stats: SubstreamStats {
                         ssrc,
@@ -395,6 +417,10 @@ impl ReceiverSession {
             occ_sum: 0.0,
             occ_n: 0,
             underruns: 0,
+            lat_sum: 0.0,
+            lat_n: 0,
+            lat_min: f64::MAX,
+            lat_max: f64::MIN,
         });
         self.events.push_back(ReceiverEvent::SessionStarted {
             spec,
@@ -712,6 +738,7 @@ impl ReceiverSession {
                             sub.last_sr_pos = Some(sub.ts.peek(rel as u64) as i64 - (1i64 << 32));
                         }
                         sub.last_sr_ntp = (sr.ntp >> 16) as u32;
+                        sub.last_sr_unix_ns = Some(rtcp::unix_nanos_from_ntp(sr.ntp));
                         sub.last_sr_at = Some(now);
                     }
                 }
@@ -757,9 +784,10 @@ impl ReceiverSession {
     }
 
     /// Plays out the next frames into `out` (wire frames of [`Self::spec`], all substreams'
-    /// channels in order): as many as fit, but never past the end of an ended stream.
-    /// Missing audio is interpolated or concealed in place, so the timeline never slips.
-    /// Returns the frames written (0 before playback has started).
+    /// channels in order): as many as fit, but never past the end of an ended stream, and
+    /// never past the newest audio received (an underrun holds the due frames back until
+    /// audio arrives or the stream ends). Missing audio is interpolated or concealed in
+    /// place, so the timeline never slips. Returns the frames written (0 before playback).
     pub fn playout(&mut self, now: Instant, out: &mut [u8]) -> usize {
         let (low, _) = self.watermarks();
         let Some(a) = self.active.as_mut() else {
@@ -770,22 +798,43 @@ impl ReceiverSession {
         }
         let out_fb = a.spec.frame_bytes();
         let mut n = out.len() / out_fb;
+        let read_pos = a.subs[0].jb.read_pos();
         if let Some(end) = a.end_pos {
-            n = n.min((end - a.subs[0].jb.read_pos()).max(0) as usize);
+            n = n.min((end - read_pos).max(0) as usize);
+        } else {
+            // Underrun: nothing has arrived for the frames that are due. They are held back,
+            // not concealed yet: if audio arrives, they are played (concealed where still
+            // missing) and the timeline never slips; if the stream turns out to have ended
+            // (a stock sender's last packet, no BYE), no invented audio follows the end.
+            let data_end = a.subs.iter().map(|s| s.jb.end()).max().unwrap_or(read_pos);
+            let avail = (data_end - read_pos).max(0) as usize;
+            if avail < n {
+                if !a.in_underrun {
+                    a.underruns += 1;
+                    a.in_underrun = true;
+                }
+                n = avail;
+            } else if avail as i64 >= low {
+                a.in_underrun = false;
+            }
         }
         let mut done = 0;
         while done < n {
             let chunk = (n - done).min(4096 - LOOKAHEAD);
             let (emptiest, _) = occupancy(a);
-            if emptiest < chunk as i64 && a.end_pos.is_none() {
-                if !a.in_underrun {
-                    a.underruns += 1;
-                    a.in_underrun = true;
-                }
-            } else if emptiest >= low.min(chunk as i64) {
-                a.in_underrun = false;
-            }
             a.occ_min = a.occ_min.min(emptiest);
+            // capture time of the frame about to play, from the last sender report
+            let s0 = &a.subs[0];
+            if let (Some(sr_ns), Some(sr_pos)) = (s0.last_sr_unix_ns, s0.last_sr_pos) {
+                let pos = s0.jb.read_pos();
+                let captured = sr_ns + (pos - sr_pos) as i128 * 1_000_000_000 / a.spec.rate as i128;
+                let played = self.cfg.wallclock_at_zero_ns as i128 + now.as_nanos() as i128;
+                let ms = (played - captured) as f64 / 1e6;
+                a.lat_sum += ms;
+                a.lat_n += 1;
+                a.lat_min = a.lat_min.min(ms);
+                a.lat_max = a.lat_max.max(ms);
+            }
             a.occ_sum += emptiest as f64;
             a.occ_n += 1;
             let mut off = 0;
@@ -954,6 +1003,11 @@ fn stats_of(a: &Active, flow: FlowStats, malformed: u64, foreign: u64) -> Receiv
             .clock
             .started_at()
             .map_or(0.0, |t| (t - a.first_arrival).as_secs_f64() * 1000.0),
+        latency_ms: (a.lat_n > 0).then(|| LatencyStats {
+            mean: a.lat_sum / a.lat_n as f64,
+            min: a.lat_min,
+            max: a.lat_max,
+        }),
         skew_frames: {
             let r: Vec<i64> = a.subs.iter().map(|s| s.jb.read_pos()).collect();
             r.iter().max().unwrap_or(&0) - r.iter().min().unwrap_or(&0)

@@ -123,6 +123,8 @@ pub struct SenderSession {
     scratch_packets: Vec<MediaPacket>,
     scratch_repairs: Vec<Bytes>,
     rtcp_buf: BytesMut,
+    /// Frames sent, summed over substreams and divided by their number (not rounded).
+    frames_sent_exact: f64,
 }
 
 /// BYE is sent this many times, this far apart, as it may be lost (far enough apart that
@@ -199,6 +201,7 @@ impl SenderSession {
             scratch_packets: Vec::new(),
             scratch_repairs: Vec::new(),
             rtcp_buf: BytesMut::with_capacity(2048),
+            frames_sent_exact: 0.0,
             cfg,
         })
     }
@@ -496,7 +499,9 @@ impl SenderSession {
         b.clear();
         let sent_pos = self.stats.frames_sent;
         for s in &self.subs {
-            let pos = if bye {
+            // the media position this report's wall-clock time stands for: for a live source
+            // the audio captured so far, for stored media the audio sent so far
+            let pos = if bye || self.cfg.live {
                 s.packetizer.position()
             } else {
                 sent_pos
@@ -546,8 +551,8 @@ impl SenderSession {
             self.stats.repair_sent += 1;
         } else {
             self.stats.packets_sent += 1;
-            self.stats.frames_sent =
-                (self.stats.frames_sent as f64 + p.frames as f64 * self.weight) as u64;
+            self.frames_sent_exact += p.frames as f64 * self.weight;
+            self.stats.frames_sent = self.frames_sent_exact.round() as u64;
         }
         Some(p.datagram)
     }

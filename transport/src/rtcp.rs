@@ -234,6 +234,10 @@ fn parse_one(d: &[u8]) -> Result<(RtcpPacket, usize), WireError> {
                 block,
             }
         }
+        // a BYE listing no SSRC (RFC 3550 allows SC = 0) says nothing: ignore it cleanly
+        PT_BYE if count == 0 => RtcpPacket::Other {
+            packet_type: PT_BYE,
+        },
         PT_BYE => {
             need(8)?;
             RtcpPacket::Bye {
@@ -418,6 +422,14 @@ pub fn ntp_from_unix_nanos(nanos: u128) -> u64 {
     ((secs as u64) << 32) | frac as u64
 }
 
+/// Converts a 64-bit NTP timestamp to nanoseconds since the Unix epoch.
+pub fn unix_nanos_from_ntp(ntp: u64) -> i128 {
+    const UNIX_TO_NTP_SECS: i128 = 2_208_988_800;
+    let secs = (ntp >> 32) as i128 - UNIX_TO_NTP_SECS;
+    let frac = ((ntp & 0xffff_ffff) as i128 * 1_000_000_000) >> 32;
+    secs * 1_000_000_000 + frac
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,6 +537,51 @@ mod tests {
                 block: Some(block)
             }]
         );
+    }
+
+    #[test]
+    fn bye_without_ssrcs_is_ignored_cleanly() {
+        // SC = 0, length 0: a 4-byte BYE (RFC 3550, section 6.6), alone and in a compound
+        let empty_bye = [0x80, PT_BYE, 0x00, 0x00];
+        assert_eq!(
+            all(&empty_bye),
+            vec![RtcpPacket::Other {
+                packet_type: PT_BYE
+            }]
+        );
+        let mut b = BytesMut::new();
+        write_receiver_report(&mut b, 9, &[]);
+        b.extend_from_slice(&empty_bye);
+        write_bye(&mut b, 7);
+        assert_eq!(
+            all(&b),
+            vec![
+                RtcpPacket::ReceiverReport {
+                    ssrc: 9,
+                    block: None
+                },
+                RtcpPacket::Other {
+                    packet_type: PT_BYE
+                },
+                RtcpPacket::Bye { ssrc: 7 },
+            ]
+        );
+        // SC = 0 followed by a reason: still nothing to act on
+        let with_reason = [0x80, PT_BYE, 0x00, 0x01, 0x03, b'e', b'n', b'd'];
+        assert_eq!(
+            all(&with_reason),
+            vec![RtcpPacket::Other {
+                packet_type: PT_BYE
+            }]
+        );
+    }
+
+    #[test]
+    fn ntp_round_trips_to_unix_nanos_within_a_nanosecond() {
+        for n in [0u128, 1, 999_999_999, 1_700_000_000_123_456_789] {
+            let back = unix_nanos_from_ntp(ntp_from_unix_nanos(n));
+            assert!((back - n as i128).abs() <= 1, "{n} -> {back}");
+        }
     }
 
     #[test]

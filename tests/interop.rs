@@ -1,0 +1,578 @@
+//! Interoperation with stock RTP tools over real loopback sockets (docs/INTEROP.md):
+//!
+//! * GStreamer (`rtpL16pay ! udpsink`) sends a WAV to `isostream recv`;
+//! * `isostream send --fec off --interleave 1` to a GStreamer receiver (`rtpL16depay`);
+//! * ffmpeg records isostream's stream from the SDP written by `send --sdp`;
+//! * ffmpeg sends RTP L16 (`-f rtp`) to `isostream recv`.
+//!
+//! Every test compares the audio sample for sample. They need `gst-launch-1.0` (with the
+//! good and base plugins) and `ffmpeg`, which `.ci/run` installs: a missing tool FAILS the
+//! test, it is never skipped.
+
+use std::io::Read;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use isostream_media::{read_wav_all, synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
+
+const BIN: &str = env!("CARGO_BIN_EXE_isostream");
+
+/// How long any child may run before the test kills it and fails.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Length of the test audio.
+const SECONDS: f64 = 1.5;
+
+/// Fails (never skips) if a tool CI installs is missing.
+fn require(tool: &str, version_arg: &str) {
+    let ok = Command::new(tool)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{tool} is missing or broken: these interop tests need it and CI installs it (.ci/run: \
+         apt-get install -y --no-install-recommends gstreamer1.0-tools gstreamer1.0-plugins-good \
+         gstreamer1.0-plugins-base ffmpeg)"
+    );
+}
+
+fn require_gstreamer() {
+    require("gst-launch-1.0", "--version");
+    for element in [
+        "udpsrc",
+        "udpsink",
+        "rtpL16pay",
+        "rtpL16depay",
+        "rtpjitterbuffer",
+        "wavparse",
+        "wavenc",
+    ] {
+        let ok = Command::new("gst-inspect-1.0")
+            .arg(element)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "GStreamer element {element} is missing: install gstreamer1.0-plugins-good and gstreamer1.0-plugins-base"
+        );
+    }
+}
+
+fn require_ffmpeg() {
+    require("ffmpeg", "-version");
+}
+
+/// A free UDP port on 127.0.0.1 (bound, read and released).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("an ephemeral port")
+        .port()
+}
+
+/// Whether some socket is bound to UDP `port` (from /proc/net/udp and udp6, so that probing
+/// never takes the port away from the tool that is about to bind it).
+fn udp_port_bound(port: u16) -> bool {
+    let hex = format!(":{port:04X} ");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").ends_with(&hex))
+            })
+        })
+    })
+}
+
+/// Waits until a tool has bound `port` (it started to listen).
+fn wait_until_bound(port: u16, what: &str) {
+    assert!(
+        Path::new("/proc/net/udp").exists(),
+        "these tests read /proc/net/udp (Linux) to see when a tool listens"
+    );
+    let t0 = Instant::now();
+    while !udp_port_bound(port) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{what} did not bind UDP port {port} within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // let the pipeline reach its playing state
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// A child process whose output is collected on threads; killed on drop if still running.
+struct Proc {
+    name: String,
+    child: Child,
+    out: Option<Collected>,
+}
+
+/// The threads collecting a child's stdout and stderr.
+type Collected = (JoinHandle<Vec<u8>>, JoinHandle<Vec<u8>>);
+
+struct Done {
+    output: String,
+}
+
+fn collect(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
+}
+
+fn spawn(name: &str, program: &str, args: &[String]) -> Proc {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name} ({program}): {e}"));
+    let o = collect(child.stdout.take().expect("piped stdout"));
+    let e = collect(child.stderr.take().expect("piped stderr"));
+    Proc {
+        name: name.to_string(),
+        child,
+        out: Some((o, e)),
+    }
+}
+
+impl Proc {
+    /// Sends SIGINT (gst-launch-1.0 -e and ffmpeg then finish their files and exit).
+    fn interrupt(&self) {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -INT {}", self.child.id()))
+            .status();
+    }
+
+    /// Waits up to `timeout` for the child to exit; None if it is still running.
+    fn wait_for(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return Some(st);
+            }
+            if t0.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn output(&mut self) -> String {
+        let (o, e) = self.out.take().expect("output collected once");
+        let mut s = String::from_utf8_lossy(&o.join().unwrap_or_default()).into_owned();
+        s.push_str(&String::from_utf8_lossy(&e.join().unwrap_or_default()));
+        s
+    }
+
+    /// Waits for the exit (killing the child and failing after `timeout`); asserts success.
+    fn wait_ok(mut self, timeout: Duration) -> Done {
+        let status = self.wait_for(timeout);
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let output = self.output();
+        let Some(status) = status else {
+            panic!(
+                "{} did not finish within {timeout:?}; killed. output:\n{output}",
+                self.name
+            );
+        };
+        assert!(
+            status.success(),
+            "{} failed with {status}; output:\n{output}",
+            self.name
+        );
+        Done { output }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn s(x: impl ToString) -> String {
+    x.to_string()
+}
+
+/// Writes `SECONDS` of synthesized music in `spec` to `dir/name`; returns the wire frames.
+fn make_input(dir: &Path, name: &str, spec: AudioSpec, seed: u64) -> (PathBuf, Vec<u8>) {
+    let frames = (spec.rate as f64 * SECONDS) as usize;
+    let audio = synthesize(Program::Music, spec, frames, seed);
+    let path = dir.join(name);
+    write_wav_all(&path, spec, &audio).expect("write the input WAV");
+    (path, audio)
+}
+
+fn read_output(path: &Path, spec: AudioSpec, what: &str, log: &str) -> Vec<u8> {
+    let (got_spec, got) = read_wav_all(path)
+        .unwrap_or_else(|e| panic!("{what}: cannot read {}: {e}\n{log}", path.display()));
+    assert_eq!(got_spec, spec, "{what}: output format\n{log}");
+    got
+}
+
+/// Asserts `got` equals `want` frame for frame.
+fn assert_exact(want: &[u8], got: &[u8], fb: usize, what: &str, log: &str) {
+    if want == got {
+        return;
+    }
+    let first = want
+        .chunks(fb)
+        .zip(got.chunks(fb))
+        .position(|(a, b)| a != b)
+        .unwrap_or(want.len().min(got.len()) / fb);
+    panic!(
+        "{what}: output differs from the input: {} vs {} frames, first difference at frame {first}\n{log}",
+        got.len() / fb,
+        want.len() / fb
+    );
+}
+
+/// For a receiver that may drop or add leading (or trailing) frames: finds where the input
+/// lies in `got` from a window of its middle, then asserts the overlapping frames are exactly
+/// equal and cover nearly all (99 %) of the input. Returns the offset (output frame of input
+/// frame 0).
+fn assert_exact_aligned(want: &[u8], got: &[u8], fb: usize, what: &str, log: &str) -> i64 {
+    const WINDOW: usize = 256;
+    let (nw, ng) = ((want.len() / fb) as i64, (got.len() / fb) as i64);
+    assert!(
+        ng >= WINDOW as i64 * 2,
+        "{what}: only {ng} frames received of {nw}\n{log}"
+    );
+    let mid = (ng as usize / 2) * fb;
+    let window = &got[mid..mid + WINDOW * fb];
+    assert!(
+        window.iter().any(|&b| b != 0),
+        "{what}: silence in the middle of the output\n{log}"
+    );
+    let hits: Vec<usize> = (0..=(want.len() / fb).saturating_sub(WINDOW))
+        .filter(|&f| &want[f * fb..(f + WINDOW) * fb] == window)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "{what}: the middle of the output occurs {} times in the input (frames {:?})\n{log}",
+        hits.len(),
+        &hits[..hits.len().min(5)]
+    );
+    let offset = (mid / fb) as i64 - hits[0] as i64; // output frame = input frame + offset
+    let start = 0.max(-offset); // first input frame present in the output
+    let end = nw.min(ng - offset); // one past the last
+    let overlap = end - start;
+    assert!(
+        overlap as f64 >= 0.99 * nw as f64,
+        "{what}: only {overlap} of {nw} input frames received (offset {offset})\n{log}"
+    );
+    let w = &want[start as usize * fb..end as usize * fb];
+    let g = &got[(start + offset) as usize * fb..(end + offset) as usize * fb];
+    assert_exact(w, g, fb, what, log);
+    offset
+}
+
+/// `isostream recv` for a stock sender: exact output needs the end (idle timeout, no BYE) to
+/// be noticed while audio is still buffered, so the idle timeout is shorter than the
+/// low-water mark.
+fn stock_recv(port: u16, out: &Path, spec: AudioSpec, stats: &Path) -> Proc {
+    spawn(
+        "isostream recv",
+        BIN,
+        &[
+            s("recv"),
+            s("--listen"),
+            format!("127.0.0.1:{port}"),
+            s("--out"),
+            s(out.display()),
+            s("--rate"),
+            s(spec.rate),
+            s("--channels"),
+            s(spec.channels),
+            s("--low-water"),
+            s(400),
+            s("--idle-timeout"),
+            s(0.25),
+            s("--exit-on-end"),
+            s("--stats-json"),
+            s(stats.display()),
+        ],
+    )
+}
+
+fn receiver_counter(stats: &Path, key: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stats).expect("recv stats")).expect("JSON");
+    v["receiver"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no receiver.{key} in {v}"))
+}
+
+/// `isostream send IN --to 127.0.0.1:PORT --fec off --interleave 1 --sdp SDP`.
+fn plain_send(input: &Path, port: u16, sdp: &Path) -> Proc {
+    spawn(
+        "isostream send",
+        BIN,
+        &[
+            s("send"),
+            s(input.display()),
+            s("--to"),
+            format!("127.0.0.1:{port}"),
+            s("--fec"),
+            s("off"),
+            s("--interleave"),
+            s(1),
+            s("--sdp"),
+            s(sdp.display()),
+        ],
+    )
+}
+
+#[test]
+fn gstreamer_sends_a_wav_to_isostream_recv() {
+    require_gstreamer();
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    // mono at 32 kHz: recv --rate/--channels say what the stock sender sends
+    let spec = AudioSpec {
+        rate: 32_000,
+        channels: 1,
+        format: SampleFormat::S16,
+    };
+    let (input, want) = make_input(dir.path(), "in.wav", spec, 1);
+    let (out, stats) = (dir.path().join("out.wav"), dir.path().join("recv.json"));
+    let port = free_port();
+    let recv = stock_recv(port, &out, spec, &stats);
+    wait_until_bound(port, "isostream recv");
+    let gst = spawn(
+        "gst-launch-1.0 (sender)",
+        "gst-launch-1.0",
+        &[
+            s("-q"),
+            s("filesrc"),
+            format!("location={}", input.display()),
+            s("!"),
+            s("wavparse"),
+            s("!"),
+            s("audioconvert"),
+            s("!"),
+            s("rtpL16pay"),
+            s("!"),
+            s("udpsink"),
+            s("host=127.0.0.1"),
+            format!("port={port}"),
+        ],
+    );
+    let g = gst.wait_ok(CHILD_TIMEOUT);
+    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let log = format!("gst-launch-1.0:\n{}\nrecv:\n{}", g.output, r.output);
+    let got = read_output(&out, spec, "GStreamer -> recv", &log);
+    assert_exact(&want, &got, spec.frame_bytes(), "GStreamer -> recv", &log);
+    assert_eq!(receiver_counter(&stats, "malformed"), 0, "{log}");
+    assert_eq!(receiver_counter(&stats, "lost"), 0, "{log}");
+    eprintln!("GStreamer -> isostream recv: exact in {:?}", t0.elapsed());
+}
+
+#[test]
+fn isostream_send_to_a_gstreamer_receiver() {
+    require_gstreamer();
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = AudioSpec {
+        rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    let (input, want) = make_input(dir.path(), "in.wav", spec, 2);
+    let (out, sdp) = (dir.path().join("out.wav"), dir.path().join("stream.sdp"));
+    let port = free_port();
+    let caps = format!(
+        "caps=application/x-rtp,media=audio,clock-rate={},encoding-name=L16,channels={},payload=96",
+        spec.rate, spec.channels
+    );
+    let gst = spawn(
+        "gst-launch-1.0 (receiver)",
+        "gst-launch-1.0",
+        &[
+            s("-e"),
+            s("udpsrc"),
+            s("address=127.0.0.1"),
+            format!("port={port}"),
+            caps,
+            s("!"),
+            s("rtpjitterbuffer"),
+            s("!"),
+            s("rtpL16depay"),
+            s("!"),
+            s("audioconvert"),
+            s("!"),
+            s("wavenc"),
+            s("!"),
+            s("filesink"),
+            format!("location={}", out.display()),
+        ],
+    );
+    wait_until_bound(port, "gst-launch-1.0 udpsrc");
+    let send = plain_send(&input, port, &sdp).wait_ok(CHILD_TIMEOUT);
+    // the jitter buffer holds 200 ms; then end the pipeline with EOS (finalizes the WAV)
+    std::thread::sleep(Duration::from_millis(700));
+    gst.interrupt();
+    let g = gst.wait_ok(CHILD_TIMEOUT);
+    let log = format!("send:\n{}\ngst-launch-1.0:\n{}", send.output, g.output);
+    let text = std::fs::read_to_string(&sdp).expect("send --sdp wrote the SDP");
+    assert!(
+        text.contains(&format!("m=audio {port} RTP/AVP 96\r\n"))
+            && text.contains("a=rtpmap:96 L16/48000/2\r\n")
+            && text.contains("a=rtcp-mux\r\n"),
+        "{text}"
+    );
+    let got = read_output(&out, spec, "send -> GStreamer", &log);
+    let offset = assert_exact_aligned(&want, &got, spec.frame_bytes(), "send -> GStreamer", &log);
+    eprintln!(
+        "isostream send -> GStreamer: exact, {} of {} frames, offset {offset}, in {:?}",
+        got.len() / spec.frame_bytes(),
+        want.len() / spec.frame_bytes(),
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn ffmpeg_records_the_stream_from_its_sdp() {
+    require_ffmpeg();
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = AudioSpec {
+        rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    let (input, want) = make_input(dir.path(), "in.wav", spec, 3);
+    let port = free_port();
+    // The SDP depends only on the options, not on the run: write it with a short run first
+    // (to a socket that swallows the stream), so ffmpeg is listening before the real one.
+    let sdp = dir.path().join("stream.sdp");
+    {
+        let sink = UdpSocket::bind(("127.0.0.1", port)).expect("bind the SDP run's sink");
+        let short = dir.path().join("short.wav");
+        write_wav_all(&short, spec, &want[..spec.frame_bytes() * 480]).unwrap();
+        plain_send(&short, port, &sdp).wait_ok(CHILD_TIMEOUT);
+        drop(sink);
+    }
+    let text = std::fs::read_to_string(&sdp).expect("send --sdp wrote the SDP");
+    let out = dir.path().join("out.wav");
+    let mut ffmpeg = spawn(
+        "ffmpeg (receiver)",
+        "ffmpeg",
+        &[
+            s("-nostdin"),
+            s("-hide_banner"),
+            s("-loglevel"),
+            s("warning"),
+            s("-protocol_whitelist"),
+            s("file,udp,rtp"),
+            s("-i"),
+            s(sdp.display()),
+            s("-c:a"),
+            s("pcm_s16le"),
+            s("-bitexact"),
+            s("-y"),
+            s(out.display()),
+        ],
+    );
+    wait_until_bound(port, "ffmpeg");
+    let sdp2 = dir.path().join("stream2.sdp");
+    let send = plain_send(&input, port, &sdp2).wait_ok(CHILD_TIMEOUT);
+    assert_eq!(
+        std::fs::read_to_string(&sdp2).unwrap(),
+        text,
+        "the SDP is the same for every run"
+    );
+    // ffmpeg ends at isostream's RTCP BYE; interrupt it if it did not
+    if ffmpeg.wait_for(Duration::from_secs(5)).is_none() {
+        ffmpeg.interrupt();
+    }
+    let f = ffmpeg.wait_ok(CHILD_TIMEOUT);
+    let log = format!(
+        "SDP:\n{text}\nsend:\n{}\nffmpeg:\n{}",
+        send.output, f.output
+    );
+    let got = read_output(&out, spec, "send -> ffmpeg (SDP)", &log);
+    let offset = assert_exact_aligned(
+        &want,
+        &got,
+        spec.frame_bytes(),
+        "send -> ffmpeg (SDP)",
+        &log,
+    );
+    eprintln!(
+        "isostream send -> ffmpeg via SDP: exact, {} of {} frames, offset {offset}, in {:?}",
+        got.len() / spec.frame_bytes(),
+        want.len() / spec.frame_bytes(),
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn ffmpeg_sends_rtp_l16_to_isostream_recv() {
+    require_ffmpeg();
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = AudioSpec {
+        rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    let (input, want) = make_input(dir.path(), "in.wav", spec, 4);
+    let (out, stats) = (dir.path().join("out.wav"), dir.path().join("recv.json"));
+    let port = free_port();
+    let recv = stock_recv(port, &out, spec, &stats);
+    wait_until_bound(port, "isostream recv");
+    // -payload_type 96: ffmpeg's default dynamic type for audio is 97, which isostream reads
+    // as L24; rtcpport: ffmpeg's SR and BYE go to the media port too (RFC 5761)
+    let ffmpeg = spawn(
+        "ffmpeg (sender)",
+        "ffmpeg",
+        &[
+            s("-nostdin"),
+            s("-hide_banner"),
+            s("-loglevel"),
+            s("warning"),
+            s("-re"),
+            s("-i"),
+            s(input.display()),
+            s("-c:a"),
+            s("pcm_s16be"),
+            s("-payload_type"),
+            s(96),
+            s("-f"),
+            s("rtp"),
+            format!("rtp://127.0.0.1:{port}?rtcpport={port}"),
+        ],
+    );
+    let f = ffmpeg.wait_ok(CHILD_TIMEOUT);
+    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let log = format!("ffmpeg:\n{}\nrecv:\n{}", f.output, r.output);
+    let got = read_output(&out, spec, "ffmpeg -> recv", &log);
+    assert_exact(&want, &got, spec.frame_bytes(), "ffmpeg -> recv", &log);
+    assert_eq!(receiver_counter(&stats, "malformed"), 0, "{log}");
+    assert_eq!(receiver_counter(&stats, "lost"), 0, "{log}");
+    eprintln!("ffmpeg -> isostream recv: exact in {:?}", t0.elapsed());
+}
