@@ -43,6 +43,13 @@ pub struct BenchArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The sender's clock runs this many ppm fast (negative: slow) against the receiver's.
+    /// Turns on the receiver's drift compensation.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub drift_ppm: f64,
+    /// Compensate clock drift even without --drift-ppm (as a live receiver does).
+    #[arg(long)]
+    pub drift_correction: bool,
     /// Sweep network loss (Bernoulli, in %, replacing the profile's loss) for each FEC
     /// setting of --sweep-fec, and report residual loss.
     #[arg(long)]
@@ -132,13 +139,25 @@ pub struct BenchReport {
     pub latency_ms: f64,
     /// Bandwidth overhead of repair packets: repair bytes / media bytes.
     pub overhead: f64,
-    /// Fraction of output frames identical to the input.
-    pub bit_exact_fraction: f64,
+    /// Fraction of output frames identical to the input (null when the input was generated
+    /// on the fly and not kept: runs over 10 minutes).
+    pub bit_exact_fraction: Option<f64>,
     /// SNR of the output against the input, in dB (null when identical).
     pub snr_db: Option<f64>,
     /// Segmental SNR (20 ms segments, each clamped to -10..60 dB), in dB.
-    pub segmental_snr_db: f64,
+    pub segmental_snr_db: Option<f64>,
+    /// The simulated clock drift of the sender, in ppm.
+    pub drift_ppm: f64,
+    /// The receiver's final estimate of that drift, in ppm (when it compensates drift).
+    pub drift_estimate_ppm: Option<f64>,
+    /// Buffered audio from 5 minutes into the session on (from half-way for shorter runs):
+    /// the band the drift controller holds it in, in ms.
+    pub buffer_after_convergence_ms: Percentiles,
 }
+
+/// Longer built-in programs are generated while the session runs instead of held in memory;
+/// the output is then not kept, and not compared with the input.
+const STREAM_ABOVE_S: f64 = 600.0;
 
 fn load_input(args: &BenchArgs) -> Result<(AudioSpec, Vec<u8>)> {
     if let Some(p) = &args.input {
@@ -155,15 +174,18 @@ fn load_input(args: &BenchArgs) -> Result<(AudioSpec, Vec<u8>)> {
         }
         return Ok((spec, data));
     }
-    let program: Program = args
-        .program
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--program: {e}"))?;
     let spec = AudioSpec {
         rate: 48_000,
         channels: 2,
         format: SampleFormat::S16,
     };
+    if args.duration > STREAM_ABOVE_S {
+        return Ok((spec, Vec::new()));
+    }
+    let program: Program = args
+        .program
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--program: {e}"))?;
     let frames = (args.duration * spec.rate as f64) as usize;
     Ok((spec, synthesize(program, spec, frames, 7)))
 }
@@ -184,11 +206,58 @@ pub fn simulate(
     let mut rcfg = ReceiverConfig::default();
     args.buffer.apply(&mut rcfg, false);
     rcfg.seed = args.seed;
-    let mut src = MemorySource::new(input, spec.frame_bytes());
-    let audio = MediaClock::new(spec.rate).duration_of((input.len() / spec.frame_bytes()) as u64);
+    rcfg.drift_correction = args.drift_correction || args.drift_ppm != 0.0;
+    let streaming = input.is_empty();
+    let program: Program = args
+        .program
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--program: {e}"))?;
+    let mut generated = isostream::io::SignalInput {
+        source: isostream_media::SignalSource::new(program, spec, 7),
+        remaining: (args.duration * spec.rate as f64) as u64,
+    };
+    let mut memory = MemorySource::new(input, spec.frame_bytes());
+    let frames = if streaming {
+        generated.remaining
+    } else {
+        (input.len() / spec.frame_bytes()) as u64
+    };
+    let src: &mut dyn isostream_sender::driver::AudioSource = if streaming {
+        &mut generated
+    } else {
+        &mut memory
+    };
+    let audio = MediaClock::new(spec.rate).duration_of(frames);
     let limit = audio * 3 + Duration::from_secs(30);
-    let r = sim::run(scfg.clone(), rcfg, profile, args.seed, &mut src, limit)?;
-    let cmp = compare(input, &r.output, spec);
+    let opts = sim::SimOptions {
+        drift_ppm: args.drift_ppm,
+        discard_output: streaming,
+        ..Default::default()
+    };
+    let r = sim::run_with(scfg.clone(), rcfg, profile, args.seed, src, limit, &opts)?;
+    let cmp = if streaming {
+        compare(&[], &[], spec)
+    } else {
+        compare(input, &r.output, spec)
+    };
+    let settle = if audio.as_secs_f64() >= 600.0 {
+        300.0
+    } else {
+        audio.as_secs_f64() / 2.0
+    };
+    let mut late_buf: Vec<f64> = r
+        .timeline
+        .iter()
+        .filter(|s| s.t >= settle)
+        .map(|s| s.buffer_ms)
+        .collect();
+    late_buf.sort_by(f64::total_cmp);
+    let late_pct = |q: f64| {
+        late_buf
+            .get(((late_buf.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     let mut buf: Vec<f64> = r.timeline.iter().map(|s| s.buffer_ms).collect();
     buf.sort_by(f64::total_cmp);
     let pct = |q: f64| {
@@ -236,9 +305,17 @@ pub fn simulate(
         } else {
             r.sender.repair_sent as f64 / media_bytes
         },
-        bit_exact_fraction: cmp.bit_exact_fraction,
+        bit_exact_fraction: (!streaming).then_some(cmp.bit_exact_fraction),
         snr_db: cmp.snr_db.is_finite().then_some(cmp.snr_db),
-        segmental_snr_db: cmp.segmental_snr_db,
+        segmental_snr_db: (!streaming).then_some(cmp.segmental_snr_db),
+        drift_ppm: args.drift_ppm,
+        drift_estimate_ppm: r.receiver.drift_ppm,
+        buffer_after_convergence_ms: Percentiles {
+            p5: late_pct(0.05),
+            p50: late_pct(0.5),
+            p95: late_pct(0.95),
+            max: late_buf.last().copied().unwrap_or(0.0),
+        },
     };
     Ok((report, r))
 }
@@ -305,14 +382,26 @@ fn print_table(r: &BenchReport) {
             format!("{:.0} ms / {:.0} ms", r.startup_ms, r.latency_ms),
         ),
         (
+            "clock drift",
+            match r.drift_estimate_ppm {
+                Some(e) => format!(
+                    "{:+.1} ppm simulated, {:+.2} ppm estimated; buffer after convergence p5/p50/p95 {:.0} / {:.0} / {:.0} ms",
+                    r.drift_ppm, e, r.buffer_after_convergence_ms.p5, r.buffer_after_convergence_ms.p50, r.buffer_after_convergence_ms.p95
+                ),
+                None => format!("{:+.1} ppm simulated, not compensated", r.drift_ppm),
+            },
+        ),
+        (
             "output vs input",
-            format!(
-                "{:.2} % bit-exact, SNR {}, segmental SNR {:.1} dB",
-                r.bit_exact_fraction * 100.0,
-                r.snr_db
-                    .map_or("inf (identical)".into(), |s| format!("{s:.1} dB")),
-                r.segmental_snr_db
-            ),
+            match (r.bit_exact_fraction, r.segmental_snr_db) {
+                (Some(exact), Some(seg)) => format!(
+                    "{:.2} % bit-exact, SNR {}, segmental SNR {:.1} dB",
+                    exact * 100.0,
+                    r.snr_db.map_or("inf (identical)".into(), |s| format!("{s:.1} dB")),
+                    seg
+                ),
+                _ => "not compared (the program was generated on the fly)".into(),
+            },
         ),
     ];
     for (k, v) in rows {

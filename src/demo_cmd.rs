@@ -117,6 +117,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                         recovered: st.recovered,
                         concealed_ms: st.frames_concealed as f64 * 1000.0 / rate,
                         paused: st.flow.pause_sent > st.flow.resume_sent,
+                        drift_ppm: st.drift_ppm,
                     });
                 }
             },

@@ -27,6 +27,8 @@ pub struct Sample {
     pub concealed_ms: f64,
     /// Whether the sender was paused.
     pub paused: bool,
+    /// The receiver's estimate of the sender's clock drift, in ppm, if it compensates drift.
+    pub drift_ppm: Option<f64>,
 }
 
 /// What a simulation produced.
@@ -56,6 +58,11 @@ pub struct SimOptions {
     /// forward path: media and repair packets of substream i take path i; RTCP takes the
     /// profile's forward path.
     pub substream_paths: Option<Vec<LinkConfig>>,
+    /// The sender's clock runs this many ppm fast (negative: slow) against the receiver's:
+    /// two sound cards never agree exactly.
+    pub drift_ppm: f64,
+    /// Do not keep the played-out audio (for long runs; [`SimResult::output`] stays empty).
+    pub discard_output: bool,
 }
 
 /// Runs one session through `profile` with `seed`, reading the input from `source`.
@@ -112,7 +119,12 @@ pub fn run_with(
     let mut next_sample = Instant::ZERO;
     let mut timeline = Vec::new();
     let mut completed = false;
+    // the sender's clock: real time scaled by its drift
+    let k = 1.0 + opts.drift_ppm * 1e-6;
+    let to_sender = |t: Instant| Instant::from_nanos((t.as_nanos() as f64 * k).round() as u64);
+    let to_real = |t: Instant| Instant::from_nanos((t.as_nanos() as f64 / k).ceil() as u64);
     while now <= end {
+        let s_now = to_sender(now);
         // sender side
         if !input_done {
             loop {
@@ -122,18 +134,18 @@ pub fn run_with(
                 }
                 let n = source.read_frames(&mut audio[..want * frame_bytes])?;
                 if n == 0 {
-                    sender.end_of_input(now);
+                    sender.end_of_input(s_now);
                     input_done = true;
                     break;
                 }
-                sender.push_audio(now, &audio[..n * frame_bytes]);
+                sender.push_audio(s_now, &audio[..n * frame_bytes]);
             }
         }
         while let Some(d) = rev.poll_deliver(now) {
-            sender.handle_datagram(now, &d);
+            sender.handle_datagram(s_now, &d);
         }
-        sender.handle_timeout(now);
-        while let Some(d) = sender.poll_transmit(now) {
+        sender.handle_timeout(s_now);
+        while let Some(d) = sender.poll_transmit(s_now) {
             let path =
                 (!paths.is_empty() && rtp::classify(&d) != DatagramKind::Rtcp && d.len() >= 12)
                     .then(|| {
@@ -164,7 +176,9 @@ pub fn run_with(
                 if due > 0 {
                     chunk.resize(due * spec.frame_bytes(), 0);
                     let n = receiver.playout(now, &mut chunk);
-                    out.extend_from_slice(&chunk[..n * spec.frame_bytes()]);
+                    if !opts.discard_output {
+                        out.extend_from_slice(&chunk[..n * spec.frame_bytes()]);
+                    }
                 }
             }
         }
@@ -187,6 +201,7 @@ pub fn run_with(
                 recovered: s.recovered,
                 concealed_ms: s.frames_concealed as f64 * 1000.0 / rate,
                 paused: sender.is_paused(),
+                drift_ppm: s.drift_ppm,
             });
         }
         if completed && (sender.is_finished() || input_done) {
@@ -195,7 +210,7 @@ pub fn run_with(
         // advance virtual time to the earliest thing that can happen
         let mut next = next_pull.min(next_sample);
         for t in [
-            sender.poll_timeout(now),
+            sender.poll_timeout(s_now).map(to_real),
             receiver.poll_timeout(now),
             fwd.next_delivery(),
             rev.next_delivery(),

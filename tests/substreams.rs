@@ -59,10 +59,13 @@ fn run(cfg: SenderConfig, input: &[u8], paths: Vec<LinkConfig>, seed: u64) -> Si
     let profile = Profile::builtin("perfect").unwrap();
     let opts = SimOptions {
         substream_paths: Some(paths),
+        ..SimOptions::default()
     };
-    let mut rcfg = ReceiverConfig::default();
-    rcfg.low_water_ms = 150;
-    rcfg.high_water_ms = 600;
+    let rcfg = ReceiverConfig {
+        low_water_ms: 150,
+        high_water_ms: 600,
+        ..ReceiverConfig::default()
+    };
     sim::run_with(
         cfg,
         rcfg,
@@ -170,6 +173,7 @@ fn a_lost_first_description_is_made_good_by_the_next_one() {
     };
     let opts = SimOptions {
         substream_paths: Some(vec![path(0.0, 0.0, 0.0), path(0.0, 0.0, 0.0)]),
+        ..SimOptions::default()
     };
     let mut src = MemorySource::new(&input, s.frame_bytes());
     let r = sim::run_with(

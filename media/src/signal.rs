@@ -1184,41 +1184,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn calibration_report() {
-        for p in PROGRAMS {
-            for (rate, channels) in [(48_000, 2), (16_000, 1), (44_100, 6), (8_000, 2)] {
-                let s = spec(rate, channels, SampleFormat::F32);
-                let mut src = SignalSource::new(p, s, 1);
-                let mut raw = vec![0.0f32; channels as usize];
-                let mut peak = vec![0.0f32; channels as usize];
-                let mut e = vec![0.0f64; channels as usize];
-                let mut over = 0;
-                let n = rate as usize * 20;
-                for _ in 0..n {
-                    raw.iter_mut().for_each(|v| *v = 0.0);
-                    src.gen.next_frame(&mut raw);
-                    for c in 0..channels as usize {
-                        peak[c] = peak[c].max(raw[c].abs());
-                        e[c] += (raw[c] as f64).powi(2);
-                        if raw[c].abs() > 0.42 {
-                            over += 1;
-                        }
-                    }
-                }
-                let rms: Vec<String> = e
-                    .iter()
-                    .map(|e| format!("{:.1}", 10.0 * (e / n as f64).log10()))
-                    .collect();
-                println!(
-                    "{p} {rate} {channels}: peak {:?} rms dB {:?} over-knee {over}",
-                    peak, rms
-                );
-            }
-        }
-    }
-
-    #[test]
     fn program_names_parse() {
         for p in PROGRAMS {
             assert_eq!(p.to_string().parse::<Program>().unwrap(), p);

@@ -35,6 +35,10 @@ pub struct ReceiverConfig {
     /// Wall-clock time at instant zero, in ns since the Unix epoch: with the sender reports'
     /// wall-clock times it gives the capture-to-playout latency.
     pub wallclock_at_zero_ns: u128,
+    /// Estimate the sender's clock rate against the playout clock and resample so the buffer
+    /// stays at its level (always on for live sessions). Off for stored media, which
+    /// PAUSE/RESUME keeps in bounds.
+    pub drift_correction: bool,
 }
 
 impl Default for ReceiverConfig {
@@ -52,6 +56,7 @@ impl Default for ReceiverConfig {
             report_interval: Duration::from_millis(250),
             seed: 0,
             wallclock_at_zero_ns: 0,
+            drift_correction: false,
         }
     }
 }

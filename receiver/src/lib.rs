@@ -5,6 +5,7 @@
 
 pub mod concealer;
 pub mod config;
+pub mod drift;
 pub mod driver;
 pub mod flow;
 pub mod jitter_buffer;

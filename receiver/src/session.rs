@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::concealer::Concealer;
 use crate::config::ReceiverConfig;
+use crate::drift::{AdaptiveResampler, DriftEstimator};
 use crate::flow::{FlowController, FlowStats, Request};
 use crate::jitter_buffer::{JitterBuffer, Write};
 use crate::playout::PlayoutClock;
@@ -131,6 +132,11 @@ pub struct ReceiverStats {
     /// playout), in ms: exact when both run on one machine, an estimate across machines
     /// (it includes the offset between their clocks). Mean, smallest and largest.
     pub latency_ms: Option<LatencyStats>,
+    /// Estimated rate of the sender's clock against the playout clock, in ppm (+ = sender
+    /// faster), when clock drift is compensated.
+    pub drift_ppm: Option<f64>,
+    /// The resampling correction applied at the end, in ppm.
+    pub drift_correction_ppm: Option<f64>,
     /// Largest difference between substreams' read positions, in frames (always 0: they
     /// share one playout clock; reported so tools can check it).
     pub skew_frames: i64,
@@ -172,6 +178,10 @@ struct SubstreamRx {
     /// Scratch for playout: this substream's frames and presence flags.
     scratch: Vec<u8>,
     present: Vec<bool>,
+    /// This substream's share of one playout chunk (after resampling).
+    chunk: Vec<u8>,
+    /// Adaptive resampler (only when clock drift is compensated).
+    resampler: Option<AdaptiveResampler>,
 }
 
 struct Active {
@@ -197,12 +207,21 @@ struct Active {
     lat_n: u64,
     lat_min: f64,
     lat_max: f64,
+    /// Clock drift estimator and controller (live sessions, or when configured).
+    drift: Option<DriftEstimator>,
+    /// The buffer level the drift controller holds, in frames (fixed 10 s into playback).
+    drift_target: Option<i64>,
+    /// When the newest media packet was written, and how many frames it carried.
+    last_media: Option<(Instant, i64)>,
 }
 
 /// How long a stream without a session description waits (beyond the low-water mark) before
 /// playback starts, so that a lost first description is made good by the next one (sent
 /// every 250 ms) before the output format is fixed.
 pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
+
+/// Seconds of playback after which the drift controller fixes the buffer level it holds.
+const DRIFT_TARGET_AFTER_S: f64 = 10.0;
 
 /// At most this many datagrams are kept while a session waits for its description.
 const MAX_PENDING: usize = 4096;
@@ -360,6 +379,7 @@ impl ReceiverSession {
         }
         let clock = MediaClock::new(spec.rate);
         let capacity = clock.frames_in_ms(self.cfg.high_water_ms + self.cfg.headroom_ms) as usize;
+        let drift = self.cfg.drift_correction || desc.is_some_and(|d| d.live);
         let subs = ssrcs
             .iter()
             .zip(&channels)
@@ -393,6 +413,8 @@ impl ReceiverSession {
                     },
                     scratch: vec![0; fb * 4096],
                     present: vec![false; 4096],
+                    chunk: vec![0; fb * 4096],
+                    resampler: drift.then(|| AdaptiveResampler::new(spec.format, ch)),
                 }
             })
             .collect();
@@ -421,6 +443,9 @@ impl ReceiverSession {
             lat_n: 0,
             lat_min: f64::MAX,
             lat_max: f64::MIN,
+            drift: drift.then(|| DriftEstimator::new(spec.rate)),
+            drift_target: None,
+            last_media: None,
         });
         self.events.push_back(ReceiverEvent::SessionStarted {
             spec,
@@ -643,6 +668,7 @@ impl ReceiverSession {
             }
         }
         let _ = now;
+        a.last_media = Some((now, (samples.len() / a.subs[i].frame_bytes) as i64));
         let sub = &mut a.subs[i];
         match sub.jb.write(pos, stride, samples) {
             Write::Stored { late } => {
@@ -678,6 +704,10 @@ impl ReceiverSession {
     }
 
     fn send_request(&mut self, req: Request) {
+        // PAUSE/RESUME move the buffer for reasons other than clock drift
+        if let Some(d) = self.active.as_mut().and_then(|a| a.drift.as_mut()) {
+            d.restart_window();
+        }
         self.rtcp_buf.clear();
         let kind = if req.pause {
             rtcp::APP_PAUSE
@@ -837,28 +867,62 @@ impl ReceiverSession {
             }
             a.occ_sum += emptiest as f64;
             a.occ_n += 1;
+            let ratio = a.drift.as_ref().map_or(1.0, DriftEstimator::ratio);
             let mut off = 0;
             for sub in &mut a.subs {
                 let fb = sub.frame_bytes;
-                let total = chunk + LOOKAHEAD;
-                sub.jb
-                    .peek(0, &mut sub.scratch[..total * fb], &mut sub.present[..total]);
-                let counts = sub.concealer.process(
-                    &mut sub.scratch[..total * fb],
-                    &sub.present[..total],
-                    LOOKAHEAD,
-                );
-                sub.stats.frames_interpolated += counts.interpolated;
-                sub.stats.frames_concealed += counts.concealed;
-                for f in 0..chunk {
-                    let dst = (done + f) * out_fb + off;
-                    out[dst..dst + fb].copy_from_slice(&sub.scratch[f * fb..(f + 1) * fb]);
+                let SubstreamRx {
+                    jb,
+                    concealer,
+                    scratch,
+                    present,
+                    stats,
+                    chunk: buf,
+                    resampler,
+                    ..
+                } = sub;
+                let dst = &mut buf[..chunk * fb];
+                let mut pull = |b: &mut [u8]| render(jb, concealer, scratch, present, stats, fb, b);
+                match resampler {
+                    Some(r) => {
+                        r.process(ratio, pull, dst);
+                    }
+                    None => {
+                        pull(dst);
+                    }
                 }
-                sub.jb.advance(chunk);
+                for f in 0..chunk {
+                    let at = (done + f) * out_fb + off;
+                    out[at..at + fb].copy_from_slice(&dst[f * fb..(f + 1) * fb]);
+                }
                 off += fb;
             }
             a.clock.played(chunk as u64);
             done += chunk;
+            let (emptiest, _) = occupancy(a);
+            if let Some(d) = a.drift.as_mut() {
+                // the buffer level the controller holds: what is buffered, plus what the
+                // resampler holds, smoothed between packet arrivals (occupancy moves in
+                // packet-sized steps; sampling it raw would bias a small drift)
+                let rate = a.spec.rate as f64;
+                let held = a.subs[0]
+                    .resampler
+                    .as_ref()
+                    .map_or(0.0, |r| r.buffered_input_frames());
+                let since = a.last_media.map_or(0.0, |(t, frames)| {
+                    ((now - t).as_secs_f64() * rate).min(frames as f64)
+                });
+                let level = (emptiest as f64 + since + held).round() as i64;
+                let playing_for = a.clock.frames_played() as f64 / rate;
+                if a.drift_target.is_none() && playing_for >= DRIFT_TARGET_AFTER_S {
+                    a.drift_target = d.filtered_occupancy().map(|f| f.round() as i64);
+                }
+                let target = a
+                    .drift_target
+                    .or(d.filtered_occupancy().map(|f| f.round() as i64))
+                    .unwrap_or(level);
+                d.update(now, level, target);
+            }
         }
         let ended = self.check_end();
         if !ended {
@@ -969,6 +1033,34 @@ impl ReceiverSession {
     }
 }
 
+/// Pulls `buf.len() / fb` frames of one substream from its jitter buffer, repairs what is
+/// missing, and consumes them: the input side of playout (and of the resampler).
+fn render(
+    jb: &mut JitterBuffer,
+    concealer: &mut Concealer,
+    scratch: &mut [u8],
+    present: &mut [bool],
+    stats: &mut SubstreamStats,
+    fb: usize,
+    buf: &mut [u8],
+) -> usize {
+    let frames = buf.len() / fb;
+    let room = present.len() - LOOKAHEAD;
+    let mut done = 0;
+    while done < frames {
+        let k = (frames - done).min(room);
+        let total = k + LOOKAHEAD;
+        jb.peek(0, &mut scratch[..total * fb], &mut present[..total]);
+        let counts = concealer.process(&mut scratch[..total * fb], &present[..total], LOOKAHEAD);
+        stats.frames_interpolated += counts.interpolated;
+        stats.frames_concealed += counts.concealed;
+        buf[done * fb..(done + k) * fb].copy_from_slice(&scratch[..k * fb]);
+        jb.advance(k);
+        done += k;
+    }
+    frames
+}
+
 fn occupancy(a: &Active) -> (i64, i64) {
     let mut lo = i64::MAX;
     let mut hi = 0;
@@ -1003,6 +1095,8 @@ fn stats_of(a: &Active, flow: FlowStats, malformed: u64, foreign: u64) -> Receiv
             .clock
             .started_at()
             .map_or(0.0, |t| (t - a.first_arrival).as_secs_f64() * 1000.0),
+        drift_ppm: a.drift.as_ref().map(DriftEstimator::estimate_ppm),
+        drift_correction_ppm: a.drift.as_ref().map(DriftEstimator::correction_ppm),
         latency_ms: (a.lat_n > 0).then(|| LatencyStats {
             mean: a.lat_sum / a.lat_n as f64,
             min: a.lat_min,
