@@ -108,17 +108,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             &mut |now, s: &ReceiverSession| {
                 if now >= next_sample {
                     next_sample = now + Duration::from_millis(100);
-                    let st = s.stats();
-                    let rate = s.spec().map_or(48_000, |x| x.rate) as f64;
-                    timeline.push(Sample {
-                        t: now.as_secs_f64(),
-                        buffer_ms: s.occupancy().1 as f64 * 1000.0 / rate,
-                        lost: st.lost,
-                        recovered: st.recovered,
-                        concealed_ms: st.frames_concealed as f64 * 1000.0 / rate,
-                        paused: st.flow.pause_sent > st.flow.resume_sent,
-                        drift_ppm: st.drift_ppm,
-                    });
+                    let flow = s.stats().flow;
+                    timeline.push(Sample::of(now, s, flow.pause_sent > flow.resume_sent));
                 }
             },
         )

@@ -31,6 +31,23 @@ pub struct Sample {
     pub drift_ppm: Option<f64>,
 }
 
+impl Sample {
+    /// The receiver's state at `now`; `paused` says whether the sender was paused.
+    pub fn of(now: Instant, receiver: &ReceiverSession, paused: bool) -> Sample {
+        let s = receiver.stats();
+        let rate = receiver.spec().map_or(48_000, |s| s.rate) as f64;
+        Sample {
+            t: now.as_secs_f64(),
+            buffer_ms: receiver.occupancy().1 as f64 * 1000.0 / rate,
+            lost: s.lost,
+            recovered: s.recovered,
+            concealed_ms: s.frames_concealed as f64 * 1000.0 / rate,
+            paused,
+            drift_ppm: s.drift_ppm,
+        }
+    }
+}
+
 /// What a simulation produced.
 pub struct SimResult {
     /// The played-out audio (wire frames of the receiver's output spec).
@@ -192,17 +209,7 @@ pub fn run_with(
         }
         if now >= next_sample {
             next_sample = now + PULL_INTERVAL * 20;
-            let s = receiver.stats();
-            let rate = receiver.spec().map_or(48_000, |s| s.rate) as f64;
-            timeline.push(Sample {
-                t: now.as_secs_f64(),
-                buffer_ms: receiver.occupancy().1 as f64 * 1000.0 / rate,
-                lost: s.lost,
-                recovered: s.recovered,
-                concealed_ms: s.frames_concealed as f64 * 1000.0 / rate,
-                paused: sender.is_paused(),
-                drift_ppm: s.drift_ppm,
-            });
+            timeline.push(Sample::of(now, &receiver, sender.is_paused()));
         }
         if completed && (sender.is_finished() || input_done) {
             break;
