@@ -178,11 +178,11 @@ pub fn run_with(
         while sender.poll_event().is_some() {}
         // receiver side
         while let Some(d) = fwd.poll_deliver(now) {
-            receiver.handle_datagram(now, &d);
+            receiver.handle_bytes(now, d);
         }
         for l in &mut paths {
             while let Some(d) = l.poll_deliver(now) {
-                receiver.handle_datagram(now, &d);
+                receiver.handle_bytes(now, d);
             }
         }
         receiver.handle_timeout(now);

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
+use bytes::BytesMut;
 use isostream_media::AudioSpec;
 use isostream_transport::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -25,6 +26,11 @@ pub trait AudioSink: Send {
         None
     }
 }
+
+/// Size of a receive arena, in bytes.
+const ARENA_BYTES: usize = 1 << 20;
+/// Room kept free in the arena for the next datagram (the largest UDP payload).
+const MAX_DATAGRAM: usize = 65_536;
 
 /// How often the driver pulls audio from the playout clock.
 pub const PLAYOUT_TICK: Duration = Duration::from_millis(5);
@@ -54,7 +60,9 @@ where
 {
     let origin = std::time::Instant::now();
     let clock = || Instant::from_std(origin, std::time::Instant::now());
-    let mut recv_buf = vec![0u8; 65_536];
+    // datagrams are received into an arena and split off as `Bytes`: one allocation per
+    // ARENA_BYTES of traffic, not one per packet, and no copy after the kernel's
+    let mut arena = BytesMut::with_capacity(ARENA_BYTES);
     let mut out = Vec::new();
     let mut sink: Option<Box<dyn AudioSink>> = None;
     let mut peer: Option<SocketAddr> = None;
@@ -103,10 +111,14 @@ where
             }
         };
         tokio::select! {
-            r = socket.recv_from(&mut recv_buf) => {
+            r = socket.recv_buf_from(&mut arena) => {
                 match r {
-                    Ok((n, from)) => {
-                        if session.handle_datagram(clock(), &recv_buf[..n]) {
+                    Ok((_, from)) => {
+                        let d = arena.split().freeze();
+                        if arena.capacity() < MAX_DATAGRAM {
+                            arena = BytesMut::with_capacity(ARENA_BYTES);
+                        }
+                        if session.handle_bytes(clock(), d) {
                             peer = Some(from);
                         }
                     }

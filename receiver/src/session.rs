@@ -466,15 +466,23 @@ impl ReceiverSession {
     /// Handles one datagram from the network. Anything malformed or foreign is counted and
     /// dropped; no datagram can make the session panic. Returns whether the datagram belonged
     /// to the current session (the driver answers to the address of such datagrams).
+    ///
+    /// This form copies the datagram; [`Self::handle_bytes`] takes it without a copy.
     pub fn handle_datagram(&mut self, now: Instant, d: &[u8]) -> bool {
-        match rtp::classify(d) {
+        self.handle_bytes(now, Bytes::copy_from_slice(d))
+    }
+
+    /// [`Self::handle_datagram`] for a datagram already in a [`Bytes`] (e.g. split off the
+    /// driver's receive arena): the FEC decoder keeps a reference to it, not a copy.
+    pub fn handle_bytes(&mut self, now: Instant, d: Bytes) -> bool {
+        match rtp::classify(&d) {
             DatagramKind::Foreign => {
                 self.malformed += 1;
                 false
             }
-            DatagramKind::Rtcp => self.handle_rtcp(now, d),
-            DatagramKind::Repair => self.handle_repair(now, d),
-            DatagramKind::Media => self.handle_media(now, d),
+            DatagramKind::Rtcp => self.handle_rtcp(now, &d),
+            DatagramKind::Repair => self.handle_repair(now, &d),
+            DatagramKind::Media => self.handle_media(now, &d),
         }
     }
 
@@ -493,17 +501,17 @@ impl ReceiverSession {
     }
 
     /// Keeps a copy of a datagram while the session is provisional and not playing.
-    fn keep_pending(&mut self, d: &[u8]) -> bool {
+    fn keep_pending(&mut self, d: &Bytes) -> bool {
         match self.active.as_mut() {
             Some(a) if a.provisional && !a.clock.is_running() && a.pending.len() < MAX_PENDING => {
-                a.pending.push(Bytes::copy_from_slice(d));
+                a.pending.push(d.clone());
                 true
             }
             _ => false,
         }
     }
 
-    fn handle_media(&mut self, now: Instant, d: &[u8]) -> bool {
+    fn handle_media(&mut self, now: Instant, d: &Bytes) -> bool {
         let Ok((h, _)) = RtpHeader::parse(d) else {
             self.malformed += 1;
             return false;
@@ -543,8 +551,7 @@ impl ReceiverSession {
         sub.stats.packets_received += 1;
         let mut recovered = std::mem::take(&mut self.recovered_scratch);
         if let Some(fec) = &mut sub.fec {
-            let datagram = Bytes::copy_from_slice(d);
-            fec.push_source(ext, &datagram, &mut recovered);
+            fec.push_source(ext, d, &mut recovered);
             fec.expire_before(ext.saturating_sub(SEEN_WINDOW as u64 / 2));
         }
         self.depacketize(now, i, d);
@@ -557,7 +564,7 @@ impl ReceiverSession {
         true
     }
 
-    fn handle_repair(&mut self, now: Instant, d: &[u8]) -> bool {
+    fn handle_repair(&mut self, now: Instant, d: &Bytes) -> bool {
         let Ok((h, shard)) = RepairHeader::parse(d) else {
             self.malformed += 1;
             return false;
@@ -751,7 +758,7 @@ impl ReceiverSession {
                         match old {
                             Some(mut old) if ours => {
                                 for d in std::mem::take(&mut old.pending) {
-                                    self.handle_datagram(now, &d);
+                                    self.handle_bytes(now, d);
                                 }
                             }
                             Some(old) => self.active = Some(old),
