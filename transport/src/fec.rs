@@ -400,7 +400,15 @@ pub struct BlockEncoder {
     base_ts: u32,
     repair_sent: u64,
     rejected: u64,
+    /// Repair datagrams are built in this arena and split off, so a block costs no
+    /// allocation of its own (one per [`ENCODER_ARENA_BYTES`] of repair traffic).
+    arena: BytesMut,
+    /// The current block's repair datagrams while they are computed (reused).
+    repairs: Vec<BytesMut>,
 }
+
+/// Size of the encoder's arena for repair datagrams, in bytes.
+const ENCODER_ARENA_BYTES: usize = 256 * 1024;
 
 impl fmt::Debug for BlockEncoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -441,6 +449,8 @@ impl BlockEncoder {
             base_ts: 0,
             repair_sent: 0,
             rejected: 0,
+            arena: BytesMut::new(),
+            repairs: Vec::with_capacity(params.m as usize),
         }
     }
 
@@ -487,24 +497,27 @@ impl BlockEncoder {
         for d in data.iter_mut() {
             d.resize(shard_len, 0);
         }
-        let mut repairs: Vec<BytesMut> = (0..m)
-            .map(|index| {
-                let header = RepairHeader {
-                    seq: self.next_repair_seq.wrapping_add(index as u16),
-                    timestamp: self.base_ts,
-                    ssrc: self.ssrc,
-                    base_seq: self.base_seq,
-                    k: k as u8,
-                    m: m as u8,
-                    index: index as u8,
-                    shard_len: shard_len as u16,
-                };
-                let mut b = BytesMut::with_capacity(REPAIR_HEADER_LEN + shard_len);
-                header.write(&mut b);
-                b.resize(REPAIR_HEADER_LEN + shard_len, 0);
-                b
-            })
-            .collect();
+        let datagram_len = REPAIR_HEADER_LEN + shard_len;
+        if self.arena.capacity() < m * datagram_len {
+            self.arena = BytesMut::with_capacity(ENCODER_ARENA_BYTES.max(m * datagram_len));
+        }
+        let repairs = &mut self.repairs;
+        repairs.clear();
+        for index in 0..m {
+            let header = RepairHeader {
+                seq: self.next_repair_seq.wrapping_add(index as u16),
+                timestamp: self.base_ts,
+                ssrc: self.ssrc,
+                base_seq: self.base_seq,
+                k: k as u8,
+                m: m as u8,
+                index: index as u8,
+                shard_len: shard_len as u16,
+            };
+            header.write(&mut self.arena);
+            self.arena.resize(datagram_len, 0);
+            repairs.push(self.arena.split());
+        }
         let mut shards: Vec<&mut [u8]> = data
             .iter_mut()
             .map(|d| d.as_mut_slice())
@@ -512,7 +525,7 @@ impl BlockEncoder {
             .collect();
         match self.codec.encode(k, m, &mut shards) {
             Ok(()) => {
-                out.extend(repairs.into_iter().map(BytesMut::freeze));
+                out.extend(repairs.drain(..).map(BytesMut::freeze));
                 self.next_repair_seq = self.next_repair_seq.wrapping_add(m as u16);
                 self.repair_sent += m as u64;
             }
