@@ -223,6 +223,12 @@ pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
 /// Seconds of playback after which the drift controller fixes the buffer level it holds.
 const DRIFT_TARGET_AFTER_S: f64 = 10.0;
 
+/// Sample rates a session may have, in Hz.
+const MIN_RATE: u32 = 1_000;
+const MAX_RATE: u32 = 768_000;
+/// Largest jitter buffer memory a session may ask for (all substreams), in bytes.
+const MAX_BUFFER_BYTES: usize = 512 << 20;
+
 /// At most this many datagrams are kept while a session waits for its description.
 const MAX_PENDING: usize = 4096;
 
@@ -374,11 +380,17 @@ impl ReceiverSession {
                 (spec, vec![spec.channels], vec![None], vec![ssrc], true)
             }
         };
-        if spec.rate == 0 || spec.channels == 0 {
+        if !(MIN_RATE..=MAX_RATE).contains(&spec.rate) || spec.channels == 0 {
+            self.malformed += 1;
             return false;
         }
         let clock = MediaClock::new(spec.rate);
         let capacity = clock.frames_in_ms(self.cfg.high_water_ms + self.cfg.headroom_ms) as usize;
+        if capacity.saturating_mul(spec.frame_bytes()) > MAX_BUFFER_BYTES {
+            // a description (or a forged one) asking for more memory than any sane stream
+            self.malformed += 1;
+            return false;
+        }
         let drift = self.cfg.drift_correction || desc.is_some_and(|d| d.live);
         let subs = ssrcs
             .iter()
