@@ -22,6 +22,7 @@ use isostream_transport::time::Duration;
 
 mod bench_cmd;
 mod demo_cmd;
+mod device_cmd;
 mod impair_cmd;
 
 #[derive(Parser)]
@@ -47,6 +48,8 @@ enum Cmd {
     Bench(bench_cmd::BenchArgs),
     /// Relay UDP between two addresses through the impairment model, in real time.
     Impair(impair_cmd::ImpairArgs),
+    /// List audio devices and their supported configurations (needs the `device` feature).
+    Devices,
 }
 
 /// Options shared by `send` and `bench`: how the sender shapes the stream.
@@ -172,8 +175,12 @@ impl BufferOpts {
 #[derive(Args)]
 struct SendArgs {
     /// WAV file(s), or `-` for raw PCM on stdin. Several files become substreams of one session.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "device", conflicts_with = "device")]
     inputs: Vec<String>,
+    /// Capture from an audio device (the default input, or NAME from `isostream devices`)
+    /// instead of INPUT, at --rate and --channels as 16-bit audio. Implies --live.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    device: Option<String>,
     /// Receiver address.
     #[arg(long)]
     to: String,
@@ -214,7 +221,8 @@ struct RecvArgs {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:5004")]
     listen: SocketAddr,
-    /// Output: a WAV file, or `-` for raw PCM on stdout at the playout pace.
+    /// Output: a WAV file, `-` for raw PCM on stdout at the playout pace, or `device[:NAME]`
+    /// for an audio device (the default output, or NAME from `isostream devices`).
     #[arg(long, required_unless_present = "out_dir")]
     out: Option<String>,
     /// Write one WAV file per substream into this directory instead.
@@ -267,6 +275,7 @@ fn main() {
             Cmd::Demo(a) => demo_cmd::run(a).await,
             Cmd::Bench(a) => bench_cmd::run(a),
             Cmd::Impair(a) => impair_cmd::run(a).await,
+            Cmd::Devices => device_cmd::list_devices(),
         }
     });
     if let Err(e) = r {
@@ -319,9 +328,20 @@ fn open_input(path: &str, a: &SendArgs) -> Result<(Box<dyn AudioSource>, AudioSp
 }
 
 async fn send(a: SendArgs) -> Result<()> {
+    let mut device = match &a.device {
+        Some(d) => Some(device_cmd::capture_input(
+            (!d.is_empty()).then_some(d.as_str()),
+            a.rate,
+            a.channels,
+        )?),
+        None => None,
+    };
     let mut inputs = Vec::new();
     for p in &a.inputs {
         inputs.push(open_input(p, &a)?);
+    }
+    if let Some((_, s, _)) = &device {
+        inputs.push((Box::new(device_cmd::NoSource) as Box<dyn AudioSource>, *s));
     }
     let first = inputs[0].1;
     for (i, (_, s)) in inputs.iter().enumerate() {
@@ -351,7 +371,7 @@ async fn send(a: SendArgs) -> Result<()> {
     cfg.substream_channels = per_input;
     a.stream.apply(&mut cfg)?;
     cfg.speed = a.speed;
-    cfg.live = a.live;
+    cfg.live = a.live || device.is_some();
     cfg.seed = crate::os_seed();
     cfg.receiver_timeout = Duration::from_secs_f64(a.receiver_timeout);
     cfg.wallclock_at_zero_ns = std::time::SystemTime::now()
@@ -388,7 +408,13 @@ async fn send(a: SendArgs) -> Result<()> {
         None
     };
     let mut bar = SendProgress::new(total, spec.rate);
-    let input = if a.live {
+    let (device_input, capture) = match device.take() {
+        Some((i, _, h)) => (Some(i), Some(h)),
+        None => (None, None),
+    };
+    let input = if let Some(i) = device_input {
+        i
+    } else if a.live {
         // a live source is read on its own thread, as fast as it produces audio
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
         let mut src = source;
@@ -421,6 +447,9 @@ async fn send(a: SendArgs) -> Result<()> {
     );
     let (stats, why) = sdriver::run(session, socket, input, &mut bar).await?;
     bar.finish();
+    if let Some(c) = &capture {
+        eprintln!("{}", c.report());
+    }
     print_sender_summary(&stats, &why, spec.rate);
     if let Some(p) = &a.stats_json {
         let v = serde_json::json!({ "sender": stats, "finish": why });
@@ -507,6 +536,7 @@ async fn recv(a: RecvArgs) -> Result<()> {
         cfg.high_water_ms = (2 * ms).max(ms + 100);
     }
     cfg.idle_timeout = Duration::from_secs_f64(a.idle_timeout);
+    cfg.drift_correction = a.live || a.latency.is_some();
     cfg.wallclock_at_zero_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -564,6 +594,9 @@ async fn recv(a: RecvArgs) -> Result<()> {
                         f,
                         spec.channels,
                     ))))
+                }
+                Some(o) if device_cmd::device_out(o).is_some() => {
+                    device_cmd::playback_sink(device_cmd::device_out(o).flatten(), spec)
                 }
                 Some(path) => Ok(Box::new(WavOutput(WavSink::create(path, spec).map_err(
                     |e| std::io::Error::other(format!("cannot write {path}: {e}")),

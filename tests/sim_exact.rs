@@ -109,3 +109,72 @@ fn a_receiver_that_joins_a_running_stream_plays_from_where_it_joined() {
         .step_by(fb)
         .any(|w| w == probe));
 }
+
+#[test]
+fn a_live_sender_paused_by_hand_leaves_no_hole_in_the_output() {
+    use bytes::BytesMut;
+    use isostream_receiver::ReceiverSession;
+    use isostream_sender::SenderSession;
+    use isostream_transport::rtcp::{write_flow, APP_PAUSE, APP_RESUME};
+    use isostream_transport::time::Instant;
+    let s = spec(48_000, 1);
+    let input = synthesize(Program::Speech, s, 48_000 * 3, 6);
+    let mut cfg = SenderConfig::new(s);
+    cfg.live = true;
+    let mut tx = SenderSession::new(cfg).unwrap();
+    let rcfg = ReceiverConfig {
+        low_water_ms: 40,
+        high_water_ms: 5_000,
+        ..ReceiverConfig::default()
+    };
+    let mut rx = ReceiverSession::new(rcfg).unwrap();
+    let fb = s.frame_bytes();
+    let (mut now, mut out, mut chunk) = (Instant::ZERO, Vec::new(), vec![0u8; 48_000 * fb]);
+    for ms in 0..3_600u64 {
+        // the middle second is captured while the receiver has the sender paused
+        let control = |kind, n| {
+            let mut b = BytesMut::new();
+            write_flow(&mut b, kind, 77, n);
+            b
+        };
+        if ms == 1_000 {
+            tx.handle_datagram(now, &control(APP_PAUSE, 1));
+        }
+        if ms == 2_000 {
+            tx.handle_datagram(now, &control(APP_RESUME, 2));
+        }
+        if ms < 3_000 {
+            let at = ms as usize * 48 * fb;
+            tx.push_audio(now, &input[at..at + 48 * fb]);
+        } else if ms == 3_000 {
+            tx.end_of_input(now);
+        }
+        tx.handle_timeout(now);
+        while let Some(d) = tx.poll_transmit(now) {
+            rx.handle_datagram(now, &d);
+        }
+        rx.handle_timeout(now);
+        let due = rx.due_frames(now);
+        if due > 0 {
+            let n = rx.playout(now, &mut chunk[..due * fb]);
+            out.extend_from_slice(&chunk[..n * fb]);
+        }
+        now += Duration::from_millis(1);
+    }
+    let st = rx.stats();
+    let tx_st = tx.stats();
+    assert!(tx_st.live_frames_dropped >= 48_000, "{tx_st:?}");
+    // the dropped second is skipped, not played as a concealed gap
+    assert!(st.substreams[0].frames_skipped >= 48_000, "{st:?}");
+    assert!(st.frames_concealed < 480, "{st:?}");
+    // what was played is the first and the last second, back to back
+    assert!(
+        out.len() / fb < 48_000 * 2 + 4_800,
+        "{} frames",
+        out.len() / fb
+    );
+    let first = &input[..48_000 * fb / 2];
+    assert!(out.starts_with(first));
+    let tail = &input[(48_000 * 3 - 24_000) * fb..];
+    assert!(out.windows(tail.len()).step_by(fb).any(|w| w == tail));
+}

@@ -2,8 +2,11 @@
 //!
 //! Everything exchanges *wire frames*: interleaved channels, each sample big-endian in the
 //! stream's [`SampleFormat`] (see [`format`]). Frame counts are always samples per channel.
+//! With the `device` feature, the `device` module captures from and plays to sound cards.
 #![deny(missing_docs)]
 
+#[cfg(feature = "device")]
+pub mod device;
 pub mod error;
 pub mod format;
 pub mod metrics;

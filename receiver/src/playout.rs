@@ -12,6 +12,8 @@ pub struct PlayoutClock {
     clock: MediaClock,
     start: Option<Instant>,
     played: u64,
+    /// Frames played before the current start (the clock can stop and start again).
+    played_at_start: u64,
 }
 
 impl PlayoutClock {
@@ -21,12 +23,20 @@ impl PlayoutClock {
             clock: MediaClock::new(rate),
             start: None,
             played: 0,
+            played_at_start: 0,
         }
     }
 
     /// Starts the clock at `now` (playback start).
     pub fn start(&mut self, now: Instant) {
         self.start = Some(now);
+        self.played_at_start = self.played;
+    }
+
+    /// Stops the clock (a live stream ran dry: it starts again at the low-water mark, rather
+    /// than owing the time it was dry). Frames played so far are kept.
+    pub fn stop(&mut self) {
+        self.start = None;
     }
 
     /// Whether playback has started.
@@ -43,14 +53,20 @@ impl PlayoutClock {
     pub fn due(&self, now: Instant) -> u64 {
         match self.start {
             None => 0,
-            Some(s) => self.clock.frames_in(now - s).saturating_sub(self.played),
+            Some(s) => self
+                .clock
+                .frames_in(now - s)
+                .saturating_sub(self.played - self.played_at_start),
         }
     }
 
     /// When `frames` more frames will be due.
     pub fn when_due(&self, frames: u64) -> Option<Instant> {
-        self.start
-            .map(|s| s + self.clock.duration_of(self.played + frames))
+        self.start.map(|s| {
+            s + self
+                .clock
+                .duration_of(self.played - self.played_at_start + frames)
+        })
     }
 
     /// Records that `frames` frames were played.
@@ -83,5 +99,19 @@ mod tests {
         }
         assert_eq!(c.frames_played(), 48_000 * 3600);
         assert_eq!(c.when_due(480), Some(now + Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn a_stopped_clock_owes_nothing_when_it_starts_again() {
+        let mut c = PlayoutClock::new(1_000);
+        c.start(Instant::ZERO);
+        let t = Instant::ZERO + Duration::from_secs(1);
+        c.played(c.due(t));
+        c.stop();
+        assert_eq!(c.due(t + Duration::from_secs(5)), 0);
+        let t2 = t + Duration::from_secs(5);
+        c.start(t2);
+        assert_eq!(c.due(t2 + Duration::from_millis(10)), 10);
+        assert_eq!(c.frames_played(), 1_000);
     }
 }

@@ -83,6 +83,9 @@ pub struct SubstreamStats {
     pub frames_concealed: u64,
     /// Buffered audio now, in frames.
     pub occupancy_frames: i64,
+    /// Media time a live sender skipped (audio it dropped while paused), removed from the
+    /// timeline instead of played as a gap, in frames.
+    pub frames_skipped: u64,
 }
 
 /// Counters of a receiver, for the summary and `--stats-json`.
@@ -182,10 +185,34 @@ struct SubstreamRx {
     chunk: Vec<u8>,
     /// Adaptive resampler (only when clock drift is compensated).
     resampler: Option<AdaptiveResampler>,
+    /// A live sender skips the media time it dropped while paused; the receiver closes the
+    /// hole instead of playing it (see [`Skips`]).
+    skips: Skips,
+}
+
+/// Media time a live sender skipped (audio dropped while paused), removed from the timeline:
+/// raw positions at or after `at` move back by `total`, earlier ones by `before`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Skips {
+    at: i64,
+    before: i64,
+    total: i64,
+}
+
+impl Skips {
+    fn map(&self, raw: i64) -> i64 {
+        raw - if raw >= self.at {
+            self.total
+        } else {
+            self.before
+        }
+    }
 }
 
 struct Active {
     provisional: bool,
+    /// The sender's source is live (its description says so).
+    live: bool,
     spec: AudioSpec,
     format: SampleFormat,
     subs: Vec<SubstreamRx>,
@@ -213,6 +240,8 @@ struct Active {
     drift_target: Option<i64>,
     /// When the newest media packet was written, and how many frames it carried.
     last_media: Option<(Instant, i64)>,
+    /// When playback first started.
+    first_start: Option<Instant>,
 }
 
 /// How long a stream without a session description waits (beyond the low-water mark) before
@@ -427,6 +456,7 @@ impl ReceiverSession {
                     present: vec![false; 4096],
                     chunk: vec![0; fb * 4096],
                     resampler: drift.then(|| AdaptiveResampler::new(spec.format, ch)),
+                    skips: Skips::default(),
                 }
             })
             .collect();
@@ -436,6 +466,7 @@ impl ReceiverSession {
         self.flow.restart();
         self.active = Some(Active {
             provisional: desc.is_none(),
+            live: desc.is_some_and(|d| d.live),
             spec,
             format: spec.format,
             subs,
@@ -458,6 +489,7 @@ impl ReceiverSession {
             drift: drift.then(|| DriftEstimator::new(spec.rate)),
             drift_target: None,
             last_media: None,
+            first_start: None,
         });
         self.events.push_back(ReceiverEvent::SessionStarted {
             spec,
@@ -634,6 +666,7 @@ impl ReceiverSession {
         let a = self.active.as_mut().expect("active");
         let started = a.clock.is_running();
         let format = a.format;
+        let live = a.live;
         let sub = &mut a.subs[i];
         let Ok((h, payload)) = RtpHeader::parse(d) else {
             self.malformed += 1;
@@ -648,7 +681,19 @@ impl ReceiverSession {
             return;
         }
         let base = *sub.ts_base.get_or_insert(h.timestamp);
-        let pos = sub.ts.extend(h.timestamp.wrapping_sub(base) as u64) as i64 - (1i64 << 32);
+        let raw = sub.ts.extend(h.timestamp.wrapping_sub(base) as u64) as i64 - (1i64 << 32);
+        let mut pos = sub.skips.map(raw);
+        if live && h.marker && sub.stats.packets_received > 1 && pos > sub.jb.end() {
+            // a live sender resumed after dropping audio: close the hole, keep the latency
+            let gap = pos - sub.jb.end();
+            sub.skips = Skips {
+                at: raw,
+                before: sub.skips.total,
+                total: sub.skips.total + gap,
+            };
+            pos = sub.skips.map(raw);
+            sub.stats.frames_skipped += gap as u64;
+        }
         let (pos, stride, samples) = if interleaved {
             let Ok((ih, samples)) = InterleaveHeader::parse(payload) else {
                 self.malformed += 1;
@@ -715,6 +760,7 @@ impl ReceiverSession {
             && ((emptiest >= low && described) || fullest >= high || a.end_pos.is_some())
         {
             a.clock.start(now);
+            a.first_start.get_or_insert(now);
             self.events.push_back(ReceiverEvent::PlaybackStarted);
         }
         if let Some(req) = self.flow.update(now, fullest, low, high) {
@@ -784,7 +830,8 @@ impl ReceiverSession {
                         let sub = &mut self.active.as_mut().expect("active").subs[i];
                         if let Some(base) = sub.ts_base {
                             let rel = sr.rtp_ts.wrapping_sub(base);
-                            sub.last_sr_pos = Some(sub.ts.peek(rel as u64) as i64 - (1i64 << 32));
+                            let raw = sub.ts.peek(rel as u64) as i64 - (1i64 << 32);
+                            sub.last_sr_pos = Some(sub.skips.map(raw));
                         }
                         sub.last_sr_ntp = (sr.ntp >> 16) as u32;
                         sub.last_sr_unix_ns = Some(rtcp::unix_nanos_from_ntp(sr.ntp));
@@ -863,6 +910,14 @@ impl ReceiverSession {
                     a.in_underrun = true;
                 }
                 n = avail;
+                if a.live {
+                    // a live stream does not owe the time it was dry: play what there is,
+                    // then wait for the low-water mark again, keeping the latency
+                    a.clock.stop();
+                    if let Some(d) = a.drift.as_mut() {
+                        d.restart_window();
+                    }
+                }
             } else if avail as i64 >= low {
                 a.in_underrun = false;
             }
@@ -976,6 +1031,7 @@ impl ReceiverSession {
             a.end_pos = Some(data_end);
             if !a.clock.is_running() {
                 a.clock.start(now);
+                a.first_start.get_or_insert(now);
                 self.events.push_back(ReceiverEvent::PlaybackStarted);
             }
         }
@@ -1111,8 +1167,7 @@ fn stats_of(a: &Active, flow: FlowStats, malformed: u64, foreign: u64) -> Receiv
         },
         buffer_max_ms: clock.ms_of(a.occ_max.max(0) as u64),
         startup_delay_ms: a
-            .clock
-            .started_at()
+            .first_start
             .map_or(0.0, |t| (t - a.first_arrival).as_secs_f64() * 1000.0),
         drift_ppm: a.drift.as_ref().map(DriftEstimator::estimate_ppm),
         drift_correction_ppm: a.drift.as_ref().map(DriftEstimator::correction_ppm),
