@@ -273,7 +273,7 @@ pub fn simulate(
         fec: fec.map_or("off".into(), |f| f.to_string()),
         interleave: scfg.interleave,
         spread: scfg.spread,
-        packet_ms: args.stream.packet_ms,
+        packet_ms: args.stream.packet_ms(false),
         audio_s: audio.as_secs_f64(),
         session_s: r.elapsed.as_secs_f64(),
         completed: r.completed,
@@ -467,7 +467,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             eprintln!("isostream bench: wrote {}", p.display());
         }
     } else {
-        let (report, r) = simulate(&args, &profile, args.stream.fec.0, spec, &input)?;
+        let (report, r) = simulate(&args, &profile, args.stream.fec(false), spec, &input)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {

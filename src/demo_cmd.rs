@@ -82,7 +82,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     eprintln!(
         "isostream demo: {} ms packets, FEC {}, interleave {}, spread {}; watermarks {low} / {high} ms",
-        args.stream.packet_ms,
+        args.stream.packet_ms(false),
         scfg.fec.map_or("off".into(), |f| f.to_string()),
         scfg.interleave,
         scfg.spread
@@ -159,7 +159,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         &format!(
             "isostream demo: profile {}, FEC {}",
             profile.name,
-            args.stream.fec.0.map_or("off".into(), |f| f.to_string())
+            args.stream
+                .fec(false)
+                .map_or("off".into(), |f| f.to_string())
         ),
         &timeline,
         low,

@@ -55,12 +55,13 @@ enum Cmd {
 /// Options shared by `send` and `bench`: how the sender shapes the stream.
 #[derive(Args, Clone, Debug)]
 pub struct StreamOpts {
-    /// Packet duration in ms.
-    #[arg(long, default_value_t = 5.0)]
-    pub packet_ms: f64,
-    /// Reed-Solomon repair: K source packets + M repair packets per block, or `off`.
-    #[arg(long, default_value = "8,2", value_parser = parse_fec)]
-    pub fec: FecSetting,
+    /// Packet duration in ms (default 5; 2.5 for a live source).
+    #[arg(long)]
+    pub packet_ms: Option<f64>,
+    /// Reed-Solomon repair: K source packets + M repair packets per block, or `off`
+    /// (default 8,2; 4,1 for a live source, so a block spans 10 ms instead of 40 ms).
+    #[arg(long, value_parser = parse_fec)]
+    pub fec: Option<FecSetting>,
     /// Interleave depth D: packet j of a group of D carries samples j, j+D, ... (1 = plain).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub interleave: u8,
@@ -72,6 +73,9 @@ pub struct StreamOpts {
     #[arg(long)]
     pub substreams: Option<String>,
 }
+
+/// Packet duration of a live source by default, in ms.
+const LIVE_PACKET_MS: f64 = 2.5;
 
 /// `--fec K,M` or `off`.
 #[derive(Clone, Copy, Debug)]
@@ -98,14 +102,39 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
 }
 
 impl StreamOpts {
-    /// Applies these options to a sender configuration.
+    /// Packet duration in ms: as given, or the default for stored media or a live source.
+    pub fn packet_ms(&self, live: bool) -> f64 {
+        self.packet_ms
+            .unwrap_or(if live { LIVE_PACKET_MS } else { 5.0 })
+    }
+
+    /// FEC setting: as given, or the default for stored media or a live source.
+    pub fn fec(&self, live: bool) -> Option<FecParams> {
+        self.fec.map_or_else(
+            || {
+                Some(
+                    if live {
+                        FecParams::new(4, 1)
+                    } else {
+                        FecParams::new(8, 2)
+                    }
+                    .expect("valid defaults"),
+                )
+            },
+            |f| f.0,
+        )
+    }
+
+    /// Applies these options to a sender configuration (set `cfg.live` first: a live source
+    /// gets the low-latency defaults).
     pub fn apply(&self, cfg: &mut SenderConfig) -> Result<()> {
-        let frames = (cfg.spec.rate as f64 * self.packet_ms / 1000.0).round() as u32;
-        if frames == 0 {
-            bail!("--packet-ms {} is shorter than one sample", self.packet_ms);
+        let ms = self.packet_ms(cfg.live);
+        let frames = (cfg.spec.rate as f64 * ms / 1000.0).round() as u32;
+        if !(frames > 0 && ms.is_finite()) {
+            bail!("--packet-ms {ms} is shorter than one sample");
         }
         cfg.packet_frames = frames;
-        cfg.fec = self.fec.0;
+        cfg.fec = self.fec(cfg.live);
         cfg.interleave = self.interleave;
         cfg.spread = self.spread;
         if let Some(s) = &self.substreams {
@@ -369,9 +398,9 @@ async fn send(a: SendArgs) -> Result<()> {
     };
     let mut cfg = SenderConfig::new(spec);
     cfg.substream_channels = per_input;
+    cfg.live = a.live || device.is_some();
     a.stream.apply(&mut cfg)?;
     cfg.speed = a.speed;
-    cfg.live = a.live || device.is_some();
     cfg.seed = crate::os_seed();
     cfg.receiver_timeout = Duration::from_secs_f64(a.receiver_timeout);
     cfg.wallclock_at_zero_ns = std::time::SystemTime::now()
@@ -440,7 +469,7 @@ async fn send(a: SendArgs) -> Result<()> {
         "isostream send: {} -> {to}: {spec}, {} substream(s), {} ms packets, FEC {}, interleave {}, spread {}",
         a.inputs.join(" "),
         cfg.substream_channels.len(),
-        a.stream.packet_ms,
+        a.stream.packet_ms(cfg.live),
         cfg.fec.map_or("off".to_string(), |f| f.to_string()),
         cfg.interleave,
         cfg.spread
