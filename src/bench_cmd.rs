@@ -476,10 +476,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if let Some(p) = &args.plot {
             let mut rcfg = ReceiverConfig::default();
             args.buffer.apply(&mut rcfg, false);
-            let title = format!(
+            let mut title = format!(
                 "profile {}, FEC {}, interleave {}, spread {}",
                 report.profile, report.fec, report.interleave, report.spread
             );
+            if let Some(e) = report.drift_estimate_ppm {
+                title += &format!(", drift {:+.0} ppm (estimated {e:+.1})", report.drift_ppm);
+            }
             isostream::report::plot_timeline(
                 p,
                 &title,
