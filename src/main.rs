@@ -553,6 +553,14 @@ fn print_sender_summary(s: &SenderStats, why: &FinishReason, rate: u32) {
         s.resumes,
         s.live_frames_dropped
     );
+    if let Some(r) = s.receiver_report {
+        eprintln!(
+            "isostream send: the receiver reports {} packet(s) lost ({:.1} % in its last report), jitter {:.2} ms",
+            r.lost,
+            r.fraction_lost * 100.0,
+            r.jitter_ms
+        );
+    }
 }
 
 async fn recv(a: RecvArgs) -> Result<()> {
@@ -660,8 +668,9 @@ async fn recv(a: RecvArgs) -> Result<()> {
 /// Prints the receiver summary to stderr.
 pub fn print_receiver_summary(s: &ReceiverStats) {
     eprintln!(
-        "isostream recv: {} packets received, {} lost ({} recovered, {} unrecoverable, residual loss {:.3} %), {} late, {} duplicate, {} malformed, {} foreign",
-        s.packets_received, s.lost, s.recovered, s.unrecoverable, s.residual_loss * 100.0, s.late, s.duplicate, s.malformed, s.foreign
+        "isostream recv: {} packets received, {} lost ({} recovered, {} unrecoverable, residual loss {:.3} %), {} late, {} duplicate, {} malformed, {} foreign; jitter {:.2} ms",
+        s.packets_received, s.lost, s.recovered, s.unrecoverable, s.residual_loss * 100.0, s.late, s.duplicate, s.malformed, s.foreign,
+        s.substreams.iter().map(|x| x.jitter_ms).fold(0.0, f64::max)
     );
     eprintln!(
         "isostream recv: {} frames played, {} interpolated, {} concealed, {} underrun(s); PAUSE sent {} (acked {}), RESUME sent {} (acked {}), {} retransmission(s); buffer min/mean/max {:.0}/{:.0}/{:.0} ms, startup delay {:.0} ms",

@@ -178,3 +178,47 @@ fn a_live_sender_paused_by_hand_leaves_no_hole_in_the_output() {
     let tail = &input[(48_000 * 3 - 24_000) * fb..];
     assert!(out.windows(tail.len()).step_by(fb).any(|w| w == tail));
 }
+
+#[test]
+fn receiver_reports_tell_the_sender_what_the_network_did() {
+    let s = spec(48_000, 2);
+    let input = synthesize(Program::Music, s, 48_000 * 8, 3);
+    let run = |profile: &str| {
+        let mut src = MemorySource::new(&input, s.frame_bytes());
+        let mut cfg = SenderConfig::new(s);
+        cfg.fec = None;
+        sim::run(
+            cfg,
+            ReceiverConfig::default(),
+            &Profile::builtin(profile).unwrap(),
+            2,
+            &mut src,
+            Duration::from_secs(60),
+        )
+        .unwrap()
+    };
+    let clean = run("perfect");
+    assert_eq!(clean.receiver.substreams[0].jitter_ms, 0.0);
+    let view = clean
+        .sender
+        .receiver_report
+        .expect("receiver reports arrive");
+    assert_eq!((view.lost, view.jitter_ms), (0, 0.0));
+    // a jittery, lossy path: the receiver measures jitter and the sender hears of the loss
+    let lossy = run("bursty");
+    assert!(
+        lossy.receiver.substreams[0].jitter_ms > 0.1,
+        "{:?}",
+        lossy.receiver.substreams[0]
+    );
+    let view = lossy
+        .sender
+        .receiver_report
+        .expect("receiver reports arrive");
+    assert!(
+        view.lost > 0 && view.lost as u64 <= lossy.receiver.lost,
+        "{view:?} vs {}",
+        lossy.receiver.lost
+    );
+    assert!(view.jitter_ms > 0.1);
+}

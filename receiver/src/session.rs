@@ -83,6 +83,8 @@ pub struct SubstreamStats {
     pub frames_concealed: u64,
     /// Buffered audio now, in frames.
     pub occupancy_frames: i64,
+    /// Interarrival jitter (RFC 3550), in ms.
+    pub jitter_ms: f64,
     /// Media time a live sender skipped (audio it dropped while paused), removed from the
     /// timeline instead of played as a gap, in frames.
     pub frames_skipped: u64,
@@ -188,6 +190,12 @@ struct SubstreamRx {
     /// A live sender skips the media time it dropped while paused; the receiver closes the
     /// hole instead of playing it (see [`Skips`]).
     skips: Skips,
+    /// Interarrival jitter (RFC 3550, A.8), in timestamp units (frames).
+    jitter: f64,
+    /// Relative transit time of the previous packet, in frames.
+    last_transit: Option<f64>,
+    /// Expected and received packets at the previous receiver report (for fraction lost).
+    reported: (u64, u64),
 }
 
 /// Media time a live sender skipped (audio dropped while paused), removed from the timeline:
@@ -457,6 +465,9 @@ impl ReceiverSession {
                     chunk: vec![0; fb * 4096],
                     resampler: drift.then(|| AdaptiveResampler::new(spec.format, ch)),
                     skips: Skips::default(),
+                    jitter: 0.0,
+                    last_transit: None,
+                    reported: (0, 0),
                 }
             })
             .collect();
@@ -583,6 +594,7 @@ impl ReceiverSession {
             .as_mut()
             .expect("index implies an active session");
         a.last_heard = now;
+        let rate = a.spec.rate;
         let sub = &mut a.subs[i];
         let ext = sub.seq.extend(h.seq as u64);
         let slot = (ext % SEEN_WINDOW as u64) as usize;
@@ -593,6 +605,17 @@ impl ReceiverSession {
         sub.seen[slot] = ext;
         sub.first_seq = Some(sub.first_seq.map_or(ext, |f| f.min(ext)));
         sub.stats.packets_received += 1;
+        // interarrival jitter: the spread of transit times, in frames (RFC 3550, A.8)
+        let arrival = now.as_nanos() as f64 * rate as f64 / 1e9;
+        let transit = arrival - h.timestamp as f64;
+        if let Some(last) = sub.last_transit {
+            let d = (transit - last).abs();
+            // a timestamp wrap or a sender restart is not jitter
+            if d < rate as f64 {
+                sub.jitter += (d - sub.jitter) / 16.0;
+            }
+        }
+        sub.last_transit = Some(transit);
         let mut recovered = std::mem::take(&mut self.recovered_scratch);
         if let Some(fec) = &mut sub.fec {
             fec.push_source(ext, d, &mut recovered);
@@ -1045,16 +1068,26 @@ impl ReceiverSession {
             self.next_report = Some(now + self.cfg.report_interval);
             let blocks: Vec<ReportBlock> = a
                 .subs
-                .iter()
+                .iter_mut()
                 .map(|s| {
                     let highest = s.seq.highest().unwrap_or(0);
                     let expected = s.first_seq.map_or(0, |f| highest + 1 - f);
+                    let received = s.stats.packets_received;
+                    let (exp0, rec0) = s.reported;
+                    s.reported = (expected, received);
+                    let exp_i = expected.saturating_sub(exp0);
+                    let lost_i = exp_i.saturating_sub(received.saturating_sub(rec0));
                     ReportBlock {
                         ssrc: s.ssrc,
-                        fraction_lost: 0,
-                        cumulative_lost: (expected as i64 - s.stats.packets_received as i64) as i32,
-                        highest_seq: highest as u32,
-                        jitter: 0,
+                        fraction_lost: if exp_i == 0 {
+                            0
+                        } else {
+                            (lost_i * 256 / exp_i).min(255) as u8
+                        },
+                        cumulative_lost: (expected as i64 - received as i64) as i32,
+                        // the unwrapper starts one cycle up: report cycles from 0
+                        highest_seq: highest.saturating_sub(1 << 16) as u32,
+                        jitter: s.jitter as u32,
                         last_sr: s.last_sr_ntp,
                         delay_since_last_sr: s.last_sr_at.map_or(0, |t| {
                             ((now - t).as_nanos() * 65_536 / 1_000_000_000) as u32
@@ -1189,6 +1222,7 @@ fn stats_of(a: &Active, flow: FlowStats, malformed: u64, foreign: u64) -> Receiv
         st.packets_expected = sub.first_seq.map_or(0, |f| highest + 1 - f);
         st.lost = st.packets_expected.saturating_sub(st.packets_received);
         st.occupancy_frames = sub.jb.occupancy();
+        st.jitter_ms = sub.jitter * 1000.0 / a.spec.rate as f64;
         expected_total += st.packets_expected;
         s.packets_received += st.packets_received;
         s.lost += st.lost;

@@ -11,7 +11,7 @@ pub mod spreader;
 
 pub use config::SenderConfig;
 pub use pacer::Speed;
-pub use session::{FinishReason, SenderEvent, SenderSession, SenderStats};
+pub use session::{FinishReason, ReceiverView, SenderEvent, SenderSession, SenderStats};
 
 /// Errors of the sender library.
 #[derive(Debug, thiserror::Error)]

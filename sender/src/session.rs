@@ -80,6 +80,20 @@ pub struct SenderStats {
     pub live_frames_dropped: u64,
     /// Datagrams received that were not understood (malformed or foreign), dropped.
     pub malformed_received: u64,
+    /// What the receiver last reported for the first substream (RTCP receiver report), if it
+    /// sends reports.
+    pub receiver_report: Option<ReceiverView>,
+}
+
+/// The receiver's view of the stream, from its last RTCP receiver report.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ReceiverView {
+    /// Media packets lost so far (cumulative, may be negative with duplicates).
+    pub lost: i32,
+    /// Fraction of packets lost since its previous report (0..1).
+    pub fraction_lost: f64,
+    /// Interarrival jitter, in ms.
+    pub jitter_ms: f64,
 }
 
 /// One substream's stages.
@@ -399,7 +413,16 @@ impl SenderSession {
                     heard = true;
                     self.flow_request(now, ssrc, request, false)
                 }
-                Ok(RtcpPacket::ReceiverReport { .. }) => heard = true,
+                Ok(RtcpPacket::ReceiverReport { block, .. }) => {
+                    heard = true;
+                    if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
+                        self.stats.receiver_report = Some(ReceiverView {
+                            lost: b.cumulative_lost,
+                            fraction_lost: b.fraction_lost as f64 / 256.0,
+                            jitter_ms: b.jitter as f64 * 1000.0 / self.cfg.spec.rate as f64,
+                        });
+                    }
+                }
                 Ok(_) => {}
             }
         }
