@@ -1079,11 +1079,8 @@ impl ReceiverSession {
                     let lost_i = exp_i.saturating_sub(received.saturating_sub(rec0));
                     ReportBlock {
                         ssrc: s.ssrc,
-                        fraction_lost: if exp_i == 0 {
-                            0
-                        } else {
-                            (lost_i * 256 / exp_i).min(255) as u8
-                        },
+                        fraction_lost: (lost_i * 256).checked_div(exp_i).unwrap_or(0).min(255)
+                            as u8,
                         cumulative_lost: (expected as i64 - received as i64) as i32,
                         // the unwrapper starts one cycle up: report cycles from 0
                         highest_seq: highest.saturating_sub(1 << 16) as u32,
