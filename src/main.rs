@@ -266,6 +266,10 @@ struct RecvArgs {
     /// Channels assumed for a stock RTP sender.
     #[arg(long, default_value_t = 2)]
     channels: u16,
+    /// The payload type a stock sender uses for plain L16 (ffmpeg uses 97, which isostream
+    /// otherwise reads as L24). Streams with an isostream session description ignore it.
+    #[arg(long, value_name = "PT", value_parser = clap::value_parser!(u8).range(0..=127))]
+    l16_payload_type: Option<u8>,
     /// Use the low-latency watermark defaults of live sources.
     #[arg(long)]
     live: bool,
@@ -565,8 +569,16 @@ fn print_sender_summary(s: &SenderStats, why: &FinishReason, rate: u32) {
 
 async fn recv(a: RecvArgs) -> Result<()> {
     let mut cfg = ReceiverConfig::default();
+    if !(1_000..=768_000).contains(&a.rate) || !(1..=255).contains(&a.channels) {
+        bail!(
+            "--rate {} --channels {}: expected 1000..768000 Hz and 1..255 channels",
+            a.rate,
+            a.channels
+        );
+    }
     cfg.default_spec.rate = a.rate;
     cfg.default_spec.channels = a.channels;
+    cfg.stock_l16_payload_type = a.l16_payload_type;
     a.buffer.apply(&mut cfg, a.live || a.latency.is_some());
     if let Some(ms) = a.latency {
         cfg.low_water_ms = ms.max(1);

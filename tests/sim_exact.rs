@@ -222,3 +222,54 @@ fn receiver_reports_tell_the_sender_what_the_network_did() {
     );
     assert!(view.jitter_ms > 0.1);
 }
+
+#[test]
+fn a_stock_sender_using_payload_type_97_for_l16_is_read_as_l16_when_told() {
+    use bytes::{BufMut, BytesMut};
+    use isostream_receiver::ReceiverSession;
+    use isostream_transport::rtp::RtpHeader;
+    use isostream_transport::time::Instant;
+    let s = spec(8_000, 1);
+    let input = synthesize(Program::Speech, s, 8_000, 4);
+    let play = |l16_pt: Option<u8>| {
+        let cfg = ReceiverConfig {
+            default_spec: s,
+            stock_l16_payload_type: l16_pt,
+            idle_timeout: Duration::from_millis(200),
+            ..ReceiverConfig::default()
+        };
+        let mut rx = ReceiverSession::new(cfg).unwrap();
+        let mut out = Vec::new();
+        let mut chunk = vec![0u8; 8_000 * 2];
+        let mut now = Instant::ZERO;
+        for (i, frames) in input.chunks(40 * 2).enumerate() {
+            let mut b = BytesMut::new();
+            RtpHeader {
+                marker: i == 0,
+                payload_type: 97,
+                seq: i as u16,
+                timestamp: 40 * i as u32,
+                ssrc: 5,
+            }
+            .write(&mut b);
+            b.put_slice(frames);
+            rx.handle_datagram(now, &b);
+            now += Duration::from_millis(5);
+            rx.handle_timeout(now);
+            let due = rx.due_frames(now);
+            let n = rx.playout(now, &mut chunk[..due * 2]);
+            out.extend_from_slice(&chunk[..n * 2]);
+        }
+        for _ in 0..400 {
+            now += Duration::from_millis(5);
+            rx.handle_timeout(now);
+            let due = rx.due_frames(now);
+            let n = rx.playout(now, &mut chunk[..due * 2]);
+            out.extend_from_slice(&chunk[..n * 2]);
+        }
+        out
+    };
+    assert!(play(Some(97)) == input);
+    // without the hint, 97 is L24 and the 16-bit packets do not fit: nothing exact comes out
+    assert!(play(None) != input);
+}

@@ -39,6 +39,9 @@ pub struct ReceiverConfig {
     /// stays at its level (always on for live sessions). Off for stored media, which
     /// PAUSE/RESUME keeps in bounds.
     pub drift_correction: bool,
+    /// A payload type that a stock sender uses for plain L16 (e.g. ffmpeg's 97, which is L24
+    /// in isostream's numbering). Applies only to streams without a session description.
+    pub stock_l16_payload_type: Option<u8>,
 }
 
 impl Default for ReceiverConfig {
@@ -57,6 +60,7 @@ impl Default for ReceiverConfig {
             seed: 0,
             wallclock_at_zero_ns: 0,
             drift_correction: false,
+            stock_l16_payload_type: None,
         }
     }
 }

@@ -289,7 +289,13 @@ pub struct ReceiverSession {
     done: Option<ReceiverStats>,
 }
 
-fn format_of_pt(pt: u8) -> Option<(SampleFormat, bool)> {
+/// The sample format of a payload type and whether it is interleaved. For a stock stream
+/// (no session description), `stock_l16` names a payload type that carries plain L16
+/// whatever it is in isostream's numbering (ffmpeg, for one, sends L16 as 97).
+fn format_of_pt(pt: u8, stock_l16: Option<u8>) -> Option<(SampleFormat, bool)> {
+    if stock_l16 == Some(pt) {
+        return Some((SampleFormat::S16, false));
+    }
     let plain = if pt >= rtp::PT_L16 + rtp::PT_INTERLEAVED_OFFSET {
         pt - rtp::PT_INTERLEAVED_OFFSET
     } else {
@@ -409,7 +415,7 @@ impl ReceiverSession {
                         }
                     }
                     _ => {
-                        if let Some((f, _)) = format_of_pt(pt) {
+                        if let Some((f, _)) = format_of_pt(pt, self.cfg.stock_l16_payload_type) {
                             spec.format = f;
                         }
                     }
@@ -575,7 +581,7 @@ impl ReceiverSession {
         let mut idx = self.sub_index(h.ssrc);
         if idx.is_none()
             && self.active.as_ref().is_none_or(|a| a.ended)
-            && format_of_pt(h.payload_type).is_some()
+            && format_of_pt(h.payload_type, self.cfg.stock_l16_payload_type).is_some()
         {
             // a stock sender (no session description): accept its stream as it is
             if self.new_active(now, None, h.ssrc, h.payload_type) {
@@ -690,12 +696,13 @@ impl ReceiverSession {
         let started = a.clock.is_running();
         let format = a.format;
         let live = a.live;
+        let stock_l16 = self.cfg.stock_l16_payload_type.filter(|_| a.provisional);
         let sub = &mut a.subs[i];
         let Ok((h, payload)) = RtpHeader::parse(d) else {
             self.malformed += 1;
             return;
         };
-        let Some((f, interleaved)) = format_of_pt(h.payload_type) else {
+        let Some((f, interleaved)) = format_of_pt(h.payload_type, stock_l16) else {
             self.foreign += 1;
             return;
         };
