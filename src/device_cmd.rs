@@ -184,7 +184,7 @@ mod imp {
                 .period_frames()
                 .map_or("?".to_string(), |p| p.to_string())
         );
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
         let stop = Arc::new(AtomicBool::new(false));
         let chunk_frames = (rate as usize / 200).max(1);
         let fb = spec.frame_bytes();
@@ -199,23 +199,21 @@ mod imp {
     /// Moves captured audio from the ring to the sender in chunks of `chunk_frames`.
     fn forward(
         mut reader: CaptureReader,
-        tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+        tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
         stop: Arc<AtomicBool>,
         chunk_frames: usize,
         fb: usize,
     ) {
-        while !stop.load(Ordering::Relaxed) && !reader.is_closed() {
-            if reader.available_frames() < chunk_frames {
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
+        let read = move |buf: &mut [u8]| loop {
+            if stop.load(Ordering::Relaxed) || reader.is_closed() {
+                return Ok(0);
             }
-            let mut buf = vec![0u8; chunk_frames * fb];
-            let n = reader.read_frames(&mut buf);
-            buf.truncate(n * fb);
-            if tx.blocking_send(buf).is_err() {
-                break;
+            if reader.available_frames() >= chunk_frames {
+                return Ok(reader.read_frames(buf));
             }
-        }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        isostream::io::forward_live(read, tx, chunk_frames, fb);
     }
 
     /// Plays a session's audio on an output device, pulled by the device's clock: `demand`

@@ -169,6 +169,35 @@ impl AudioSink for SplitWavOutput {
     }
 }
 
+/// Feeds a live source to the sender driver ([`isostream_sender::driver::Input::Live`]) in
+/// chunks of `chunk_frames` frames of `frame_bytes` bytes. `read` fills whole frames and
+/// returns how many, 0 at the end. Chunks are split off an arena, so the steady state
+/// allocates once per 64 KiB, not once per chunk. Runs until the end or the driver is gone.
+pub fn forward_live(
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    chunk_frames: usize,
+    frame_bytes: usize,
+) {
+    let chunk = chunk_frames * frame_bytes;
+    let mut arena = bytes::BytesMut::new();
+    loop {
+        if arena.capacity() < chunk {
+            arena = bytes::BytesMut::with_capacity(chunk.max(64 * 1024));
+        }
+        arena.resize(chunk, 0);
+        match read(&mut arena[..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                arena.truncate(n * frame_bytes);
+                if tx.blocking_send(arena.split().freeze()).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Parses a raw format name for stdin/stdout (`s16le`, `s16be`, `s24le`, `f32le`).
 pub fn raw_format(s: &str) -> Result<RawFormat, String> {
     s.parse::<RawFormat>().map_err(|e| e.to_string())

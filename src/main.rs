@@ -449,21 +449,12 @@ async fn send(a: SendArgs) -> Result<()> {
         i
     } else if a.live {
         // a live source is read on its own thread, as fast as it produces audio
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
         let mut src = source;
         let fb = spec.frame_bytes();
         let chunk_frames = cfg.packet_frames as usize;
-        std::thread::spawn(move || loop {
-            let mut buf = vec![0u8; chunk_frames * fb];
-            match src.read_frames(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    buf.truncate(n * fb);
-                    if tx.blocking_send(buf).is_err() {
-                        break;
-                    }
-                }
-            }
+        std::thread::spawn(move || {
+            isostream::io::forward_live(|buf| src.read_frames(buf), tx, chunk_frames, fb)
         });
         Input::Live(rx)
     } else {

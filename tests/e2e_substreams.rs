@@ -1,50 +1,15 @@
 //! Substreams over real loopback sockets, through the real `send` and `recv` processes.
 
-use std::net::UdpSocket;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::{free_addr, spawn, CHILD_TIMEOUT, RECEIVER_HEAD_START};
 use isostream_media::{read_wav_all, synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_isostream"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait(mut c: Child, what: &str) {
-    let t0 = Instant::now();
-    loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            assert!(st.success(), "{what} failed: {err}");
-            return;
-        }
-        if t0.elapsed() > Duration::from_secs(30) {
-            let _ = c.kill();
-            panic!("{what} did not finish in 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn stream(inputs: &[&Path], send_extra: &[&str], recv_out: &[&str]) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_addr().to_string();
     let mut rargs = vec![
         "recv",
         "--listen",
@@ -56,19 +21,14 @@ fn stream(inputs: &[&Path], send_extra: &[&str], recv_out: &[&str]) {
         "400",
     ];
     rargs.extend_from_slice(recv_out);
-    let recv = spawn(&rargs);
-    std::thread::sleep(Duration::from_millis(200));
+    let recv = spawn("recv", &rargs);
+    std::thread::sleep(RECEIVER_HEAD_START);
     let mut sargs: Vec<&str> = vec!["send"];
-    let paths: Vec<String> = inputs
-        .iter()
-        .map(|p| p.to_str().unwrap().to_string())
-        .collect();
-    sargs.extend(paths.iter().map(String::as_str));
+    sargs.extend(inputs.iter().map(|p| p.to_str().unwrap()));
     sargs.extend_from_slice(&["--to", &listen, "--speed", "4"]);
     sargs.extend_from_slice(send_extra);
-    let send = spawn(&sargs);
-    wait(send, "send");
-    wait(recv, "recv");
+    spawn("send", &sargs).wait_ok(CHILD_TIMEOUT);
+    recv.wait_ok(CHILD_TIMEOUT);
 }
 
 #[test]
@@ -137,7 +97,7 @@ fn inputs_of_different_rates_are_refused_with_a_clear_error() {
     let (pa, pb) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
     write_wav_all(&pa, a, &synthesize(Program::Speech, a, 4_800, 1)).unwrap();
     write_wav_all(&pb, b, &synthesize(Program::Speech, b, 4_410, 1)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_isostream"))
+    let out = Command::new(common::BIN)
         .args([
             "send",
             pa.to_str().unwrap(),

@@ -44,11 +44,6 @@ impl PlayoutClock {
         self.start.is_some()
     }
 
-    /// When playback started.
-    pub fn started_at(&self) -> Option<Instant> {
-        self.start
-    }
-
     /// Frames due now and not yet played (0 before start).
     pub fn due(&self, now: Instant) -> u64 {
         match self.start {

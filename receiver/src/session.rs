@@ -561,6 +561,15 @@ impl ReceiverSession {
             .position(|s| s.ssrc == ssrc)
     }
 
+    /// A media or repair datagram of no current substream: foreign, unless it was kept for
+    /// replay under a session description still to come. Returns false (not ours).
+    fn not_ours(&mut self, kept: bool) -> bool {
+        if !kept {
+            self.foreign += 1;
+        }
+        false
+    }
+
     /// Keeps a copy of a datagram while the session is provisional and not playing.
     fn keep_pending(&mut self, d: &Bytes) -> bool {
         match self.active.as_mut() {
@@ -573,7 +582,7 @@ impl ReceiverSession {
     }
 
     fn handle_media(&mut self, now: Instant, d: &Bytes) -> bool {
-        let Ok((h, _)) = RtpHeader::parse(d) else {
+        let Ok((h, payload)) = RtpHeader::parse(d) else {
             self.malformed += 1;
             return false;
         };
@@ -590,10 +599,7 @@ impl ReceiverSession {
             }
         }
         let Some(i) = idx else {
-            if !kept {
-                self.foreign += 1;
-            }
-            return false;
+            return self.not_ours(kept);
         };
         let a = self
             .active
@@ -627,7 +633,7 @@ impl ReceiverSession {
             fec.push_source(ext, d, &mut recovered);
             fec.expire_before(ext.saturating_sub(SEEN_WINDOW as u64 / 2));
         }
-        self.depacketize(now, i, d);
+        self.depacketize(now, i, &h, payload);
         self.deliver_recovered(now, i, &mut recovered);
         self.recovered_scratch = recovered;
         if let Some(req) = self.flow.on_media(now) {
@@ -644,10 +650,7 @@ impl ReceiverSession {
         };
         let kept = self.keep_pending(d);
         let Some(i) = self.sub_index(h.ssrc) else {
-            if !kept {
-                self.foreign += 1;
-            }
-            return false;
+            return self.not_ours(kept);
         };
         let a = self
             .active
@@ -676,7 +679,7 @@ impl ReceiverSession {
         for r in recovered.drain(..) {
             let a = self.active.as_mut().expect("active");
             let sub = &mut a.subs[i];
-            if let Ok((h, _)) = RtpHeader::parse(&r) {
+            if let Ok((h, payload)) = RtpHeader::parse(&r) {
                 let ext = sub.seq.peek(h.seq as u64);
                 let slot = (ext % SEEN_WINDOW as u64) as usize;
                 if sub.seen[slot] == ext {
@@ -684,24 +687,21 @@ impl ReceiverSession {
                 }
                 sub.seen[slot] = ext;
                 sub.stats.recovered += 1;
-                self.depacketize(now, i, &r);
+                self.depacketize(now, i, &h, payload);
             }
         }
     }
 
     /// The de-interleaver: places a media packet's frames at their positions in the jitter
-    /// buffer (every D-th position for an interleaved packet).
-    fn depacketize(&mut self, now: Instant, i: usize, d: &[u8]) {
+    /// buffer (every D-th position for an interleaved packet). Takes the header its caller
+    /// already parsed.
+    fn depacketize(&mut self, now: Instant, i: usize, h: &RtpHeader, payload: &[u8]) {
         let a = self.active.as_mut().expect("active");
         let started = a.clock.is_running();
         let format = a.format;
         let live = a.live;
         let stock_l16 = self.cfg.stock_l16_payload_type.filter(|_| a.provisional);
         let sub = &mut a.subs[i];
-        let Ok((h, payload)) = RtpHeader::parse(d) else {
-            self.malformed += 1;
-            return;
-        };
         let Some((f, interleaved)) = format_of_pt(h.payload_type, stock_l16) else {
             self.foreign += 1;
             return;

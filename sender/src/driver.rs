@@ -23,7 +23,7 @@ pub enum Input {
     Stored(Box<dyn AudioSource>),
     /// A live source: chunks of wire frames as they are captured; the channel closing marks
     /// the end.
-    Live(mpsc::Receiver<Vec<u8>>),
+    Live(mpsc::Receiver<bytes::Bytes>),
 }
 
 /// What the driver reports while it runs (for a progress bar).
