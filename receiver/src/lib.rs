@@ -1,12 +1,11 @@
 //! The isostream receiver: a sans-IO session that recovers lost packets from repair packets,
 //! de-interleaves, conceals what is still missing and plays substreams out sample-aligned from
-//! a jitter buffer steered by watermarks; plus its tokio driver.
+//! a jitter buffer steered by watermarks. It owns no socket, thread or clock (see `isostream-drive` for the drive loop).
 #![deny(missing_docs)]
 
 pub mod concealer;
 pub mod config;
 pub mod drift;
-pub mod driver;
 pub mod flow;
 pub mod jitter_buffer;
 pub mod playout;

@@ -25,6 +25,7 @@ use isostream_transport::fec::{BlockDecoder, ReedSolomonCodec, RepairHeader};
 use isostream_transport::interleave::InterleaveHeader;
 use isostream_transport::rtcp::{self, ReportBlock, RtcpPacket, SessionDesc};
 use isostream_transport::rtp::{self, DatagramKind, RtpHeader};
+use isostream_transport::sans_io::{Input, Output, Transmit};
 use isostream_transport::seq::{SeqUnwrapper, TsUnwrapper};
 use isostream_transport::time::{Duration, Instant, MediaClock};
 use rand::rngs::StdRng;
@@ -287,6 +288,10 @@ pub struct ReceiverSession {
     rtcp_buf: BytesMut,
     /// Totals of sessions that already ended.
     done: Option<ReceiverStats>,
+    /// The time of the latest input.
+    now: Instant,
+    /// Where the current session's datagrams come from: where replies go.
+    peer: Option<std::net::SocketAddr>,
 }
 
 /// The sample format of a payload type and whether it is interleaved. For a stock stream
@@ -333,6 +338,8 @@ impl ReceiverSession {
             recovered_scratch: Vec::new(),
             rtcp_buf: BytesMut::with_capacity(1024),
             done: None,
+            now: Instant::ZERO,
+            peer: None,
         })
     }
 
@@ -1247,4 +1254,40 @@ fn stats_of(a: &Active, flow: FlowStats, malformed: u64, foreign: u64) -> Receiv
     };
     let _ = Duration::ZERO;
     s
+}
+
+/// The calling convention shared with the sender ([`isostream_transport::sans_io`]).
+impl ReceiverSession {
+    /// Handles one input: a datagram from the network (anything malformed or foreign is
+    /// counted and dropped; the sender's address is learned from the datagrams of the
+    /// current session, so replies go where its media comes from, through NAT and relays),
+    /// or a timer. A receiver takes no audio input: [`Input::Audio`] and
+    /// [`Input::EndOfInput`] are ignored.
+    pub fn handle_input(&mut self, input: Input<'_>) {
+        self.now = self.now.max(input.now());
+        match input {
+            Input::Datagram { now, from, data } => {
+                if self.handle_bytes(now, data) {
+                    self.peer = Some(from);
+                }
+            }
+            Input::Timeout(now) => self.handle_timeout(now),
+            Input::Audio { .. } | Input::EndOfInput(_) => {}
+        }
+    }
+
+    /// The next thing to do: a datagram for the sender, an event, or the instant to be woken
+    /// ([`Output::Timeout`]). Control datagrams made before any sender was heard from are
+    /// dropped: there is nobody to send them to.
+    pub fn poll_output(&mut self) -> Output<ReceiverEvent> {
+        while let Some(data) = self.poll_transmit() {
+            if let Some(to) = self.peer {
+                return Output::Transmit(Transmit { to, data });
+            }
+        }
+        match self.poll_event() {
+            Some(e) => Output::Event(e),
+            None => Output::Timeout(self.poll_timeout(self.now)),
+        }
+    }
 }

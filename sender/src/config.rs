@@ -37,6 +37,9 @@ pub struct SenderConfig {
     pub wallclock_at_zero_ns: u128,
     /// RTCP CNAME.
     pub cname: String,
+    /// Where the session's datagrams go (the receiver, or a relay in front of it): the
+    /// address of every [`isostream_transport::sans_io::Transmit`] it hands out.
+    pub receiver_addr: std::net::SocketAddr,
 }
 
 impl SenderConfig {
@@ -57,6 +60,7 @@ impl SenderConfig {
             report_interval: Duration::from_millis(250),
             wallclock_at_zero_ns: 0,
             cname: "isostream".into(),
+            receiver_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5004)),
         }
     }
 

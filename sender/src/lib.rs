@@ -1,9 +1,8 @@
 //! The isostream sender: a sans-IO session that packetizes audio into RTP, adds Reed-Solomon
-//! repair packets, spreads and paces them, and obeys PAUSE/RESUME; plus its tokio driver.
+//! repair packets, spreads and paces them, and obeys PAUSE/RESUME. It owns no socket, thread or clock (see `isostream-drive` for the drive loop).
 #![deny(missing_docs)]
 
 pub mod config;
-pub mod driver;
 pub mod pacer;
 pub mod packetizer;
 pub mod session;

@@ -1,10 +1,34 @@
 //! The sender session: a sans-IO state machine that turns audio into paced RTP datagrams and
 //! obeys the receiver's PAUSE and RESUME.
 //!
-//! It owns no socket, thread or clock. The caller feeds it audio ([`SenderSession::push_audio`])
-//! and datagrams from the receiver ([`SenderSession::handle_datagram`]), drains
-//! [`SenderSession::poll_transmit`] and [`SenderSession::poll_event`] after every call, and
-//! calls [`SenderSession::handle_timeout`] at [`SenderSession::poll_timeout`].
+//! It owns no socket, thread or clock, and follows the calling rules of
+//! [`isostream_transport::sans_io`]: every input (audio, the end of the input, a datagram from
+//! the receiver, a timer) goes to [`SenderSession::handle_input`]; then
+//! [`SenderSession::poll_output`] hands out datagrams to send, events, and finally the instant
+//! it wants to be woken. A stored source is read on demand: feed at most
+//! [`SenderSession::audio_wanted`] frames whenever it is above zero.
+//!
+//! ```
+//! use isostream_media::{AudioSpec, SampleFormat};
+//! use isostream_sender::{SenderConfig, SenderSession};
+//! use isostream_transport::sans_io::{Input, Output};
+//! use isostream_transport::time::Instant;
+//!
+//! let spec = AudioSpec { rate: 48_000, channels: 2, format: SampleFormat::S16 };
+//! let mut tx = SenderSession::new(SenderConfig::new(spec)).unwrap();
+//! let now = Instant::ZERO;
+//! let audio = vec![0u8; tx.audio_wanted() * spec.frame_bytes()];
+//! tx.handle_input(Input::Audio { now, frames: &audio });
+//! let mut sent = 0;
+//! loop {
+//!     match tx.poll_output() {
+//!         Output::Transmit(t) => sent += t.data.len(), // socket.send_to(&t.data, t.to)
+//!         Output::Event(_) => {}
+//!         Output::Timeout(_at) => break, // wait until `_at` or the next input
+//!     }
+//! }
+//! assert!(sent > 0); // the session description, then the first media packets
+//! ```
 //!
 //! The pipeline, per substream, in the order the data flows:
 //!
@@ -20,6 +44,7 @@ use bytes::{Bytes, BytesMut};
 use isostream_transport::fec::{BlockEncoder, ReedSolomonCodec};
 use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc, SubstreamDesc};
 use isostream_transport::rtp::{self, DatagramKind};
+use isostream_transport::sans_io::{earliest, Input, Output, TimerTable, Transmit};
 use isostream_transport::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -120,6 +145,11 @@ pub struct SenderSession {
     control: VecDeque<Bytes>,
     pacer: Pacer,
     weight: f64,
+    /// The time of the latest input.
+    now: Instant,
+    /// Whether the first input has been handled (the first report goes out before any media).
+    started: bool,
+    timers: TimerTable<TIMERS>,
     // flow control
     paused: bool,
     paused_since: Option<Instant>,
@@ -129,8 +159,6 @@ pub struct SenderSession {
     // lifecycle
     input_ended: bool,
     byes_left: u8,
-    next_bye: Option<Instant>,
-    next_report: Option<Instant>,
     finished: bool,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
@@ -145,6 +173,18 @@ pub struct SenderSession {
 /// one loss burst of about 100 ms does not take all of them).
 const BYE_REPEATS: u8 = 3;
 const BYE_GAP: Duration = Duration::from_millis(100);
+
+/// The sender's timers, indexes into its [`TimerTable`].
+#[derive(Clone, Copy, Debug)]
+enum Timer {
+    /// The next sender report and session description.
+    Report = 0,
+    /// The next repeat of BYE.
+    Bye = 1,
+    /// The receiver, heard from earlier, has been silent too long.
+    ReceiverLost = 2,
+}
+const TIMERS: usize = 3;
 
 impl SenderSession {
     /// Creates a session. Errors if the configuration is inconsistent.
@@ -200,6 +240,9 @@ impl SenderSession {
             subs,
             queue: VecDeque::new(),
             control: VecDeque::new(),
+            now: Instant::ZERO,
+            started: false,
+            timers: TimerTable::default(),
             paused: false,
             paused_since: None,
             receiver_ssrc: None,
@@ -207,8 +250,6 @@ impl SenderSession {
             last_heard: None,
             input_ended: false,
             byes_left: BYE_REPEATS,
-            next_bye: None,
-            next_report: None,
             finished: false,
             events: VecDeque::new(),
             stats: SenderStats::default(),
@@ -284,20 +325,57 @@ impl SenderSession {
         }
     }
 
-    /// Takes wire frames of the input (all channels). Stored media: takes at most what
-    /// [`Self::audio_wanted`] said and returns the frames taken. A live source: takes
-    /// everything; while paused, the audio is dropped and counted.
-    pub fn push_audio(&mut self, now: Instant, frames: &[u8]) -> usize {
+    /// Handles one input (see [`isostream_transport::sans_io`]). Audio: a stored source passes
+    /// at most [`Self::audio_wanted`] frames; a live source passes whatever it captured (while
+    /// paused, it is dropped and counted). A datagram that is not RTCP from the receiver is
+    /// counted and dropped.
+    pub fn handle_input(&mut self, input: Input<'_>) {
+        let now = input.now();
+        self.now = self.now.max(now);
+        if !self.started {
+            // the first report (with the session description) goes out before any media
+            self.started = true;
+            self.on_timeout(now);
+        }
+        match input {
+            Input::Audio { now, frames } => self.take_audio(now, frames),
+            Input::EndOfInput(_) => self.end_of_input(),
+            Input::Datagram { now, data, .. } => self.handle_datagram(now, &data),
+            Input::Timeout(now) => self.on_timeout(now),
+        }
+    }
+
+    /// The next thing to do: datagrams to send (control first, then media when the pacer
+    /// says it is due), then events, then [`Output::Timeout`] with the instant to be woken.
+    pub fn poll_output(&mut self) -> Output<SenderEvent> {
+        match self.poll_transmit(self.now) {
+            Some(data) => Output::Transmit(Transmit {
+                to: self.cfg.receiver_addr,
+                data,
+            }),
+            None => match self.events.pop_front() {
+                Some(e) => Output::Event(e),
+                None => Output::Timeout(self.next_deadline()),
+            },
+        }
+    }
+
+    /// Takes wire frames of the input (all channels), all of them.
+    fn take_audio(&mut self, _now: Instant, frames: &[u8]) {
         let total = frames.len() / self.frame_bytes;
         if self.finished || self.input_ended {
-            return 0;
+            return;
         }
         if self.cfg.live && self.paused {
+            // the segment before the pause ends here: the stages emit what they hold and the
+            // queue, paused, drops it; the media time of this audio is skipped
+            self.flush_stages();
+            self.drop_queued_live();
             self.stats.live_frames_dropped += total as u64;
             for s in &mut self.subs {
                 s.packetizer.skip(total as u64);
             }
-            return total;
+            return;
         }
         let mut taken = 0;
         while taken < total {
@@ -307,12 +385,7 @@ impl SenderSession {
                 self.push_substream(i, chunk);
             }
             taken += n;
-            if !self.cfg.live && self.audio_wanted() == 0 {
-                break;
-            }
         }
-        let _ = now;
-        taken
     }
 
     fn push_substream(&mut self, i: usize, chunk: &[u8]) {
@@ -368,7 +441,7 @@ impl SenderSession {
 
     /// Marks the end of the input: partial groups and blocks are flushed; BYE follows the
     /// last datagram.
-    pub fn end_of_input(&mut self, _now: Instant) {
+    fn end_of_input(&mut self) {
         if self.input_ended {
             return;
         }
@@ -393,7 +466,7 @@ impl SenderSession {
 
     /// Handles a datagram from the receiver (RTCP: PAUSE, RESUME, receiver reports).
     /// Anything else is counted and dropped.
-    pub fn handle_datagram(&mut self, now: Instant, d: &[u8]) {
+    fn handle_datagram(&mut self, now: Instant, d: &[u8]) {
         if rtp::classify(d) != DatagramKind::Rtcp {
             self.stats.malformed_received += 1;
             return;
@@ -428,6 +501,10 @@ impl SenderSession {
         }
         if heard {
             self.last_heard = Some(now);
+            self.timers.set(
+                Timer::ReceiverLost as usize,
+                now + self.cfg.receiver_timeout + Duration::from_millis(1),
+            );
         }
     }
 
@@ -460,6 +537,8 @@ impl SenderSession {
             self.paused_since = Some(now);
             self.events.push_back(SenderEvent::Paused);
             if self.cfg.live {
+                // a live source cannot wait: what is queued for the pacer is dropped (what
+                // the stages still hold is dropped as the next audio arrives)
                 self.drop_queued_live();
             }
         } else {
@@ -472,16 +551,15 @@ impl SenderSession {
         }
     }
 
-    /// A live source cannot wait: what was captured but not sent when PAUSE came is dropped.
+    /// A live source cannot wait: what was captured but not sent while paused is dropped.
     fn drop_queued_live(&mut self) {
-        self.flush_stages();
         let frames: u64 = self.queue.iter().map(|p| p.frames as u64).sum();
         self.stats.live_frames_dropped += (frames as f64 * self.weight) as u64;
         self.queue.clear();
     }
 
     /// Handles timers: reports, BYE repeats, the receiver timeout.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn on_timeout(&mut self, now: Instant) {
         if self.finished {
             return;
         }
@@ -493,14 +571,17 @@ impl SenderSession {
                 return;
             }
         }
-        if self.next_report.is_none_or(|t| now >= t) {
+        let report = Timer::Report as usize;
+        if self.timers.get(report).is_none_or(|t| now >= t) {
             self.queue_report(now, false);
-            self.next_report = Some(now + self.cfg.report_interval);
+            self.timers.set(report, now + self.cfg.report_interval);
         }
-        if self.input_ended && self.queue.is_empty() && self.next_bye.is_none_or(|t| now >= t) {
+        let bye = Timer::Bye as usize;
+        if self.input_ended && self.queue.is_empty() && self.timers.get(bye).is_none_or(|t| now >= t)
+        {
             self.queue_report(now, true);
             self.byes_left -= 1;
-            self.next_bye = Some(now + BYE_GAP);
+            self.timers.set(bye, now + BYE_GAP);
             if self.byes_left == 0 {
                 self.finish(FinishReason::EndOfInput);
             }
@@ -509,9 +590,8 @@ impl SenderSession {
 
     fn finish(&mut self, why: FinishReason) {
         self.finished = true;
-        if let Some(t) = self.paused_since.take() {
-            let _ = t;
-        }
+        self.paused_since = None;
+        self.timers = TimerTable::default();
         self.events.push_back(SenderEvent::Finished(why));
     }
 
@@ -551,8 +631,8 @@ impl SenderSession {
         self.control.push_back(b.split().freeze());
     }
 
-    /// The next datagram to send now, if any. Call until it returns `None`.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+    /// The next datagram to send now, if any.
+    fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         if let Some(c) = self.control.pop_front() {
             self.stats.rtcp_sent += 1;
             return Some(c);
@@ -560,7 +640,7 @@ impl SenderSession {
         if self.finished && !self.queue.is_empty() {
             self.queue.clear();
         }
-        if self.paused || self.next_report.is_none() {
+        if self.paused || !self.started {
             return None;
         }
         let due = self.pacer.departure(now);
@@ -580,30 +660,20 @@ impl SenderSession {
         Some(p.datagram)
     }
 
-    /// The next event, if any.
-    pub fn poll_event(&mut self) -> Option<SenderEvent> {
-        self.events.pop_front()
-    }
-
-    /// When [`Self::handle_timeout`] must be called next (`None`: only input can wake it).
-    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+    /// When the session must be woken next (`None`: only an input can wake it): the earliest
+    /// timer, the pacer's next departure, or now if BYE is due.
+    fn next_deadline(&self) -> Option<Instant> {
         if self.finished {
             return None;
         }
-        let mut t = self.next_report.unwrap_or(now);
-        if let Some(h) = self.last_heard {
-            t = t.min(h + self.cfg.receiver_timeout + Duration::from_millis(1));
-        }
+        let now = self.now;
+        let mut t = earliest(self.timers.next(), (!self.started).then_some(now));
         if !self.paused && !self.queue.is_empty() {
-            t = t.min(self.pacer.departure(now));
-        }
-        if !self.cfg.live && self.audio_wanted() > 0 {
-            // the queue ran low: the driver must read more audio now
-            t = t.min(now);
+            t = earliest(t, Some(self.pacer.departure(now)));
         }
         if self.input_ended && self.queue.is_empty() {
-            t = t.min(self.next_bye.unwrap_or(now));
+            t = earliest(t, Some(self.timers.get(Timer::Bye as usize).unwrap_or(now)));
         }
-        Some(t)
+        t
     }
 }

@@ -8,6 +8,7 @@ pub mod impair;
 pub mod interleave;
 pub mod rtcp;
 pub mod rtp;
+pub mod sans_io;
 pub mod sdp;
 pub mod seq;
 pub mod time;

@@ -1,0 +1,22 @@
+//! How isostream's sans-IO sessions are driven.
+//!
+//! - [`pump`]: the one drive loop of each side, a turn at a time, used alike by the tokio
+//!   drivers, the simulator behind `isostream bench` and the tests;
+//! - [`send`] and [`recv`]: the tokio drivers, the only code that touches a socket or a real
+//!   clock;
+//! - [`offload`]: file, pipe and device I/O on threads of their own behind bounded queues, so
+//!   that a slow disk or a stalled pipe never stops socket reads;
+//! - [`audio`]: the source and sink traits the CLI's files, pipes and devices implement.
+//!
+//! The sessions themselves (crates `isostream-sender` and `isostream-receiver`) own no
+//! socket, thread or clock and do not depend on tokio.
+#![deny(missing_docs)]
+
+pub mod audio;
+pub mod offload;
+pub mod pump;
+pub mod recv;
+pub mod send;
+
+pub use audio::{AudioSink, AudioSource};
+pub use pump::{Feed, ReceiverHost, ReceiverPump, SenderHost, SenderPump, Wake, PULL_INTERVAL};
