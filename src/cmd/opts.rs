@@ -6,6 +6,7 @@ use clap::Args;
 use isostream_receiver::{config as rconfig, ReceiverConfig};
 use isostream_sender::{SenderConfig, Speed};
 use isostream_transport::fec::FecParams;
+use isostream_transport::time::Duration;
 
 /// Options shared by `send` and `bench`: how the sender shapes the stream.
 #[derive(Args, Clone, Debug)]
@@ -154,5 +155,15 @@ impl BufferOpts {
         };
         cfg.low_water_ms = self.low_water.unwrap_or(lo);
         cfg.high_water_ms = self.high_water.unwrap_or(hi.max(cfg.low_water_ms * 2));
+    }
+}
+
+/// A duration option given in ms, unless its deprecated spelling (in seconds, from before
+/// every duration option was in ms) was used instead: `--idle-timeout 0.25` still means
+/// 250 ms.
+pub fn ms_or_deprecated_s(ms: u64, deprecated_s: Option<f64>) -> Duration {
+    match deprecated_s {
+        Some(s) => Duration::from_secs_f64(s),
+        None => Duration::from_millis(ms),
     }
 }

@@ -10,11 +10,10 @@ use isostream::io::{PcmOutput, SplitWavOutput, WavOutput};
 use isostream_media::{AudioSpec, PcmWriter, RawFormat, WavSink};
 use isostream_receiver::driver::{self as rdriver, AudioSink};
 use isostream_receiver::{ReceiverConfig, ReceiverSession, ReceiverStats};
-use isostream_transport::time::Duration;
 
 use super::common::{bind_udp, os_seed};
 use super::devices;
-use super::opts::BufferOpts;
+use super::opts::{ms_or_deprecated_s, BufferOpts};
 
 /// Arguments of `isostream recv`.
 #[derive(Args)]
@@ -55,9 +54,12 @@ pub struct RecvArgs {
     /// After BYE (or the idle timeout) play out what is buffered and exit 0.
     #[arg(long)]
     exit_on_end: bool,
-    /// A session with nothing from its sender for this long has ended (seconds).
-    #[arg(long, default_value_t = 3.0)]
-    idle_timeout: f64,
+    /// A session with nothing from its sender for this long has ended, in ms.
+    #[arg(long, default_value_t = 3000)]
+    idle_timeout_ms: u64,
+    /// Deprecated spelling of --idle-timeout-ms, in seconds.
+    #[arg(long = "idle-timeout", hide = true, conflicts_with = "idle_timeout_ms")]
+    idle_timeout_s: Option<f64>,
     /// Write an SDP description of the stream a stock sender should send (L16, payload type
     /// 96, --rate, --channels) to this file.
     #[arg(long)]
@@ -85,7 +87,7 @@ pub async fn run(a: RecvArgs) -> Result<()> {
         cfg.low_water_ms = ms.max(1);
         cfg.high_water_ms = (2 * ms).max(ms + 100);
     }
-    cfg.idle_timeout = Duration::from_secs_f64(a.idle_timeout);
+    cfg.idle_timeout = ms_or_deprecated_s(a.idle_timeout_ms, a.idle_timeout_s);
     cfg.drift_correction = a.live || a.latency.is_some();
     cfg.wallclock_at_zero_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -218,5 +220,41 @@ pub fn print_receiver_summary(s: &ReceiverStats) {
             "isostream recv: skew between substreams: {} frames",
             s.skew_frames
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use isostream_transport::time::Duration;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        recv: RecvArgs,
+    }
+
+    fn idle_timeout(args: &[&str]) -> Result<Duration, clap::Error> {
+        let base = ["recv", "--out", "x.wav"];
+        let c = Cli::try_parse_from(base.iter().chain(args))?;
+        Ok(ms_or_deprecated_s(
+            c.recv.idle_timeout_ms,
+            c.recv.idle_timeout_s,
+        ))
+    }
+
+    #[test]
+    fn idle_timeout_is_in_ms_and_the_old_flag_in_seconds() {
+        assert_eq!(idle_timeout(&[]).unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            idle_timeout(&["--idle-timeout-ms", "250"]).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            idle_timeout(&["--idle-timeout", "0.25"]).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(idle_timeout(&["--idle-timeout", "1", "--idle-timeout-ms", "5"]).is_err());
     }
 }

@@ -10,11 +10,10 @@ use isostream::io::{MultiInput, PcmInput, WavInput};
 use isostream_media::{AudioSpec, PcmReader, RawFormat, WavSource};
 use isostream_sender::driver::{self as sdriver, AudioSource, Input};
 use isostream_sender::{FinishReason, SenderConfig, SenderSession, SenderStats, Speed};
-use isostream_transport::time::Duration;
 
 use super::common::{bind_udp, os_seed, resolve};
 use super::devices;
-use super::opts::{parse_speed, StreamOpts};
+use super::opts::{ms_or_deprecated_s, parse_speed, StreamOpts};
 
 /// Arguments of `isostream send`.
 #[derive(Args)]
@@ -49,9 +48,16 @@ pub struct SendArgs {
     speed: Speed,
     #[command(flatten)]
     stream: StreamOpts,
-    /// Stop if the receiver, once heard, is silent this long (seconds).
-    #[arg(long, default_value_t = 10.0)]
-    receiver_timeout: f64,
+    /// Stop if the receiver, once heard, is silent this long, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    receiver_timeout_ms: u64,
+    /// Deprecated spelling of --receiver-timeout-ms, in seconds.
+    #[arg(
+        long = "receiver-timeout",
+        hide = true,
+        conflicts_with = "receiver_timeout_ms"
+    )]
+    receiver_timeout_s: Option<f64>,
     /// Write an SDP description of the stream to this file, for stock RTP receivers (ffmpeg,
     /// VLC, GStreamer). Needs a plain stream: --fec off --interleave 1.
     #[arg(long)]
@@ -125,7 +131,7 @@ pub async fn run(a: SendArgs) -> Result<()> {
     a.stream.apply(&mut cfg)?;
     cfg.speed = a.speed;
     cfg.seed = os_seed();
-    cfg.receiver_timeout = Duration::from_secs_f64(a.receiver_timeout);
+    cfg.receiver_timeout = ms_or_deprecated_s(a.receiver_timeout_ms, a.receiver_timeout_s);
     cfg.wallclock_at_zero_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -273,6 +279,38 @@ fn print_sender_summary(s: &SenderStats, why: &FinishReason, rate: u32) {
             r.lost,
             r.fraction_lost * 100.0,
             r.jitter_ms
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use isostream_transport::time::Duration;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        send: SendArgs,
+    }
+
+    fn receiver_timeout(args: &[&str]) -> Duration {
+        let base = ["send", "in.wav", "--to", "127.0.0.1:5004"];
+        let c = Cli::try_parse_from(base.iter().chain(args)).expect("valid arguments");
+        ms_or_deprecated_s(c.send.receiver_timeout_ms, c.send.receiver_timeout_s)
+    }
+
+    #[test]
+    fn receiver_timeout_is_in_ms_and_the_old_flag_in_seconds() {
+        assert_eq!(receiver_timeout(&[]), Duration::from_secs(10));
+        assert_eq!(
+            receiver_timeout(&["--receiver-timeout-ms", "1500"]),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            receiver_timeout(&["--receiver-timeout", "1.5"]),
+            Duration::from_millis(1500)
         );
     }
 }
