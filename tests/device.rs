@@ -264,8 +264,8 @@ fn device_capture_to_device_playback_over_loopback_is_exact() {
             "device",
             "--live",
             "--exit-on-end",
-            "--idle-timeout",
-            "1",
+            "--idle-timeout-ms",
+            "1000",
             "--stats-json",
             recv_json.to_str().unwrap(),
         ])

@@ -41,7 +41,7 @@ fn recv_extra<'a>(low: &'a str, high: &'a str, idle: &'a str) -> Vec<&'a str> {
         low,
         "--high-water",
         high,
-        "--idle-timeout",
+        "--idle-timeout-ms",
         idle,
     ]
 }
@@ -62,7 +62,7 @@ fn speed_max_pauses_and_resumes_within_the_watermarks_and_is_exact() {
             addr,
             out.to_str().unwrap(),
             &rstats,
-            &recv_extra("100", "300", "3"),
+            &recv_extra("100", "300", "3000"),
         ),
     );
     std::thread::sleep(RECEIVER_HEAD_START);
@@ -247,7 +247,7 @@ fn through_relay(
             addr,
             out.to_str().unwrap(),
             &rstats,
-            &recv_extra(watermarks.0, watermarks.1, "2"),
+            &recv_extra(watermarks.0, watermarks.1, "2000"),
         ),
     );
     let relay = Relay::start(addr, seed, drop_ctl);

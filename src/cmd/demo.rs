@@ -18,7 +18,7 @@ use isostream_sender::{SenderConfig, SenderSession};
 use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, Instant, MediaClock};
 
-use crate::{BufferOpts, StreamOpts};
+use super::opts::{BufferOpts, StreamOpts};
 
 /// Arguments of `isostream demo` (all optional).
 #[derive(Args, Clone, Debug)]
@@ -60,21 +60,21 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", in_path.display()))?;
 
     let localhost: std::net::SocketAddr = "127.0.0.1:0".parse().expect("literal");
-    let recv_sock = crate::bind_udp(localhost)?;
+    let recv_sock = super::common::bind_udp(localhost)?;
     let recv_addr = recv_sock.local_addr()?;
-    let relay_in = crate::bind_udp(localhost)?;
+    let relay_in = super::common::bind_udp(localhost)?;
     let relay_addr = relay_in.local_addr()?;
-    let relay_out = crate::bind_udp(localhost)?;
+    let relay_out = super::common::bind_udp(localhost)?;
     relay_out.connect(recv_addr).await?;
-    let send_sock = crate::bind_udp(localhost)?;
+    let send_sock = super::common::bind_udp(localhost)?;
     send_sock.connect(relay_addr).await?;
 
     let mut scfg = SenderConfig::new(spec);
     args.stream.apply(&mut scfg)?;
-    scfg.seed = crate::os_seed();
+    scfg.seed = super::common::os_seed();
     let mut rcfg = ReceiverConfig::default();
     args.buffer.apply(&mut rcfg, false);
-    rcfg.seed = crate::os_seed();
+    rcfg.seed = super::common::os_seed();
     let (low, high) = (rcfg.low_water_ms as f64, rcfg.high_water_ms as f64);
     eprintln!(
         "isostream demo: {:.1} s of synthesized speech and music ({spec}) -> send -> impair ('{}': {}) -> recv, all over loopback UDP",
@@ -117,7 +117,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let _ = stop_tx.send(());
         r
     };
-    let relay_task = crate::impair_cmd::relay(relay_in, relay_out, &profile, args.seed, async {
+    let relay_task = super::impair::relay(relay_in, relay_out, &profile, args.seed, async {
         let _ = stop_rx.await;
     });
     let data = input.clone();
@@ -167,12 +167,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         low,
         high,
     )?;
-    crate::impair_cmd::print_summary(&relay);
+    super::impair::print_summary(&relay);
     eprintln!(
         "isostream send: {} media + {} repair packets sent",
         sstats.packets_sent, sstats.repair_sent
     );
-    crate::print_receiver_summary(&rstats);
+    super::recv::print_receiver_summary(&rstats);
     let clock = MediaClock::new(spec.rate);
     println!();
     println!("What happened:");

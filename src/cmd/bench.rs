@@ -14,7 +14,7 @@ use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, MediaClock};
 use serde::Serialize;
 
-use crate::{BufferOpts, StreamOpts};
+use super::opts::{BufferOpts, StreamOpts};
 
 /// Arguments of `isostream bench`.
 #[derive(Args, Clone, Debug)]
@@ -38,7 +38,7 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub buffer: BufferOpts,
     /// How fast the sender sends stored media: times real time, or `max`.
-    #[arg(long, default_value = "1", value_parser = crate::parse_speed)]
+    #[arg(long, default_value = "1", value_parser = super::opts::parse_speed)]
     pub speed: Speed,
     /// Print the report as JSON on stdout.
     #[arg(long)]
@@ -418,7 +418,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let mut settings = Vec::new();
         for s in args.sweep_fec.split(';') {
             settings.push(
-                crate::parse_fec(s.trim())
+                super::opts::parse_fec(s.trim())
                     .map_err(|e| anyhow::anyhow!("--sweep-fec: {e}"))?
                     .0,
             );

@@ -126,12 +126,12 @@ pub fn print_summary(s: &RelayStats) {
 /// `isostream impair`.
 pub async fn run(args: ImpairArgs) -> Result<()> {
     let profile = Profile::resolve(&args.profile)?;
-    let a = crate::bind_udp(args.listen)?;
-    let to = crate::resolve(&args.forward)?;
+    let a = super::common::bind_udp(args.listen)?;
+    let to = super::common::resolve(&args.forward)?;
     let unspecified: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
         .parse()
         .expect("literal");
-    let b = crate::bind_udp(unspecified)?;
+    let b = super::common::bind_udp(unspecified)?;
     b.connect(to)
         .await
         .with_context(|| format!("cannot reach {to}"))?;

@@ -1,0 +1,169 @@
+//! Options and parsers shared by several subcommands: how the sender shapes the stream
+//! (`send`, `bench`, `demo`) and how the receiver buffers (`recv`, `bench`, `demo`).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use isostream_receiver::{config as rconfig, ReceiverConfig};
+use isostream_sender::{SenderConfig, Speed};
+use isostream_transport::fec::FecParams;
+use isostream_transport::time::Duration;
+
+/// Options shared by `send` and `bench`: how the sender shapes the stream.
+#[derive(Args, Clone, Debug)]
+pub struct StreamOpts {
+    /// Packet duration in ms (default 5; 2.5 for a live source).
+    #[arg(long)]
+    pub packet_ms: Option<f64>,
+    /// Reed-Solomon repair: K source packets + M repair packets per block, or `off`
+    /// (default 8,2; 4,1 for a live source, so a block spans 10 ms instead of 40 ms).
+    #[arg(long, value_parser = parse_fec)]
+    pub fec: Option<FecSetting>,
+    /// Interleave depth D: packet j of a group of D carries samples j, j+D, ... (1 = plain).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub interleave: u8,
+    /// Interleave the transmission order of N FEC blocks against bursts (1 = off).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub spread: u8,
+    /// Split the input into substreams: `per-channel`, or groups like `1,2+3` (1-based,
+    /// contiguous channels in order). Default: one substream with every channel.
+    #[arg(long)]
+    pub substreams: Option<String>,
+}
+
+/// Packet duration of a live source by default, in ms.
+const LIVE_PACKET_MS: f64 = 2.5;
+
+/// `--fec K,M` or `off`.
+#[derive(Clone, Copy, Debug)]
+pub struct FecSetting(pub Option<FecParams>);
+
+/// Parses `--fec`: `K,M` or `off`.
+pub fn parse_fec(s: &str) -> Result<FecSetting, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(FecSetting(None));
+    }
+    s.parse::<FecParams>()
+        .map(|p| FecSetting(Some(p)))
+        .map_err(|e| format!("{e} (expected K,M such as 8,2, or off)"))
+}
+
+/// Parses `--speed`: a positive number or `max`.
+pub fn parse_speed(s: &str) -> Result<Speed, String> {
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(Speed::Max);
+    }
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(Speed::Times(x)),
+        _ => Err(format!("'{s}' is not a positive number or max")),
+    }
+}
+
+impl StreamOpts {
+    /// Packet duration in ms: as given, or the default for stored media or a live source.
+    pub fn packet_ms(&self, live: bool) -> f64 {
+        self.packet_ms
+            .unwrap_or(if live { LIVE_PACKET_MS } else { 5.0 })
+    }
+
+    /// FEC setting: as given, or the default for stored media or a live source.
+    pub fn fec(&self, live: bool) -> Option<FecParams> {
+        self.fec.map_or_else(
+            || {
+                Some(
+                    if live {
+                        FecParams::new(4, 1)
+                    } else {
+                        FecParams::new(8, 2)
+                    }
+                    .expect("valid defaults"),
+                )
+            },
+            |f| f.0,
+        )
+    }
+
+    /// Applies these options to a sender configuration (set `cfg.live` first: a live source
+    /// gets the low-latency defaults).
+    pub fn apply(&self, cfg: &mut SenderConfig) -> Result<()> {
+        let ms = self.packet_ms(cfg.live);
+        let frames = (cfg.spec.rate as f64 * ms / 1000.0).round() as u32;
+        if !(frames > 0 && ms.is_finite()) {
+            bail!("--packet-ms {ms} is shorter than one sample");
+        }
+        cfg.packet_frames = frames;
+        cfg.fec = self.fec(cfg.live);
+        cfg.interleave = self.interleave;
+        cfg.spread = self.spread;
+        if let Some(s) = &self.substreams {
+            cfg.substream_channels = parse_substreams(s, cfg.spec.channels)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `per-channel` or `1,2+3` into channel counts per substream.
+pub fn parse_substreams(s: &str, channels: u16) -> Result<Vec<u16>> {
+    if s == "per-channel" {
+        return Ok(vec![1; channels as usize]);
+    }
+    let mut next = 1u16;
+    let mut out = Vec::new();
+    for group in s.split(',') {
+        let chans: Vec<u16> = group
+            .split('+')
+            .map(|c| c.trim().parse::<u16>())
+            .collect::<Result<_, _>>()
+            .with_context(|| {
+                format!("--substreams '{s}': expected per-channel or groups like 1,2+3")
+            })?;
+        for &c in &chans {
+            if c != next {
+                bail!("--substreams '{s}': channels must be listed once each, in order (expected {next}, got {c})");
+            }
+            next += 1;
+        }
+        out.push(chans.len() as u16);
+    }
+    if next - 1 != channels {
+        bail!(
+            "--substreams '{s}' covers {} channels but the input has {channels}",
+            next - 1
+        );
+    }
+    Ok(out)
+}
+
+/// Options shared by `recv` and `bench`: how the receiver buffers.
+#[derive(Args, Clone, Debug)]
+pub struct BufferOpts {
+    /// Playback starts (and RESUME is sent) at this much buffered audio, in ms.
+    /// Default: 200 for stored media, 40 with --live.
+    #[arg(long)]
+    pub low_water: Option<u32>,
+    /// PAUSE is sent above this much buffered audio, in ms. Default: 1000, 200 with --live.
+    #[arg(long)]
+    pub high_water: Option<u32>,
+}
+
+impl BufferOpts {
+    /// Applies the watermarks (live or stored defaults) to a receiver configuration.
+    pub fn apply(&self, cfg: &mut ReceiverConfig, live: bool) {
+        let (lo, hi) = if live {
+            (rconfig::LIVE_LOW_WATER_MS, rconfig::LIVE_HIGH_WATER_MS)
+        } else {
+            (rconfig::STORED_LOW_WATER_MS, rconfig::STORED_HIGH_WATER_MS)
+        };
+        cfg.low_water_ms = self.low_water.unwrap_or(lo);
+        cfg.high_water_ms = self.high_water.unwrap_or(hi.max(cfg.low_water_ms * 2));
+    }
+}
+
+/// A duration option given in ms, unless its deprecated spelling (in seconds, from before
+/// every duration option was in ms) was used instead: `--idle-timeout 0.25` still means
+/// 250 ms.
+pub fn ms_or_deprecated_s(ms: u64, deprecated_s: Option<f64>) -> Duration {
+    match deprecated_s {
+        Some(s) => Duration::from_secs_f64(s),
+        None => Duration::from_millis(ms),
+    }
+}

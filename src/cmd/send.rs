@@ -1,0 +1,316 @@
+//! `isostream send`: stream WAV files, raw PCM from stdin or a capture device to a receiver.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use isostream::io::{MultiInput, PcmInput, WavInput};
+use isostream_media::{AudioSpec, PcmReader, RawFormat, WavSource};
+use isostream_sender::driver::{self as sdriver, AudioSource, Input};
+use isostream_sender::{FinishReason, SenderConfig, SenderSession, SenderStats, Speed};
+
+use super::common::{bind_udp, os_seed, resolve};
+use super::devices;
+use super::opts::{ms_or_deprecated_s, parse_speed, StreamOpts};
+
+/// Arguments of `isostream send`.
+#[derive(Args)]
+pub struct SendArgs {
+    /// WAV file(s), or `-` for raw PCM on stdin. Several files become substreams of one session.
+    #[arg(required_unless_present = "device", conflicts_with = "device")]
+    inputs: Vec<String>,
+    /// Capture from an audio device (the default input, or NAME from `isostream devices`)
+    /// instead of INPUT, at --rate and --channels as 16-bit audio. Implies --live.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    device: Option<String>,
+    /// Receiver address.
+    #[arg(long)]
+    to: String,
+    /// Local address to send from.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    bind: SocketAddr,
+    /// Raw PCM format on stdin: s16le, s16be, s24le or f32le.
+    #[arg(long, default_value = "s16le", value_parser = isostream::io::raw_format)]
+    format: RawFormat,
+    /// Sample rate of raw PCM on stdin, in Hz.
+    #[arg(long, default_value_t = 48_000)]
+    rate: u32,
+    /// Channels of raw PCM on stdin.
+    #[arg(long, default_value_t = 2)]
+    channels: u16,
+    /// Treat stdin as a live source (audio produced while paused is dropped).
+    #[arg(long)]
+    live: bool,
+    /// How fast stored media is sent: times real time, or `max` (as fast as PAUSE/RESUME allow).
+    #[arg(long, default_value = "1", value_parser = parse_speed)]
+    speed: Speed,
+    #[command(flatten)]
+    stream: StreamOpts,
+    /// Stop if the receiver, once heard, is silent this long, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    receiver_timeout_ms: u64,
+    /// Deprecated spelling of --receiver-timeout-ms, in seconds.
+    #[arg(
+        long = "receiver-timeout",
+        hide = true,
+        conflicts_with = "receiver_timeout_ms"
+    )]
+    receiver_timeout_s: Option<f64>,
+    /// Write an SDP description of the stream to this file, for stock RTP receivers (ffmpeg,
+    /// VLC, GStreamer). Needs a plain stream: --fec off --interleave 1.
+    #[arg(long)]
+    sdp: Option<PathBuf>,
+    /// Write the summary as JSON to this file.
+    #[arg(long)]
+    stats_json: Option<PathBuf>,
+}
+
+/// Opens one input: `-` for raw PCM on stdin (as --format, --rate, --channels say), else a
+/// WAV file.
+fn open_input(path: &str, a: &SendArgs) -> Result<(Box<dyn AudioSource>, AudioSpec)> {
+    if path == "-" {
+        let spec = AudioSpec {
+            rate: a.rate,
+            channels: a.channels,
+            format: a.format.sample_format(),
+        };
+        let r = PcmReader::new(std::io::stdin(), a.format, a.channels);
+        return Ok((Box::new(PcmInput(r)), spec));
+    }
+    let w = WavSource::open(path).with_context(|| format!("cannot read {path}"))?;
+    let spec = w.spec();
+    Ok((Box::new(WavInput(w)), spec))
+}
+
+/// `isostream send`.
+pub async fn run(a: SendArgs) -> Result<()> {
+    let mut device = match &a.device {
+        Some(d) => Some(devices::capture_input(
+            (!d.is_empty()).then_some(d.as_str()),
+            a.rate,
+            a.channels,
+        )?),
+        None => None,
+    };
+    let mut inputs = Vec::new();
+    for p in &a.inputs {
+        inputs.push(open_input(p, &a)?);
+    }
+    if let Some((_, s, _)) = &device {
+        inputs.push((Box::new(devices::NoSource) as Box<dyn AudioSource>, *s));
+    }
+    let first = inputs[0].1;
+    for (i, (_, s)) in inputs.iter().enumerate() {
+        if s.rate != first.rate || s.format != first.format {
+            bail!(
+                "{} is {s} but {} is {first}: the inputs of one session must share rate and sample format (convert first, e.g. with sox or ffmpeg)",
+                a.inputs[i], a.inputs[0]
+            );
+        }
+    }
+    let per_input: Vec<u16> = inputs.iter().map(|(_, s)| s.channels).collect();
+    let spec = AudioSpec {
+        channels: per_input.iter().sum(),
+        ..first
+    };
+    let source: Box<dyn AudioSource> = if inputs.len() == 1 {
+        inputs.pop().expect("one input").0
+    } else {
+        Box::new(MultiInput::new(
+            inputs
+                .into_iter()
+                .map(|(s, sp)| (s, sp.frame_bytes()))
+                .collect(),
+        ))
+    };
+    let mut cfg = SenderConfig::new(spec);
+    cfg.substream_channels = per_input;
+    cfg.live = a.live || device.is_some();
+    a.stream.apply(&mut cfg)?;
+    cfg.speed = a.speed;
+    cfg.seed = os_seed();
+    cfg.receiver_timeout = ms_or_deprecated_s(a.receiver_timeout_ms, a.receiver_timeout_s);
+    cfg.wallclock_at_zero_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let to = resolve(&a.to)?;
+    let session = SenderSession::new(cfg.clone())?;
+    let socket = bind_udp(a.bind)?;
+    socket
+        .connect(to)
+        .await
+        .with_context(|| format!("cannot reach {to}"))?;
+    if let Some(p) = &a.sdp {
+        let sdp = isostream_transport::sdp::SdpStream {
+            origin: socket.local_addr()?.ip(),
+            media: to,
+            rate: spec.rate,
+            channels: spec.channels,
+            format_code: spec.format.code(),
+            packet_frames: cfg.packet_frames,
+            fec: cfg.fec.is_some(),
+            interleave: cfg.interleave,
+            substreams: cfg.substream_channels.len(),
+            reader: isostream_transport::sdp::Reader::Receiver,
+        };
+        std::fs::write(p, sdp.to_sdp()?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let total = if a.inputs.len() == 1 && a.inputs[0] != "-" {
+        WavSource::open(&a.inputs[0])
+            .ok()
+            .and_then(|w| w.total_frames())
+    } else {
+        None
+    };
+    let mut bar = SendProgress::new(total, spec.rate);
+    let (device_input, capture) = match device.take() {
+        Some((i, _, h)) => (Some(i), Some(h)),
+        None => (None, None),
+    };
+    let input = if let Some(i) = device_input {
+        i
+    } else if a.live {
+        // a live source is read on its own thread, as fast as it produces audio
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let mut src = source;
+        let fb = spec.frame_bytes();
+        let chunk_frames = cfg.packet_frames as usize;
+        std::thread::spawn(move || {
+            isostream::io::forward_live(|buf| src.read_frames(buf), tx, chunk_frames, fb)
+        });
+        Input::Live(rx)
+    } else {
+        Input::Stored(source)
+    };
+    eprintln!(
+        "isostream send: {} -> {to}: {spec}, {} substream(s), {} ms packets, FEC {}, interleave {}, spread {}",
+        a.inputs.join(" "),
+        cfg.substream_channels.len(),
+        a.stream.packet_ms(cfg.live),
+        cfg.fec.map_or("off".to_string(), |f| f.to_string()),
+        cfg.interleave,
+        cfg.spread
+    );
+    let (stats, why) = sdriver::run(session, socket, input, &mut bar).await?;
+    bar.finish();
+    if let Some(c) = &capture {
+        eprintln!("{}", c.report());
+    }
+    print_sender_summary(&stats, &why, spec.rate);
+    if let Some(p) = &a.stats_json {
+        let v = serde_json::json!({ "sender": stats, "finish": why });
+        std::fs::write(p, serde_json::to_string_pretty(&v)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let FinishReason::ReceiverLost { silent_ms } = why {
+        bail!(
+            "stopped: the receiver has been silent for {:.1} s",
+            silent_ms as f64 / 1000.0
+        );
+    }
+    Ok(())
+}
+
+struct SendProgress {
+    bar: Option<indicatif::ProgressBar>,
+    rate: u32,
+}
+
+impl SendProgress {
+    fn new(total: Option<u64>, rate: u32) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = match total {
+                Some(t) => indicatif::ProgressBar::new(t),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg}",
+                )
+                .expect("a valid template"),
+            );
+            b
+        });
+        SendProgress { bar, rate }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl sdriver::Progress for SendProgress {
+    fn update(&mut self, s: &SenderStats, paused: bool) {
+        if let Some(b) = &self.bar {
+            b.set_position(s.frames_sent);
+            b.set_message(format!(
+                "{:.1} s sent, {} packets{}",
+                s.frames_sent as f64 / self.rate as f64,
+                s.packets_sent,
+                if paused { ", PAUSED by receiver" } else { "" }
+            ));
+        }
+    }
+}
+
+fn print_sender_summary(s: &SenderStats, why: &FinishReason, rate: u32) {
+    eprintln!(
+        "isostream send: {} ({:.2} s of audio): {} media + {} repair packets, {} bytes; paused {} time(s) for {} ms, resumed {}; {} live frames dropped",
+        match why {
+            FinishReason::EndOfInput => "done".to_string(),
+            FinishReason::ReceiverLost { silent_ms } => format!("receiver lost after {silent_ms} ms of silence"),
+        },
+        s.frames_sent as f64 / rate as f64,
+        s.packets_sent,
+        s.repair_sent,
+        s.bytes_sent,
+        s.pauses,
+        s.paused_ms,
+        s.resumes,
+        s.live_frames_dropped
+    );
+    if let Some(r) = s.receiver_report {
+        eprintln!(
+            "isostream send: the receiver reports {} packet(s) lost ({:.1} % in its last report), jitter {:.2} ms",
+            r.lost,
+            r.fraction_lost * 100.0,
+            r.jitter_ms
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use isostream_transport::time::Duration;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        send: SendArgs,
+    }
+
+    fn receiver_timeout(args: &[&str]) -> Duration {
+        let base = ["send", "in.wav", "--to", "127.0.0.1:5004"];
+        let c = Cli::try_parse_from(base.iter().chain(args)).expect("valid arguments");
+        ms_or_deprecated_s(c.send.receiver_timeout_ms, c.send.receiver_timeout_s)
+    }
+
+    #[test]
+    fn receiver_timeout_is_in_ms_and_the_old_flag_in_seconds() {
+        assert_eq!(receiver_timeout(&[]), Duration::from_secs(10));
+        assert_eq!(
+            receiver_timeout(&["--receiver-timeout-ms", "1500"]),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            receiver_timeout(&["--receiver-timeout", "1.5"]),
+            Duration::from_millis(1500)
+        );
+    }
+}
