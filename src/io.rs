@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use isostream_media::{
     AudioSpec, PcmReader, PcmWriter, RawFormat, SignalSource, WavSink, WavSource,
 };
-use isostream_receiver::driver::AudioSink;
-use isostream_sender::driver::AudioSource;
+use isostream_drive::AudioSink;
+use isostream_drive::AudioSource;
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -169,13 +169,14 @@ impl AudioSink for SplitWavOutput {
     }
 }
 
-/// Feeds a live source to the sender driver ([`isostream_sender::driver::Input::Live`]) in
+/// Feeds a live source to the sender driver ([`isostream_drive::send::Input::Live`]) in
 /// chunks of `chunk_frames` frames of `frame_bytes` bytes. `read` fills whole frames and
 /// returns how many, 0 at the end. Chunks are split off an arena, so the steady state
-/// allocates once per 64 KiB, not once per chunk. Runs until the end or the driver is gone.
+/// allocates once per 64 KiB, not once per chunk. Runs until the end or the driver is gone;
+/// a read error is passed on (it ends the stream with that error).
 pub fn forward_live(
     mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tx: tokio::sync::mpsc::Sender<io::Result<bytes::Bytes>>,
     chunk_frames: usize,
     frame_bytes: usize,
 ) {
@@ -187,12 +188,16 @@ pub fn forward_live(
         }
         arena.resize(chunk, 0);
         match read(&mut arena[..]) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(n) => {
                 arena.truncate(n * frame_bytes);
-                if tx.blocking_send(arena.split().freeze()).is_err() {
+                if tx.blocking_send(Ok(arena.split().freeze())).is_err() {
                     break;
                 }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                break;
             }
         }
     }

@@ -2,15 +2,114 @@
 //! impairment model, under a virtual clock. No socket, no thread, no sleeping: an hour of
 //! lossy streaming runs in seconds, and the same seed gives the same output byte for byte.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use isostream_drive::{
+    AudioSink, AudioSource, Feed, ReceiverHost, ReceiverPump, SenderHost, SenderPump,
+};
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession, ReceiverStats};
-use isostream_sender::driver::AudioSource;
-use isostream_sender::{SenderConfig, SenderSession, SenderStats};
-use isostream_transport::impair::{Link, LinkConfig, LinkStats, Profile};
+use isostream_sender::{SenderConfig, SenderEvent, SenderSession, SenderStats};
+use isostream_transport::impair::Link;
+pub use isostream_transport::impair::{LinkConfig, LinkStats, Profile};
 use isostream_transport::rtp::{self, DatagramKind};
+use isostream_transport::sans_io::Transmit;
 use isostream_transport::time::{Duration, Instant};
 
-/// How often the simulated sound card pulls audio from the receiver.
-pub const PULL_INTERVAL: Duration = Duration::from_millis(5);
+/// How often the simulated sound card pulls audio from the receiver (the pump's pace).
+pub const PULL_INTERVAL: Duration = isostream_drive::PULL_INTERVAL;
+
+/// The simulated sender's address, as the receiver sees it.
+pub const SENDER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5004);
+/// The simulated receiver's address, as the sender sees it.
+pub const RECEIVER_ADDR: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 5004);
+
+/// The simulated sender's environment: the source read inline, datagrams onto the forward
+/// path (or a substream's own path).
+struct SimSender<'a> {
+    source: &'a mut dyn AudioSource,
+    audio: &'a mut [u8],
+    frame_bytes: usize,
+    /// The real (receiver's) time, at which datagrams enter the links.
+    now: Instant,
+    fwd: &'a mut Link,
+    paths: &'a mut [Link],
+    ssrcs: &'a [u32],
+}
+
+impl SenderHost for SimSender<'_> {
+    fn audio(&mut self, max_frames: usize) -> std::io::Result<Feed<'_>> {
+        let want = max_frames.min(self.audio.len() / self.frame_bytes);
+        let n = self
+            .source
+            .read_frames(&mut self.audio[..want * self.frame_bytes])?;
+        Ok(if n == 0 {
+            Feed::End
+        } else {
+            Feed::Frames(&self.audio[..n * self.frame_bytes])
+        })
+    }
+    fn consume(&mut self, _frames: usize) {}
+    fn transmit(&mut self, t: Transmit) -> std::io::Result<()> {
+        let d = t.data;
+        // media and repair packets carry their substream's SSRC at bytes 8..12
+        let path = (!self.paths.is_empty() && rtp::classify(&d) != DatagramKind::Rtcp && d.len() >= 12)
+            .then(|| {
+                let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+                self.ssrcs.iter().position(|&s| s == ssrc)
+            })
+            .flatten();
+        match path.and_then(|i| self.paths.get_mut(i)) {
+            Some(l) => l.send(self.now, d),
+            None => self.fwd.send(self.now, d),
+        }
+        Ok(())
+    }
+    fn event(&mut self, _: SenderEvent) {}
+}
+
+/// The simulated receiver's environment: played-out audio kept in memory, datagrams onto the
+/// reverse path.
+struct SimReceiver<'a> {
+    now: Instant,
+    rev: &'a mut Link,
+    out: MemorySink<'a>,
+    ended: bool,
+}
+
+/// Played-out audio kept in memory (or only counted, for long runs).
+struct MemorySink<'a> {
+    out: &'a mut Vec<u8>,
+    keep: bool,
+}
+
+impl AudioSink for MemorySink<'_> {
+    fn write_frames(&mut self, frames: &[u8]) -> std::io::Result<()> {
+        if self.keep {
+            self.out.extend_from_slice(frames);
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ReceiverHost for SimReceiver<'_> {
+    fn transmit(&mut self, t: Transmit) -> std::io::Result<()> {
+        self.rev.send(self.now, t.data);
+        Ok(())
+    }
+    fn event(&mut self, e: ReceiverEvent) -> std::io::Result<()> {
+        if e == ReceiverEvent::SessionEnded {
+            self.ended = true;
+        }
+        Ok(())
+    }
+    fn sink(&mut self) -> Option<&mut dyn AudioSink> {
+        Some(&mut self.out)
+    }
+}
 
 /// One sample of the receiver's state over time, for plots.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -114,8 +213,12 @@ pub fn run_with(
     opts: &SimOptions,
 ) -> std::io::Result<SimResult> {
     let frame_bytes = sender_cfg.spec.frame_bytes();
-    let mut sender = SenderSession::new(sender_cfg).map_err(std::io::Error::other)?;
-    let mut receiver = ReceiverSession::new(receiver_cfg).map_err(std::io::Error::other)?;
+    let sender_cfg = SenderConfig {
+        receiver_addr: RECEIVER_ADDR,
+        ..sender_cfg
+    };
+    let sender = SenderSession::new(sender_cfg).map_err(std::io::Error::other)?;
+    let receiver = ReceiverSession::new(receiver_cfg).map_err(std::io::Error::other)?;
     let mut fwd = Link::new(&profile.forward, seed);
     let ssrcs = sender.ssrcs();
     let mut paths: Vec<Link> = opts
@@ -126,13 +229,12 @@ pub fn run_with(
         .map(|(i, c)| Link::new(c, seed.wrapping_add(1 + i as u64)))
         .collect();
     let mut rev = Link::new(&profile.reverse, seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut sender = SenderPump::new(sender);
+    let mut receiver = ReceiverPump::new(receiver);
     let mut audio = vec![0u8; 16_384 * frame_bytes];
     let mut out = Vec::new();
-    let mut chunk = Vec::new();
-    let mut input_done = false;
     let mut now = Instant::ZERO;
     let end = Instant::ZERO + limit;
-    let mut next_pull = Instant::ZERO;
     let mut next_sample = Instant::ZERO;
     let mut timeline = Vec::new();
     let mut completed = false;
@@ -142,83 +244,58 @@ pub fn run_with(
     let to_real = |t: Instant| Instant::from_nanos((t.as_nanos() as f64 / k).ceil() as u64);
     while now <= end {
         let s_now = to_sender(now);
-        // sender side
-        if !input_done {
-            loop {
-                let want = sender.audio_wanted().min(audio.len() / frame_bytes);
-                if want == 0 {
-                    break;
-                }
-                let n = source.read_frames(&mut audio[..want * frame_bytes])?;
-                if n == 0 {
-                    sender.end_of_input(s_now);
-                    input_done = true;
-                    break;
-                }
-                sender.push_audio(s_now, &audio[..n * frame_bytes]);
-            }
-        }
+        // sender side: the datagrams the reverse path delivers now, then one pump turn
         while let Some(d) = rev.poll_deliver(now) {
-            sender.handle_datagram(s_now, &d);
+            sender.receive(s_now, RECEIVER_ADDR, d);
         }
-        sender.handle_timeout(s_now);
-        while let Some(d) = sender.poll_transmit(s_now) {
-            let path =
-                (!paths.is_empty() && rtp::classify(&d) != DatagramKind::Rtcp && d.len() >= 12)
-                    .then(|| {
-                        let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
-                        ssrcs.iter().position(|&s| s == ssrc)
-                    })
-                    .flatten();
-            match path.and_then(|i| paths.get_mut(i)) {
-                Some(l) => l.send(now, d),
-                None => fwd.send(now, d),
-            }
-        }
-        while sender.poll_event().is_some() {}
+        let sender_wake = sender.turn(
+            s_now,
+            &mut SimSender {
+                source: &mut *source,
+                audio: &mut audio,
+                frame_bytes,
+                now,
+                fwd: &mut fwd,
+                paths: &mut paths,
+                ssrcs: &ssrcs,
+            },
+        )?;
         // receiver side
         while let Some(d) = fwd.poll_deliver(now) {
-            receiver.handle_bytes(now, d);
+            receiver.receive(now, SENDER_ADDR, d);
         }
         for l in &mut paths {
             while let Some(d) = l.poll_deliver(now) {
-                receiver.handle_bytes(now, d);
+                receiver.receive(now, SENDER_ADDR, d);
             }
         }
-        receiver.handle_timeout(now);
-        if now >= next_pull {
-            next_pull = now + PULL_INTERVAL;
-            if let Some(spec) = receiver.spec() {
-                let due = receiver.due_frames(now);
-                if due > 0 {
-                    chunk.resize(due * spec.frame_bytes(), 0);
-                    let n = receiver.playout(now, &mut chunk);
-                    if !opts.discard_output {
-                        out.extend_from_slice(&chunk[..n * spec.frame_bytes()]);
-                    }
-                }
-            }
-        }
-        while let Some(d) = receiver.poll_transmit() {
-            rev.send(now, d);
-        }
-        while let Some(ev) = receiver.poll_event() {
-            if ev == ReceiverEvent::SessionEnded {
-                completed = true;
-            }
-        }
+        let mut host = SimReceiver {
+            now,
+            rev: &mut rev,
+            out: MemorySink {
+                out: &mut out,
+                keep: !opts.discard_output,
+            },
+            ended: false,
+        };
+        let receiver_wake = receiver.turn(now, &mut host)?;
+        completed |= host.ended;
         if now >= next_sample {
             next_sample = now + PULL_INTERVAL * 20;
-            timeline.push(Sample::of(now, &receiver, sender.is_paused()));
+            timeline.push(Sample::of(
+                now,
+                receiver.session(),
+                sender.session().is_paused(),
+            ));
         }
-        if completed && (sender.is_finished() || input_done) {
+        if completed && (sender.session().is_finished() || sender.input_done()) {
             break;
         }
         // advance virtual time to the earliest thing that can happen
-        let mut next = next_pull.min(next_sample);
+        let mut next = next_sample;
         for t in [
-            sender.poll_timeout(s_now).map(to_real),
-            receiver.poll_timeout(now),
+            sender_wake.at.map(to_real),
+            receiver_wake.at,
             fwd.next_delivery(),
             rev.next_delivery(),
         ]
@@ -230,6 +307,7 @@ pub fn run_with(
         }
         now = next.max(now + Duration::from_micros(1));
     }
+    let (sender, receiver) = (sender.session(), receiver.session());
     Ok(SimResult {
         output: out,
         sender: sender.stats(),

@@ -3,10 +3,67 @@
 
 use bytes::Bytes;
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
-use isostream_receiver::{ReceiverConfig, ReceiverSession};
-use isostream_sender::{SenderConfig, SenderSession};
+use isostream_drive::{AudioSink, Feed, ReceiverHost, ReceiverPump, SenderHost, SenderPump};
+use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession};
+use isostream_sender::{SenderConfig, SenderEvent, SenderSession};
+use isostream_transport::sans_io::{Input, Transmit};
 use isostream_transport::time::{Duration, Instant};
 use proptest::prelude::*;
+
+/// Collects what a pump hands out; the sender's input comes from memory.
+struct Collect<'a> {
+    input: &'a [u8],
+    frame_bytes: usize,
+    out: Vec<Bytes>,
+}
+
+impl SenderHost for Collect<'_> {
+    fn audio(&mut self, max_frames: usize) -> std::io::Result<Feed<'_>> {
+        let n = (self.input.len() / self.frame_bytes).min(max_frames);
+        Ok(if n == 0 {
+            Feed::End
+        } else {
+            Feed::Frames(&self.input[..n * self.frame_bytes])
+        })
+    }
+    fn consume(&mut self, frames: usize) {
+        self.input = &self.input[frames * self.frame_bytes..];
+    }
+    fn transmit(&mut self, t: Transmit) -> std::io::Result<()> {
+        self.out.push(t.data);
+        Ok(())
+    }
+    fn event(&mut self, _: SenderEvent) {}
+}
+
+/// Plays into nothing and sends nowhere.
+struct Discard(Vec<u8>);
+
+impl AudioSink for Discard {
+    fn write_frames(&mut self, f: &[u8]) -> std::io::Result<()> {
+        self.0.clear();
+        self.0.extend_from_slice(&f[..f.len().min(64)]);
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ReceiverHost for Discard {
+    fn transmit(&mut self, _: Transmit) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn event(&mut self, _: ReceiverEvent) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sink(&mut self) -> Option<&mut dyn AudioSink> {
+        Some(self)
+    }
+}
+
+const FROM: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5004);
 
 /// The first datagrams of a real session: RTCP with the description, media, repair packets.
 fn real_datagrams(interleave: u8, substreams: Vec<u16>) -> Vec<Bytes> {
@@ -18,24 +75,19 @@ fn real_datagrams(interleave: u8, substreams: Vec<u16>) -> Vec<Bytes> {
     let mut cfg = SenderConfig::new(spec);
     cfg.interleave = interleave;
     cfg.substream_channels = substreams;
-    let mut tx = SenderSession::new(cfg).unwrap();
+    let mut tx = SenderPump::new(SenderSession::new(cfg).unwrap());
     let input = synthesize(Program::Music, spec, 48_000 / 4, 1);
-    let mut out = Vec::new();
+    let mut host = Collect {
+        input: &input,
+        frame_bytes: 4,
+        out: Vec::new(),
+    };
     let mut now = Instant::ZERO;
-    let mut pos = 0;
     while now < Instant::ZERO + Duration::from_millis(300) {
-        let want = tx.audio_wanted().min(input.len() / 4 - pos);
-        if want == 0 && pos * 4 == input.len() {
-            tx.end_of_input(now);
-        }
-        pos += tx.push_audio(now, &input[pos * 4..(pos + want) * 4]);
-        tx.handle_timeout(now);
-        while let Some(d) = tx.poll_transmit(now) {
-            out.push(d);
-        }
+        tx.turn(now, &mut host).unwrap();
         now += Duration::from_millis(1);
     }
-    out
+    host.out
 }
 
 #[derive(Debug, Clone)]
@@ -79,22 +131,15 @@ proptest! {
         split in any::<bool>(),
     ) {
         let real = real_datagrams(interleave, if split { vec![1, 1] } else { vec![2] });
-        let mut rx = ReceiverSession::new(ReceiverConfig::default()).unwrap();
+        let mut rx = ReceiverPump::new(ReceiverSession::new(ReceiverConfig::default()).unwrap());
+        let mut host = Discard(Vec::new());
         let mut now = Instant::ZERO;
-        let mut out = vec![0u8; 48_000 * 4];
         for (i, (pick, ms)) in plan.iter().enumerate() {
             // mostly intact packets, so sessions form and go deep; every other one mutated
             let d = &real[pick % real.len()];
             let d = if i % 2 == 0 { d.to_vec() } else { mutate(d, ms) };
-            rx.handle_datagram(now, &d);
-            rx.handle_timeout(now);
-            let due = rx.due_frames(now).min(48_000);
-            if let Some(spec) = rx.spec() {
-                let n = due.min(out.len() / spec.frame_bytes().max(1));
-                rx.playout(now, &mut out[..n * spec.frame_bytes()]);
-            }
-            while rx.poll_transmit().is_some() {}
-            while rx.poll_event().is_some() {}
+            rx.receive(now, FROM, Bytes::from(d));
+            rx.turn(now, &mut host).unwrap();
             now += Duration::from_millis(3);
         }
     }
@@ -102,7 +147,9 @@ proptest! {
     #[test]
     fn any_bytes_never_panic_the_sender(datagrams in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 1..100)) {
         let spec = AudioSpec { rate: 48_000, channels: 2, format: SampleFormat::S16 };
-        let mut tx = SenderSession::new(SenderConfig::new(spec)).unwrap();
+        let mut tx = SenderPump::new(SenderSession::new(SenderConfig::new(spec)).unwrap());
+        let input = vec![0u8; 48_000 * 4];
+        let mut host = Collect { input: &input, frame_bytes: 4, out: Vec::new() };
         let mut now = Instant::ZERO;
         for d in &datagrams {
             let mut v = d.clone();
@@ -110,9 +157,9 @@ proptest! {
                 v[0] = 0x80 | (v[0] & 0x1f); // mostly RTCP-shaped
                 v[1] = 192 + v[1] % 32;
             }
-            tx.handle_datagram(now, &v);
-            tx.handle_timeout(now);
-            while tx.poll_transmit(now).is_some() {}
+            tx.receive(now, FROM, Bytes::from(v));
+            tx.turn(now, &mut host).unwrap();
+            host.out.clear();
             now += Duration::from_millis(1);
         }
     }
@@ -142,11 +189,12 @@ fn a_description_asking_for_absurd_resources_is_refused() {
         };
         let mut b = bytes::BytesMut::new();
         write_desc(&mut b, 0, &desc);
-        assert!(
-            !rx.handle_datagram(Instant::ZERO, &b),
-            "rate {rate}, {channels} ch x 32"
-        );
-        assert!(rx.spec().is_none());
+        rx.handle_input(Input::Datagram {
+            now: Instant::ZERO,
+            from: FROM,
+            data: b.freeze(),
+        });
+        assert!(rx.spec().is_none(), "rate {rate}, {channels} ch x 32");
     }
     assert!(rx.stats().malformed >= 3);
 }

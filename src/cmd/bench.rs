@@ -222,7 +222,7 @@ pub fn simulate(
     } else {
         (input.len() / spec.frame_bytes()) as u64
     };
-    let src: &mut dyn isostream_sender::driver::AudioSource = if streaming {
+    let src: &mut dyn isostream_drive::AudioSource = if streaming {
         &mut generated
     } else {
         &mut memory

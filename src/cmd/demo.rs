@@ -11,9 +11,10 @@ use isostream::sim::{MemorySource, Sample};
 use isostream_media::{
     compare, synthesize, write_wav_all, AudioSpec, Program, SampleFormat, WavSink,
 };
-use isostream_receiver::driver::{self as rdriver, AudioSink};
+use isostream_drive::recv as rdriver;
+use isostream_drive::AudioSink;
 use isostream_receiver::{ReceiverConfig, ReceiverSession};
-use isostream_sender::driver::{self as sdriver, Input};
+use isostream_drive::send::{self as sdriver, Input};
 use isostream_sender::{SenderConfig, SenderSession};
 use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, Instant, MediaClock};
@@ -127,7 +128,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let mut owned = Vec::new();
         let mut buf = vec![0u8; 4096 * spec.frame_bytes()];
         loop {
-            use isostream_sender::driver::AudioSource;
+            use isostream_drive::AudioSource;
             let n = src.read_frames(&mut buf)?;
             if n == 0 {
                 break;
@@ -218,7 +219,7 @@ struct OwnedSource {
     fb: usize,
 }
 
-impl isostream_sender::driver::AudioSource for OwnedSource {
+impl isostream_drive::AudioSource for OwnedSource {
     fn read_frames(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         let n = (out.len() / self.fb).min((self.data.len() - self.pos) / self.fb);
         out[..n * self.fb].copy_from_slice(&self.data[self.pos..self.pos + n * self.fb]);

@@ -5,8 +5,9 @@
 //! the same functions exist and explain how to get device support.
 
 use isostream_media::AudioSpec;
-use isostream_receiver::driver::AudioSink;
-use isostream_sender::driver::{AudioSource, Input};
+use isostream_drive::AudioSink;
+use isostream_drive::send::Input;
+use isostream_drive::AudioSource;
 
 /// The error of every device function in a build without the `device` feature.
 #[cfg_attr(feature = "device", allow(dead_code))]
@@ -34,8 +35,8 @@ mod imp {
         self, Capture, CaptureReader, DeviceStats, Playback, PlaybackWriter, StreamOptions,
     };
     use isostream_media::{AudioSpec, SampleFormat};
-    use isostream_receiver::driver::{AudioSink, PLAYOUT_TICK};
-    use isostream_sender::driver::Input;
+    use isostream_drive::{AudioSink, PULL_INTERVAL as PLAYOUT_TICK};
+    use isostream_drive::send::Input;
 
     /// Prints the devices and their supported configurations.
     pub fn list_devices() -> Result<()> {
@@ -199,7 +200,7 @@ mod imp {
     /// Moves captured audio from the ring to the sender in chunks of `chunk_frames`.
     fn forward(
         mut reader: CaptureReader,
-        tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+        tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
         stop: Arc<AtomicBool>,
         chunk_frames: usize,
         fb: usize,
@@ -317,8 +318,8 @@ mod imp {
 mod imp {
     use anyhow::{bail, Result};
     use isostream_media::AudioSpec;
-    use isostream_receiver::driver::AudioSink;
-    use isostream_sender::driver::Input;
+    use isostream_drive::AudioSink;
+    use isostream_drive::send::Input;
 
     use super::NO_DEVICE_SUPPORT;
 

@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use isostream::io::{MultiInput, PcmInput, WavInput};
 use isostream_media::{AudioSpec, PcmReader, RawFormat, WavSource};
-use isostream_sender::driver::{self as sdriver, AudioSource, Input};
+use isostream_drive::send::{self as sdriver, Input};
+use isostream_drive::AudioSource;
 use isostream_sender::{FinishReason, SenderConfig, SenderSession, SenderStats, Speed};
 
 use super::common::{bind_udp, os_seed, resolve};
