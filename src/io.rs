@@ -3,11 +3,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use isostream_drive::AudioSink;
+use isostream_drive::AudioSource;
 use isostream_media::{
     AudioSpec, PcmReader, PcmWriter, RawFormat, SignalSource, WavSink, WavSource,
 };
-use isostream_drive::AudioSink;
-use isostream_drive::AudioSource;
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())

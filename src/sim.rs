@@ -21,8 +21,7 @@ pub const PULL_INTERVAL: Duration = isostream_drive::PULL_INTERVAL;
 /// The simulated sender's address, as the receiver sees it.
 pub const SENDER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5004);
 /// The simulated receiver's address, as the sender sees it.
-pub const RECEIVER_ADDR: SocketAddr =
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 5004);
+pub const RECEIVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 5004);
 
 /// The simulated sender's environment: the source read inline, datagrams onto the forward
 /// path (or a substream's own path).
@@ -53,12 +52,13 @@ impl SenderHost for SimSender<'_> {
     fn transmit(&mut self, t: Transmit) -> std::io::Result<()> {
         let d = t.data;
         // media and repair packets carry their substream's SSRC at bytes 8..12
-        let path = (!self.paths.is_empty() && rtp::classify(&d) != DatagramKind::Rtcp && d.len() >= 12)
-            .then(|| {
-                let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
-                self.ssrcs.iter().position(|&s| s == ssrc)
-            })
-            .flatten();
+        let path =
+            (!self.paths.is_empty() && rtp::classify(&d) != DatagramKind::Rtcp && d.len() >= 12)
+                .then(|| {
+                    let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+                    self.ssrcs.iter().position(|&s| s == ssrc)
+                })
+                .flatten();
         match path.and_then(|i| self.paths.get_mut(i)) {
             Some(l) => l.send(self.now, d),
             None => self.fwd.send(self.now, d),

@@ -2,8 +2,8 @@
 //! random bytes flipped, truncated or extended, thrown at the receiver and the sender.
 
 use bytes::Bytes;
-use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
 use isostream_drive::{AudioSink, Feed, ReceiverHost, ReceiverPump, SenderHost, SenderPump};
+use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession};
 use isostream_sender::{SenderConfig, SenderEvent, SenderSession};
 use isostream_transport::sans_io::{Input, Transmit};

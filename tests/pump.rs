@@ -106,7 +106,10 @@ fn the_pump_plays_the_same_audio_under_the_virtual_clock_and_over_loopback() {
     });
     let real = played.lock().unwrap();
     assert_eq!(simulated.output.len(), input.len(), "simulated length");
-    assert!(simulated.output == input, "the simulated output differs from the input");
+    assert!(
+        simulated.output == input,
+        "the simulated output differs from the input"
+    );
     assert_eq!(real.len(), simulated.output.len(), "loopback length");
     assert!(
         *real == simulated.output,

@@ -182,7 +182,8 @@ impl SinkThread {
                     Msg::Flush => sink.flush(),
                 };
                 if let Err(e) = r {
-                    *err.lock().expect("writer error lock") = Some(io::Error::new(e.kind(), e.to_string()));
+                    *err.lock().expect("writer error lock") =
+                        Some(io::Error::new(e.kind(), e.to_string()));
                     result = Err(e);
                     break;
                 }
@@ -276,7 +277,9 @@ mod tests {
 
     impl AudioSink for Gated {
         fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {
-            self.gate.recv().map_err(|_| io::Error::other("gate gone"))?;
+            self.gate
+                .recv()
+                .map_err(|_| io::Error::other("gate gone"))?;
             self.written.lock().unwrap().extend_from_slice(frames);
             Ok(())
         }
@@ -321,7 +324,10 @@ mod tests {
             if s.write_frames(&[1; 8]).is_err() {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "the error never surfaced");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the error never surfaced"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }

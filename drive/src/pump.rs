@@ -143,8 +143,11 @@ impl SenderPump {
             }
         }
         while let Some((at, from, data)) = self.inbound.pop_front() {
-            self.session
-                .handle_input(Input::Datagram { now: at, from, data });
+            self.session.handle_input(Input::Datagram {
+                now: at,
+                from,
+                data,
+            });
         }
         self.session.handle_input(Input::Timeout(now));
         let mut at = loop {
@@ -209,8 +212,11 @@ impl ReceiverPump {
     /// turn is due: the session's next deadline or the next playout pull.
     pub fn turn(&mut self, now: Instant, host: &mut dyn ReceiverHost) -> io::Result<Wake> {
         while let Some((at, from, data)) = self.inbound.pop_front() {
-            self.session
-                .handle_input(Input::Datagram { now: at, from, data });
+            self.session.handle_input(Input::Datagram {
+                now: at,
+                from,
+                data,
+            });
         }
         self.session.handle_input(Input::Timeout(now));
         self.drain(host)?;

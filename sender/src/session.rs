@@ -577,7 +577,9 @@ impl SenderSession {
             self.timers.set(report, now + self.cfg.report_interval);
         }
         let bye = Timer::Bye as usize;
-        if self.input_ended && self.queue.is_empty() && self.timers.get(bye).is_none_or(|t| now >= t)
+        if self.input_ended
+            && self.queue.is_empty()
+            && self.timers.get(bye).is_none_or(|t| now >= t)
         {
             self.queue_report(now, true);
             self.byes_left -= 1;

@@ -8,13 +8,13 @@ use anyhow::{Context, Result};
 use clap::Args;
 use isostream::io::WavOutput;
 use isostream::sim::{MemorySource, Sample};
+use isostream_drive::recv as rdriver;
+use isostream_drive::send::{self as sdriver, Input};
+use isostream_drive::AudioSink;
 use isostream_media::{
     compare, synthesize, write_wav_all, AudioSpec, Program, SampleFormat, WavSink,
 };
-use isostream_drive::recv as rdriver;
-use isostream_drive::AudioSink;
 use isostream_receiver::{ReceiverConfig, ReceiverSession};
-use isostream_drive::send::{self as sdriver, Input};
 use isostream_sender::{SenderConfig, SenderSession};
 use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, Instant, MediaClock};
@@ -73,6 +73,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let mut scfg = SenderConfig::new(spec);
     args.stream.apply(&mut scfg)?;
     scfg.seed = super::common::os_seed();
+    scfg.receiver_addr = relay_addr;
     let mut rcfg = ReceiverConfig::default();
     args.buffer.apply(&mut rcfg, false);
     rcfg.seed = super::common::os_seed();

@@ -4,10 +4,10 @@
 //! it to the sender's live input and the receiver's sink. Built without the `device` feature,
 //! the same functions exist and explain how to get device support.
 
-use isostream_media::AudioSpec;
-use isostream_drive::AudioSink;
 use isostream_drive::send::Input;
+use isostream_drive::AudioSink;
 use isostream_drive::AudioSource;
+use isostream_media::AudioSpec;
 
 /// The error of every device function in a build without the `device` feature.
 #[cfg_attr(feature = "device", allow(dead_code))]
@@ -31,12 +31,12 @@ mod imp {
     use std::time::{Duration, Instant};
 
     use anyhow::{Context, Result};
+    use isostream_drive::send::Input;
+    use isostream_drive::{AudioSink, PULL_INTERVAL as PLAYOUT_TICK};
     use isostream_media::device::{
         self, Capture, CaptureReader, DeviceStats, Playback, PlaybackWriter, StreamOptions,
     };
     use isostream_media::{AudioSpec, SampleFormat};
-    use isostream_drive::{AudioSink, PULL_INTERVAL as PLAYOUT_TICK};
-    use isostream_drive::send::Input;
 
     /// Prints the devices and their supported configurations.
     pub fn list_devices() -> Result<()> {
@@ -317,9 +317,9 @@ mod imp {
 #[cfg(not(feature = "device"))]
 mod imp {
     use anyhow::{bail, Result};
-    use isostream_media::AudioSpec;
-    use isostream_drive::AudioSink;
     use isostream_drive::send::Input;
+    use isostream_drive::AudioSink;
+    use isostream_media::AudioSpec;
 
     use super::NO_DEVICE_SUPPORT;
 

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use isostream::io::{PcmOutput, SplitWavOutput, WavOutput};
-use isostream_media::{AudioSpec, PcmWriter, RawFormat, WavSink};
 use isostream_drive::recv as rdriver;
 use isostream_drive::AudioSink;
+use isostream_media::{AudioSpec, PcmWriter, RawFormat, WavSink};
 use isostream_receiver::{ReceiverConfig, ReceiverSession, ReceiverStats};
 
 use super::common::{bind_udp, os_seed};

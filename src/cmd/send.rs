@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use isostream::io::{MultiInput, PcmInput, WavInput};
-use isostream_media::{AudioSpec, PcmReader, RawFormat, WavSource};
 use isostream_drive::send::{self as sdriver, Input};
 use isostream_drive::AudioSource;
+use isostream_media::{AudioSpec, PcmReader, RawFormat, WavSource};
 use isostream_sender::{FinishReason, SenderConfig, SenderSession, SenderStats, Speed};
 
 use super::common::{bind_udp, os_seed, resolve};
@@ -137,6 +137,7 @@ pub async fn run(a: SendArgs) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let to = resolve(&a.to)?;
+    cfg.receiver_addr = to;
     let session = SenderSession::new(cfg.clone())?;
     let socket = bind_udp(a.bind)?;
     socket
