@@ -80,6 +80,10 @@ pub struct SimOptions {
     pub drift_ppm: f64,
     /// Do not keep the played-out audio (for long runs; [`SimResult::output`] stays empty).
     pub discard_output: bool,
+    /// Also send every played-out chunk here as it is played (whether kept or not), so that
+    /// a long run's audio can be checked as it goes without holding it all. A bounded
+    /// channel makes the simulation wait for its reader.
+    pub output_to: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
 }
 
 /// Runs one session through `profile` with `seed`, reading the input from `source`.
@@ -195,6 +199,9 @@ pub fn run_with(
                     let n = receiver.playout(now, &mut chunk);
                     if !opts.discard_output {
                         out.extend_from_slice(&chunk[..n * spec.frame_bytes()]);
+                    }
+                    if let Some(tx) = &opts.output_to {
+                        let _ = tx.send(chunk[..n * spec.frame_bytes()].to_vec());
                     }
                 }
             }
