@@ -81,12 +81,17 @@ struct SimReceiver<'a> {
 struct MemorySink<'a> {
     out: &'a mut Vec<u8>,
     keep: bool,
+    /// Where each played-out chunk is also sent ([`SimOptions::output_to`]).
+    tee: Option<&'a std::sync::mpsc::SyncSender<Vec<u8>>>,
 }
 
 impl AudioSink for MemorySink<'_> {
     fn write_frames(&mut self, frames: &[u8]) -> std::io::Result<()> {
         if self.keep {
             self.out.extend_from_slice(frames);
+        }
+        if let Some(tx) = self.tee {
+            let _ = tx.send(frames.to_vec());
         }
         Ok(())
     }
@@ -179,6 +184,10 @@ pub struct SimOptions {
     pub drift_ppm: f64,
     /// Do not keep the played-out audio (for long runs; [`SimResult::output`] stays empty).
     pub discard_output: bool,
+    /// Also send every played-out chunk here as it is played (whether kept or not), so that
+    /// a long run's audio can be checked as it goes without holding it all. A bounded
+    /// channel makes the simulation wait for its reader.
+    pub output_to: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
 }
 
 /// Runs one session through `profile` with `seed`, reading the input from `source`.
@@ -275,6 +284,7 @@ pub fn run_with(
             out: MemorySink {
                 out: &mut out,
                 keep: !opts.discard_output,
+                tee: opts.output_to.as_ref(),
             },
             ended: false,
         };

@@ -1,20 +1,13 @@
 //! The simulator and the real network stack agree: residual loss from `isostream bench`
 //! matches a real-time run of `send | impair | recv` on the same profile within statistical
-//! error.
+//! error, and the audio the real receiver played is the input wherever FEC rebuilt it.
 
-use std::net::UdpSocket;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::Command;
+
+use common::*;
 use isostream_media::{synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn residual(json: &serde_json::Value) -> f64 {
     json["residual_loss"].as_f64().expect("residual_loss")
@@ -68,86 +61,87 @@ fn bench_and_real_time_relay_agree_on_residual_loss() {
     // real time, real sockets: send -> impair -> recv
     let (rp, ip) = (free_port(), free_port());
     let stats = dir.path().join("recv.json");
-    let mut recv = Command::new(bin)
-        .args([
+    let out = dir.path().join("out.wav");
+    let recv = spawn(
+        "recv",
+        &[
             "recv",
             "--listen",
             &format!("127.0.0.1:{rp}"),
             "--out",
-            dir.path().join("out.wav").to_str().unwrap(),
-        ])
-        .args([
+            out.to_str().unwrap(),
             "--low-water",
             "100",
             "--high-water",
             "40000",
             "--stats-json",
             stats.to_str().unwrap(),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut relay = Command::new(bin)
-        .args([
+        ],
+    );
+    let relay = spawn(
+        "impair",
+        &[
             "impair",
             "--listen",
             &format!("127.0.0.1:{ip}"),
             "--forward",
             &format!("127.0.0.1:{rp}"),
-        ])
-        .args([
             "--profile",
             profile.to_str().unwrap(),
             "--seed",
             "9",
             "--duration",
-            "30",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let send = Command::new(bin)
-        .args([
+            "120",
+        ],
+    );
+    wait_until_bound(rp, "isostream recv");
+    wait_until_bound(ip, "isostream impair");
+    let input = synthesize(Program::Speech, spec, 8_000 * seconds, 3);
+    let send = spawn(
+        "send",
+        &[
             "send",
             wav.to_str().unwrap(),
             "--to",
             &format!("127.0.0.1:{ip}"),
             "--speed",
             "16",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        send.status.success(),
-        "{}",
-        String::from_utf8_lossy(&send.stderr)
+        ],
     );
-    // everything has arrived shortly after the sender's BYE; the receiver would take the
-    // clip's length to play it out, so stop it with Ctrl-C (SIGINT), which writes its stats
-    std::thread::sleep(Duration::from_millis(500));
-    let int = Command::new("kill")
-        .args(["-INT", &recv.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(int.success());
-    let t0 = Instant::now();
-    while recv.try_wait().unwrap().is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(40),
-            "recv did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = relay.kill();
-    let _ = relay.wait();
-    // Ctrl-C left a readable WAV holding what was played so far
-    let (got_spec, frames) = isostream_media::read_wav_all(dir.path().join("out.wav")).unwrap();
+    send.wait_ok(CHILD_TIMEOUT);
+    // everything has arrived once the relay and the receiver have read all that the kernel
+    // queued for them; the receiver would take the clip's length to play it out, so stop it
+    // with Ctrl-C (SIGINT), which writes its stats and finalizes its WAV
+    wait_until_drained(&[ip, rp], CHILD_TIMEOUT);
+    recv.interrupt();
+    let r = recv.wait_ok(CHILD_TIMEOUT);
+    drop(relay);
+    // Ctrl-C left a readable WAV holding what was played so far: the start of the input,
+    // exact in every packet FEC rebuilt or that arrived; only an unrecoverable packet (and
+    // the 3 ms fade back in after its concealment, inside the next 5 ms packet) may differ
+    let (got_spec, frames) = isostream_media::read_wav_all(&out).unwrap();
     assert_eq!(got_spec, spec);
-    assert!(!frames.is_empty());
+    let fb = spec.frame_bytes();
+    assert!(
+        frames.len() / fb >= 8_000 / 2 && frames.len() <= input.len(),
+        "{} frames played before Ctrl-C; recv stderr:\n{}",
+        frames.len() / fb,
+        r.stderr
+    );
     let real: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     let real_residual = real["receiver"]["residual_loss"].as_f64().unwrap();
+    let unrecoverable = real["receiver"]["unrecoverable"].as_u64().unwrap() as usize;
+    let recovered = real["receiver"]["recovered"].as_u64().unwrap() as usize;
+    assert!(recovered > 0, "FEC rebuilt nothing: {real}");
+    let bad = differing_packets(&input, &frames, fb, 40);
+    assert!(
+        bad.len() <= 2 * unrecoverable,
+        "{} of {} played packets differ from the input, but only {unrecoverable} packets were unrecoverable ({recovered} rebuilt): first at {:?}",
+        bad.len(),
+        frames.len() / fb / 40,
+        &bad[..bad.len().min(10)]
+    );
     let sim_residual = residual(&sim);
     // MDS bound for FEC 8,2 at 10 %: 0.1 x P(Bin(9, 0.1) >= 2) = 2.25 %. Each run has
     // 6,000 media packets in 750 blocks; the per-run standard error of the residual is about

@@ -6,14 +6,18 @@
 //! real hardware.
 #![cfg(feature = "device")]
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use common::{free_port, spawn_command, wait_until_bound, Proc, CHILD_TIMEOUT};
 
 use isostream_media::{compare, find_alignment, synthesize, AudioSpec, Program, SampleFormat};
 
@@ -103,12 +107,23 @@ pcm.isostream_capture {{
             .stderr(Stdio::piped());
         c
     }
+
+    /// Starts `isostream ARGS` with this home; its output is drained by threads.
+    fn spawn(&self, name: &str, args: &[&str]) -> Proc {
+        spawn_command(name, self.command(args))
+    }
 }
 
 /// Writes `native` (raw little-endian frames) into the capture FIFO one period at a time at the
 /// real-time rate, each period in one atomic write, reopening the FIFO whenever the device is
-/// closed (cpal opens it once to probe, once to stream). Returns the bytes written.
-fn clock_capture(fifo: PathBuf, native: Vec<u8>, stop: Arc<AtomicBool>) -> JoinHandle<usize> {
+/// closed (cpal opens it once to probe, once to stream). Returns the bytes written; `progress`
+/// counts them as they go.
+fn clock_capture(
+    fifo: PathBuf,
+    native: Vec<u8>,
+    stop: Arc<AtomicBool>,
+    progress: Arc<AtomicUsize>,
+) -> JoinHandle<usize> {
     std::thread::spawn(move || {
         let chunk = PERIOD * spec().frame_bytes();
         assert!(chunk <= 4096, "a period must fit one atomic pipe write");
@@ -145,6 +160,7 @@ fn clock_capture(fifo: PathBuf, native: Vec<u8>, stop: Arc<AtomicBool>) -> JoinH
                 Ok(n) => {
                     assert_eq!(n, chunk, "pipe writes of a period are atomic");
                     pos += n;
+                    progress.store(pos, Ordering::Relaxed);
                     next += Duration::from_micros(5_000);
                 }
                 // nobody reads (a probe holds the device open): like hardware, overrun
@@ -212,29 +228,6 @@ fn swap16(b: &[u8]) -> Vec<u8> {
     b.chunks_exact(2).flat_map(|s| [s[1], s[0]]).collect()
 }
 
-fn wait_with_timeout(mut c: Child, name: &str, timeout: Duration) -> Output {
-    let t0 = Instant::now();
-    loop {
-        if c.try_wait().expect("try_wait").is_some() {
-            return c.wait_with_output().expect("collect output");
-        }
-        if t0.elapsed() > timeout {
-            let _ = c.kill();
-            let out = c.wait_with_output().expect("collect output");
-            panic!(
-                "{name} did not finish within {timeout:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("address").port()
-}
-
 fn stats(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("stats JSON")).expect("JSON")
 }
@@ -249,14 +242,21 @@ fn device_capture_to_device_playback_over_loopback_is_exact() {
     // the input is longer than the test: a capture device repeats stale data after its end
     let reference = synthesize(Program::Music, spec(), RATE as usize * 20, 7);
     let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicUsize::new(0));
     let player = clock_playback(home.path("playback.fifo"), stop.clone());
-    let recorder = clock_capture(home.path("capture.fifo"), swap16(&reference), stop.clone());
+    let recorder = clock_capture(
+        home.path("capture.fifo"),
+        swap16(&reference),
+        stop.clone(),
+        progress.clone(),
+    );
 
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let recv_json = home.path("recv.json");
-    let recv = home
-        .command(&[
+    let recv = home.spawn(
+        "recv",
+        &[
             "recv",
             "--listen",
             &listen,
@@ -268,11 +268,12 @@ fn device_capture_to_device_playback_over_loopback_is_exact() {
             "1000",
             "--stats-json",
             recv_json.to_str().unwrap(),
-        ])
-        .spawn()
-        .expect("start recv");
-    let mut send = home
-        .command(&[
+        ],
+    );
+    wait_until_bound(port, "isostream recv");
+    let send = home.spawn(
+        "send",
+        &[
             "send",
             "--device",
             "--to",
@@ -281,19 +282,29 @@ fn device_capture_to_device_playback_over_loopback_is_exact() {
             "48000",
             "--channels",
             "2",
-        ])
-        .spawn()
-        .expect("start send");
-    std::thread::sleep(Duration::from_secs_f64(seconds));
+        ],
+    );
+    // let the capture clock feed the device `seconds` of audio (however long a loaded
+    // machine takes to start the processes and open the devices)
+    let want_bytes = (seconds * RATE as f64) as usize * spec().frame_bytes();
+    let t0 = Instant::now();
+    while progress.load(Ordering::Relaxed) < want_bytes {
+        assert!(
+            t0.elapsed() < CHILD_TIMEOUT,
+            "the capture device took only {} of {want_bytes} bytes in {CHILD_TIMEOUT:?}; send output:\n{}",
+            progress.load(Ordering::Relaxed),
+            send.output_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // a live device never ends: stop the sender; the receiver ends after its idle timeout
-    let _ = send.kill();
-    let send_out = send.wait_with_output().expect("sender output");
-    let recv_out = wait_with_timeout(recv, "recv", Duration::from_secs(20));
+    let send_out = send.kill();
+    let recv_out = recv.wait(CHILD_TIMEOUT);
     stop.store(true, Ordering::Relaxed);
     let written = recorder.join().expect("capture clock");
     let played = swap16(&player.join().expect("playback clock"));
-    let send_err = String::from_utf8_lossy(&send_out.stderr);
-    let recv_err = String::from_utf8_lossy(&recv_out.stderr);
+    let send_err = &send_out.stderr;
+    let recv_err = &recv_out.stderr;
     let diag = format!(
         "{} frames written to the capture device, {} read from the playback device; send stderr:\n{send_err}\nrecv stderr:\n{recv_err}",
         written / spec().frame_bytes(),

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,20 +19,18 @@ const HIGH_WATER_MS: f64 = 300.0;
 ///
 /// The receiver sends PAUSE as soon as a packet takes its buffer above the high-water mark;
 /// everything the sender sends until the PAUSE reaches it still lands in the buffer. At
-/// `--speed max` the sender emits one datagram per `MAX_SPEED_GAP` (100 us), i.e. 10,000
-/// datagrams/s; with FEC 8,2 eight of every ten carry 5 ms of audio, so every millisecond
-/// the PAUSE spends in flight (loopback RTT: tens of microseconds, plus the time both
-/// processes wait for a CPU and the receiver takes to drain its socket backlog) adds up to
-/// 40 ms of audio. Without loss a PAUSE is never retransmitted, so the 20 ms initial RTO
-/// (which would allow 200 datagrams, 800 ms of audio) does not come into it: the bound is
-/// the in-flight time. 250 ms of audio = 50 media datagrams = about 6 ms of PAUSE latency,
-/// an ample margin for loopback on a busy 2-core machine, yet far below the 800 ms a lost or
-/// ignored PAUSE would let through before the first retransmission (and far below the
-/// headroom of 5 s, so a sender that ignores PAUSE entirely fails this check).
-const IN_FLIGHT_BOUND_MS: f64 = 250.0;
+/// `--speed max` the sender emits one datagram per 100 us, 10,000 datagrams/s; with FEC 8,2
+/// eight of every ten carry 5 ms of audio, so every millisecond the PAUSE spends in flight
+/// (loopback RTT, plus the time both processes wait for a CPU) adds 40 ms of audio. How
+/// small that is, is a timing claim about an idle machine: tests/sim_flow.rs proves it in
+/// virtual time (a PAUSE that takes one RTT costs one RTT of audio, and no underrun). Here,
+/// on a machine that may be loaded, the bound only has to tell a sender that obeys PAUSE
+/// from one that does not: 3 s of audio is 75 ms of both processes starved of CPU, and a
+/// sender that ignored PAUSE would buffer nearly all of the 6 s input (or overflow).
+const IN_FLIGHT_BOUND_MS: f64 = 3_000.0;
 
-/// Four seconds of 48 kHz stereo at `--speed max`, receiver between 100 and 300 ms.
-const FRAMES: usize = 48_000 * 4 + 17;
+/// Six seconds of 48 kHz stereo at `--speed max`, receiver between 100 and 300 ms.
+const FRAMES: usize = 48_000 * 6 + 17;
 
 fn recv_extra<'a>(low: &'a str, high: &'a str, idle: &'a str) -> Vec<&'a str> {
     vec![
@@ -56,8 +53,8 @@ fn speed_max_pauses_and_resumes_within_the_watermarks_and_is_exact() {
     let rstats = dir.path().join("recv.json");
     let sstats = dir.path().join("send.json");
     let addr = free_addr();
-    let recv = spawn(
-        "recv",
+    let recv = spawn_recv(
+        addr,
         &recv_args(
             addr,
             out.to_str().unwrap(),
@@ -65,7 +62,6 @@ fn speed_max_pauses_and_resumes_within_the_watermarks_and_is_exact() {
             &recv_extra("100", "300", "3000"),
         ),
     );
-    std::thread::sleep(RECEIVER_HEAD_START);
     let send = spawn(
         "send",
         &send_args(&input, addr, &sstats, &["--speed", "max", "--fec", "8,2"]),
@@ -97,131 +93,15 @@ fn speed_max_pauses_and_resumes_within_the_watermarks_and_is_exact() {
         max <= HIGH_WATER_MS + IN_FLIGHT_BOUND_MS,
         "buffer max {max} ms exceeds the high-water mark by more than what is in flight: {ctx}"
     );
-    // once playing, the buffer is refilled before it runs dry
-    assert_eq!(count(&rj, &["receiver", "underruns"]), 0, "{ctx}");
+    // (whether the buffer is refilled before it runs dry depends on how fast RESUME gets
+    // through, a timing claim: tests/sim_flow.rs checks it in virtual time; here the exact
+    // output shows that nothing was lost or invented either way)
     eprintln!(
         "speed max: buffer max {max} ms, {} pauses; sender {:?}, total {:?}",
         count(&sj, &["sender", "pauses"]),
         s.elapsed,
         t0.elapsed()
     );
-}
-
-/// A UDP relay between a sender and a receiver that drops a fraction of the RTCP datagrams
-/// (second byte in 192..=223) in each direction, with a seeded PRNG, and forwards all media.
-/// The sender sends to `front`; the relay forwards from `back` to the receiver, and replies
-/// arriving on `back` go to the sender's last address through `front`.
-struct Relay {
-    front: SocketAddr,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    /// Control datagrams dropped: sender to receiver, receiver to sender.
-    dropped: [Arc<AtomicU64>; 2],
-    /// Control datagrams forwarded: sender to receiver, receiver to sender.
-    forwarded: [Arc<AtomicU64>; 2],
-}
-
-impl Relay {
-    /// `drop_ctl(direction, index_of_control_datagram, rng)` decides whether to drop the
-    /// index-th control datagram in a direction (0: towards the receiver, 1: back).
-    fn start(
-        receiver: SocketAddr,
-        seed: u64,
-        drop_ctl: impl Fn(usize, u64, &mut SplitMix) -> bool + Send + Sync + 'static,
-    ) -> Relay {
-        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
-        front
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        back.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let front_addr = front.local_addr().unwrap();
-        let front = Arc::new(front);
-        let back = Arc::new(back);
-        let sender: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
-        let stop = Arc::new(AtomicBool::new(false));
-        let dropped = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
-        let forwarded = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
-        let drop_ctl = Arc::new(drop_ctl);
-        let mut threads = Vec::new();
-        for dir in 0..2 {
-            let (from, to) = if dir == 0 {
-                (front.clone(), back.clone())
-            } else {
-                (back.clone(), front.clone())
-            };
-            let sender = sender.clone();
-            let stop = stop.clone();
-            let dropped = dropped[dir].clone();
-            let forwarded = forwarded[dir].clone();
-            let drop_ctl = drop_ctl.clone();
-            threads.push(std::thread::spawn(move || {
-                let mut rng = SplitMix(seed ^ (dir as u64 + 1).wrapping_mul(0xA5A5_5A5A_1234));
-                let mut buf = vec![0u8; 65_536];
-                let mut ctl_index = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let (n, peer) = match from.recv_from(&mut buf) {
-                        Ok(x) => x,
-                        Err(_) => continue, // timeout (or ICMP noise): check `stop`
-                    };
-                    let d = &buf[..n];
-                    let dest = if dir == 0 {
-                        *sender.lock().unwrap() = Some(peer);
-                        receiver
-                    } else {
-                        if peer != receiver {
-                            continue;
-                        }
-                        match *sender.lock().unwrap() {
-                            Some(s) => s,
-                            None => continue,
-                        }
-                    };
-                    if is_rtcp(d) {
-                        let i = ctl_index;
-                        ctl_index += 1;
-                        if drop_ctl(dir, i, &mut rng) {
-                            dropped.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                        forwarded.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let _ = to.send_to(d, dest);
-                }
-            }));
-        }
-        Relay {
-            front: front_addr,
-            stop,
-            threads,
-            dropped,
-            forwarded,
-        }
-    }
-
-    fn stop(mut self) -> ([u64; 2], [u64; 2]) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            t.join().unwrap();
-        }
-        (
-            [
-                self.dropped[0].load(Ordering::Relaxed),
-                self.dropped[1].load(Ordering::Relaxed),
-            ],
-            [
-                self.forwarded[0].load(Ordering::Relaxed),
-                self.forwarded[1].load(Ordering::Relaxed),
-            ],
-        )
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Streams through a relay with `drop_ctl`; returns (receiver stats, sender stats, drops).
@@ -233,6 +113,11 @@ fn through_relay(
     drop_ctl: impl Fn(usize, u64, &mut SplitMix) -> bool + Send + Sync + 'static,
     what: &str,
 ) -> (serde_json::Value, serde_json::Value, [u64; 2], [u64; 2]) {
+    // only control datagrams are dropped: the index is among the control datagrams of the
+    // direction
+    let decide = move |p: &Passing, rng: &mut SplitMix| {
+        p.control_index.is_some_and(|i| drop_ctl(p.dir, i, rng))
+    };
     let t0 = Instant::now();
     let frames = spec.rate as usize * 4 + 17;
     let (input, want) = make_input(dir, "in.wav", Program::Speech, spec, frames, seed);
@@ -241,8 +126,8 @@ fn through_relay(
     let sstats = dir.join("send.json");
     let addr = free_addr();
     // a generous idle timeout: a lost BYE (three in a row) then ends the session a bit later
-    let recv = spawn(
-        "recv",
+    let recv = spawn_recv(
+        addr,
         &recv_args(
             addr,
             out.to_str().unwrap(),
@@ -250,8 +135,7 @@ fn through_relay(
             &recv_extra(watermarks.0, watermarks.1, "2000"),
         ),
     );
-    let relay = Relay::start(addr, seed, drop_ctl);
-    std::thread::sleep(RECEIVER_HEAD_START);
+    let relay = Relay::start(addr, seed, decide);
     let send = spawn(
         "send",
         &send_args(
@@ -263,7 +147,8 @@ fn through_relay(
     );
     let s = send.wait_ok(CHILD_TIMEOUT);
     let r = recv.wait_ok(CHILD_TIMEOUT);
-    let (dropped, forwarded) = relay.stop();
+    let c = relay.stop();
+    let (dropped, forwarded) = (c.control_dropped, c.control_forwarded);
     let rj = read_json(&rstats);
     let sj = read_json(&sstats);
     if std::env::var_os("E2E_VERBOSE").is_some() {
@@ -365,12 +250,16 @@ fn losing_the_first_session_description_is_harmless() {
 
 #[test]
 fn speed_max_keeps_sending_at_its_pace_to_a_silent_peer() {
-    // `--speed max` means one datagram per 100 us: 4 s of audio (about 1,000 datagrams with
-    // FEC 8,2) leave in about 0.1 s, plus 0.2 s of BYE repeats. A sink that never answers
-    // isolates the sender: no PAUSE can slow it down. Allow 2 s (ten times the nominal).
+    // `--speed max` means one datagram per 100 us: 20 s of audio (about 5,000 datagrams with
+    // FEC 8,2) leave in about 0.5 s, plus 0.2 s of BYE repeats. A sink that never answers
+    // isolates the sender: no PAUSE can slow it down. A sender that stalls without its
+    // receiver, or falls back to real time, takes 20 s or more. The bound, half of real
+    // time, leaves a loaded machine a factor of 14 over the nominal time; the exact pace is
+    // checked in virtual time (tests/sim_flow.rs).
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(48_000, 2, SampleFormat::S16);
-    let (input, _) = make_input(dir.path(), "in.wav", Program::Music, spec, FRAMES, 13);
+    let frames = 48_000 * 20;
+    let (input, _) = make_input(dir.path(), "in.wav", Program::Music, spec, frames, 13);
     let sstats = dir.path().join("send.json");
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     sink.set_read_timeout(Some(Duration::from_millis(50)))
@@ -391,8 +280,7 @@ fn speed_max_keeps_sending_at_its_pace_to_a_silent_peer() {
     };
     let t0 = Instant::now();
     let send = spawn("send", &send_args(&input, to, &sstats, &["--speed", "max"]));
-    // (a stalling sender takes 5 to 15 s here: give up after 3 s)
-    let s = send.wait_ok(Duration::from_secs(3));
+    let s = send.wait_ok(CHILD_TIMEOUT);
     let took = t0.elapsed();
     stop.store(true, Ordering::Relaxed);
     drain.join().unwrap();
@@ -404,12 +292,12 @@ fn speed_max_keeps_sending_at_its_pace_to_a_silent_peer() {
     );
     assert_eq!(
         count(&sj, &["sender", "frames_sent"]),
-        FRAMES as u64,
+        frames as u64,
         "{sj}"
     );
     assert!(
-        took < Duration::from_secs(2),
-        "--speed max took {took:?} to send {sent} datagrams (4 s of audio): slower than real time; stderr:\n{}",
+        took < Duration::from_secs(10),
+        "--speed max took {took:?} to send {sent} datagrams (20 s of audio): not much faster than real time; stderr:\n{}",
         s.stderr
     );
 }

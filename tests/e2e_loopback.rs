@@ -28,11 +28,10 @@ fn roundtrip(
     let rstats = dir.join("recv.json");
     let sstats = dir.join("send.json");
     let addr = free_addr();
-    let recv = spawn(
-        "recv",
+    let recv = spawn_recv(
+        addr,
         &recv_args(addr, out.to_str().unwrap(), &rstats, recv_extra),
     );
-    std::thread::sleep(RECEIVER_HEAD_START);
     let send = spawn("send", &send_args(&input, addr, &sstats, send_extra));
     let s = send.wait_ok(CHILD_TIMEOUT);
     let r = recv.wait_ok(CHILD_TIMEOUT);
@@ -166,8 +165,8 @@ fn raw_pcm_on_stdout_is_the_same_frames_as_s16le() {
     let rstats = dir.path().join("recv.json");
     let sstats = dir.path().join("send.json");
     let addr = free_addr();
-    let recv = spawn(
-        "recv",
+    let recv = spawn_recv(
+        addr,
         &recv_args(
             addr,
             "-",
@@ -175,7 +174,6 @@ fn raw_pcm_on_stdout_is_the_same_frames_as_s16le() {
             &["--format", "s16le", "--low-water", "100"],
         ),
     );
-    std::thread::sleep(RECEIVER_HEAD_START);
     let send = spawn("send", &send_args(&input, addr, &sstats, FAST));
     send.wait_ok(CHILD_TIMEOUT);
     let r = recv.wait_ok(CHILD_TIMEOUT);

@@ -5,11 +5,12 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{free_addr, spawn, CHILD_TIMEOUT, RECEIVER_HEAD_START};
+use common::{free_addr, spawn, wait_until_bound, CHILD_TIMEOUT};
 use isostream_media::{read_wav_all, synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
 
 fn stream(inputs: &[&Path], send_extra: &[&str], recv_out: &[&str]) {
-    let listen = free_addr().to_string();
+    let addr = free_addr();
+    let listen = addr.to_string();
     let mut rargs = vec![
         "recv",
         "--listen",
@@ -22,7 +23,7 @@ fn stream(inputs: &[&Path], send_extra: &[&str], recv_out: &[&str]) {
     ];
     rargs.extend_from_slice(recv_out);
     let recv = spawn("recv", &rargs);
-    std::thread::sleep(RECEIVER_HEAD_START);
+    wait_until_bound(addr.port(), "isostream recv");
     let mut sargs: Vec<&str> = vec!["send"];
     sargs.extend(inputs.iter().map(|p| p.to_str().unwrap()));
     sargs.extend_from_slice(&["--to", &listen, "--speed", "4"]);

@@ -5,6 +5,7 @@ use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::{SenderConfig, Speed};
 use isostream_transport::impair::Profile;
+use isostream_transport::sans_io::{Input, Output};
 use isostream_transport::time::Duration;
 
 fn spec(rate: u32, channels: u16) -> AudioSpec {
@@ -12,6 +13,27 @@ fn spec(rate: u32, channels: u16) -> AudioSpec {
         rate,
         channels,
         format: SampleFormat::S16,
+    }
+}
+
+/// A datagram from the other side, as a session input.
+fn datagram(now: isostream_transport::time::Instant, data: bytes::Bytes) -> Input<'static> {
+    Input::Datagram {
+        now,
+        from: std::net::SocketAddr::from(([127, 0, 0, 1], 5004)),
+        data,
+    }
+}
+
+/// The datagrams a session hands out now (its events are dropped).
+fn sent<E>(mut poll: impl FnMut() -> Output<E>) -> Vec<bytes::Bytes> {
+    let mut v = Vec::new();
+    loop {
+        match poll() {
+            Output::Transmit(t) => v.push(t.data),
+            Output::Event(_) => {}
+            Output::Timeout(_) => return v,
+        }
     }
 }
 
@@ -75,21 +97,25 @@ fn a_receiver_that_joins_a_running_stream_plays_from_where_it_joined() {
     while now < Instant::ZERO + Duration::from_secs(11) {
         let want = tx.audio_wanted();
         let n = want.min(input.len() / fb - pos);
-        pos += tx.push_audio(now, &input[pos * fb..(pos + n) * fb]);
-        tx.handle_timeout(now);
-        while let Some(d) = tx.poll_transmit(now) {
+        tx.handle_input(Input::Audio {
+            now,
+            frames: &input[pos * fb..(pos + n) * fb],
+        });
+        pos += n;
+        tx.handle_input(Input::Timeout(now));
+        for d in sent(|| tx.poll_output()) {
             if now >= join {
-                rx.handle_datagram(now, &d);
+                rx.handle_input(datagram(now, d));
             }
         }
-        rx.handle_timeout(now);
+        rx.handle_input(Input::Timeout(now));
         let due = rx.due_frames(now);
         if due > 0 {
             let n = rx.playout(now, &mut chunk[..due * fb]);
             out.extend_from_slice(&chunk[..n * fb]);
         }
-        while let Some(d) = rx.poll_transmit() {
-            tx.handle_datagram(now, &d);
+        for d in sent(|| rx.poll_output()) {
+            tx.handle_input(datagram(now, d));
         }
         now += Duration::from_millis(1);
     }
@@ -138,22 +164,25 @@ fn a_live_sender_paused_by_hand_leaves_no_hole_in_the_output() {
             b
         };
         if ms == 1_000 {
-            tx.handle_datagram(now, &control(APP_PAUSE, 1));
+            tx.handle_input(datagram(now, control(APP_PAUSE, 1).freeze()));
         }
         if ms == 2_000 {
-            tx.handle_datagram(now, &control(APP_RESUME, 2));
+            tx.handle_input(datagram(now, control(APP_RESUME, 2).freeze()));
         }
         if ms < 3_000 {
             let at = ms as usize * 48 * fb;
-            tx.push_audio(now, &input[at..at + 48 * fb]);
+            tx.handle_input(Input::Audio {
+                now,
+                frames: &input[at..at + 48 * fb],
+            });
         } else if ms == 3_000 {
-            tx.end_of_input(now);
+            tx.handle_input(Input::EndOfInput(now));
         }
-        tx.handle_timeout(now);
-        while let Some(d) = tx.poll_transmit(now) {
-            rx.handle_datagram(now, &d);
+        tx.handle_input(Input::Timeout(now));
+        for d in sent(|| tx.poll_output()) {
+            rx.handle_input(datagram(now, d));
         }
-        rx.handle_timeout(now);
+        rx.handle_input(Input::Timeout(now));
         let due = rx.due_frames(now);
         if due > 0 {
             let n = rx.playout(now, &mut chunk[..due * fb]);
@@ -253,16 +282,16 @@ fn a_stock_sender_using_payload_type_97_for_l16_is_read_as_l16_when_told() {
             }
             .write(&mut b);
             b.put_slice(frames);
-            rx.handle_datagram(now, &b);
+            rx.handle_input(datagram(now, b.freeze()));
             now += Duration::from_millis(5);
-            rx.handle_timeout(now);
+            rx.handle_input(Input::Timeout(now));
             let due = rx.due_frames(now);
             let n = rx.playout(now, &mut chunk[..due * 2]);
             out.extend_from_slice(&chunk[..n * 2]);
         }
         for _ in 0..400 {
             now += Duration::from_millis(5);
-            rx.handle_timeout(now);
+            rx.handle_input(Input::Timeout(now));
             let due = rx.due_frames(now);
             let n = rx.playout(now, &mut chunk[..due * 2]);
             out.extend_from_slice(&chunk[..n * 2]);

@@ -582,11 +582,9 @@ mod tests {
             } else {
                 x[(-shift) as usize * fb..].to_vec()
             };
-            let t = std::time::Instant::now();
+            // (how fast this is, is for benches/media.rs, not a unit test)
             let lag = find_alignment(&x, &y, s, 48_000);
-            let elapsed = t.elapsed();
             assert_eq!(lag, Some(shift), "shift {shift}");
-            assert!(elapsed.as_secs_f64() < 3.0, "took {elapsed:?}");
             // After alignment the comparison is bit-exact.
             if shift > 0 {
                 let c = compare(&x, &y[shift as usize * fb..], s);

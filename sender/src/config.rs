@@ -28,6 +28,12 @@ pub struct SenderConfig {
     /// Seed for the SSRCs, first sequence numbers and timestamps (RFC 3550 wants them random;
     /// the driver seeds from the OS, tests and the benchmark from a fixed value).
     pub seed: u64,
+    /// The first RTP sequence number of every substream's media, instead of a random one
+    /// from `seed` (tests use it to cross the wrap at 65535 at a chosen point).
+    pub first_seq: Option<u16>,
+    /// The first RTP timestamp of every substream, instead of a random one from `seed`
+    /// (tests use it to cross the 32-bit wrap inside a session).
+    pub first_timestamp: Option<u32>,
     /// Stop when the receiver has been heard from and then says nothing for this long.
     pub receiver_timeout: Duration,
     /// Interval between RTCP sender reports and session descriptions.
@@ -56,6 +62,8 @@ impl SenderConfig {
             speed: Speed::Times(1.0),
             live: false,
             seed: 0,
+            first_seq: None,
+            first_timestamp: None,
             receiver_timeout: Duration::from_secs(10),
             report_interval: Duration::from_millis(250),
             wallclock_at_zero_ns: 0,

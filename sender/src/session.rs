@@ -206,7 +206,9 @@ impl SenderSession {
                 ssrc = rng.random();
             }
             ssrcs.push(ssrc);
-            let ts_base: u32 = rng.random();
+            // (drawn even when configured, so a seed means the same SSRCs either way)
+            let ts_base = cfg.first_timestamp.unwrap_or(rng.random());
+            let first_seq = cfg.first_seq.unwrap_or(rng.random());
             let fb = channels as usize * bps;
             let packetizer = Packetizer::new(
                 ssrc,
@@ -214,7 +216,7 @@ impl SenderSession {
                 fb,
                 cfg.packet_frames as usize,
                 cfg.interleave as usize,
-                rng.random(),
+                first_seq,
                 ts_base,
             );
             let fec = cfg.fec.map(|p| {

@@ -7,6 +7,8 @@ use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,7 @@ use isostream_media::{read_wav_all, synthesize, write_wav_all, AudioSpec, Progra
 pub const BIN: &str = env!("CARGO_BIN_EXE_isostream");
 
 /// How long a child may run before the test kills it and fails.
-pub const CHILD_TIMEOUT: Duration = Duration::from_secs(20);
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A free UDP port on 127.0.0.1 (bound, read and released).
 pub fn free_port() -> u16 {
@@ -60,12 +62,14 @@ pub fn make_input(
 }
 
 /// A running child process whose output is collected on threads (so it never blocks on a
-/// full pipe). Killed on drop if still running, so a failing test leaves nothing behind.
+/// full pipe, and the test can watch it while the child runs). Killed on drop if still
+/// running, so a failing test leaves nothing behind.
 pub struct Proc {
     name: String,
     child: Child,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 /// What a finished child left.
@@ -76,65 +80,172 @@ pub struct Done {
     pub elapsed: Duration,
 }
 
-fn collect(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+impl Done {
+    /// stdout and stderr as text, for diagnostics.
+    pub fn output(&self) -> String {
+        format!("{}{}", String::from_utf8_lossy(&self.stdout), self.stderr)
+    }
+}
+
+fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        v
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
     })
 }
 
 /// Starts `isostream ARGS...`.
 pub fn spawn<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(args)
+    let mut c = Command::new(BIN);
+    c.args(args);
+    spawn_command(name, c)
+}
+
+/// Starts any command (stdin from /dev/null, stdout and stderr collected).
+pub fn spawn_command(name: &str, mut c: Command) -> Proc {
+    let mut child = c
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let stdout = collect(child.stdout.take().expect("piped stdout"));
-    let stderr = collect(child.stderr.take().expect("piped stderr"));
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let readers = vec![
+        collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
+        collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
+    ];
     Proc {
         name: name.to_string(),
         child,
-        stdout: Some(stdout),
-        stderr: Some(stderr),
+        stdout,
+        stderr,
+        readers,
     }
 }
 
 impl Proc {
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the child wrote so far (stdout, then stderr), as text.
+    pub fn output_so_far(&self) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&self.stdout.lock().unwrap()),
+            String::from_utf8_lossy(&self.stderr.lock().unwrap())
+        )
+    }
+
+    /// Waits until the child's stdout or stderr contains `needle` (a readiness message);
+    /// panics if it exits first or after `timeout`.
+    pub fn wait_for_output(&mut self, needle: &str, timeout: Duration) {
+        let t0 = Instant::now();
+        loop {
+            if self.output_so_far().contains(needle) {
+                return;
+            }
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                // the readers may still hold the last bytes
+                std::thread::sleep(Duration::from_millis(50));
+                if self.output_so_far().contains(needle) {
+                    return;
+                }
+                panic!(
+                    "{} exited ({st}) before it printed {needle:?}; output:\n{}",
+                    self.name,
+                    self.output_so_far()
+                );
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "{} did not print {needle:?} within {timeout:?}; output:\n{}",
+                self.name,
+                self.output_so_far()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal (e.g. `libc::SIGINT`, what Ctrl-C sends) to the child.
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the pid of a child this process started and has not reaped
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {sig}) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Sends SIGINT, as Ctrl-C would.
+    pub fn interrupt(&self) {
+        self.signal(libc::SIGINT);
+    }
+
+    /// Waits up to `timeout` for the child to exit; `None` if it is still running.
+    pub fn wait_for(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return Some(st);
+            }
+            if t0.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the child (SIGKILL) and collects what it left.
+    pub fn kill(mut self) -> Done {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for a killed child");
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Done {
+            status,
+            stdout: std::mem::take(&mut *self.stdout.lock().unwrap()),
+            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// Waits for the child to exit; kills it and panics after `timeout`.
     pub fn wait(mut self, timeout: Duration) -> Done {
         let t0 = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                break st;
-            }
-            if t0.elapsed() > timeout {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let err = self
-                    .stderr
-                    .take()
-                    .map(|h| h.join().unwrap_or_default())
-                    .unwrap_or_default();
-                panic!(
-                    "{} did not finish within {:?}; killed. stderr:\n{}",
-                    self.name,
-                    timeout,
-                    String::from_utf8_lossy(&err)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = self.wait_for(timeout);
         let elapsed = t0.elapsed();
-        let stdout = self.stdout.take().expect("stdout").join().unwrap();
-        let stderr = self.stderr.take().expect("stderr").join().unwrap();
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let stdout = std::mem::take(&mut *self.stdout.lock().unwrap());
+        let stderr = String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned();
+        let Some(status) = status else {
+            panic!(
+                "{} did not finish within {timeout:?}; killed. stdout:\n{}\nstderr:\n{stderr}",
+                self.name,
+                String::from_utf8_lossy(&stdout)
+            );
+        };
         Done {
             status,
             stdout,
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            stderr,
             elapsed,
         }
     }
@@ -145,8 +256,9 @@ impl Proc {
         let d = self.wait(timeout);
         assert!(
             d.status.success(),
-            "{name} failed with {}; stderr:\n{}",
+            "{name} failed with {}; stdout:\n{}\nstderr:\n{}",
             d.status,
+            String::from_utf8_lossy(&d.stdout),
             d.stderr
         );
         d
@@ -160,6 +272,49 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Whether some socket is bound to UDP `port` (read from /proc/net/udp and udp6, so that
+/// probing never takes the port away from the program that is about to bind it).
+pub fn udp_port_bound(port: u16) -> bool {
+    let hex = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.ends_with(&hex))
+            })
+        })
+    })
+}
+
+/// How long a program may take to bind its port before the test fails (generous: a loaded
+/// machine may take seconds to start a process).
+pub const BIND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Waits until a program has bound UDP `port` (it listens: datagrams sent from now on are
+/// queued by the kernel even before it reads them). Panics after [`BIND_TIMEOUT`].
+pub fn wait_until_bound(port: u16, what: &str) {
+    assert!(
+        Path::new("/proc/net/udp").exists(),
+        "the tests read /proc/net/udp (Linux) to see when a program listens"
+    );
+    let t0 = Instant::now();
+    while !udp_port_bound(port) {
+        assert!(
+            t0.elapsed() < BIND_TIMEOUT,
+            "{what} did not bind UDP port {port} within {BIND_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts `isostream recv ARGS...` listening on `addr` and waits until it has bound its port.
+pub fn spawn_recv(addr: SocketAddr, args: &[String]) -> Proc {
+    let p = spawn("recv", args);
+    wait_until_bound(addr.port(), "isostream recv");
+    p
 }
 
 /// Reads a stats JSON file written by `--stats-json`.
@@ -255,9 +410,6 @@ pub fn send_args(input: &Path, to: SocketAddr, stats: &Path, extra: &[&str]) -> 
     a
 }
 
-/// How long to let a receiver bind before the sender starts.
-pub const RECEIVER_HEAD_START: Duration = Duration::from_millis(200);
-
 /// Deterministic pseudo-random numbers (SplitMix64) for relays and garbage generators.
 pub struct SplitMix(pub u64);
 
@@ -287,4 +439,274 @@ impl SplitMix {
 /// Whether a datagram is RTCP by RFC 5761 demultiplexing (second byte in 192..=223).
 pub fn is_rtcp(d: &[u8]) -> bool {
     d.len() >= 2 && (192..=223).contains(&d[1])
+}
+
+/// A datagram passing through a [`Relay`], for its drop decision.
+pub struct Passing<'a> {
+    /// 0: sender to receiver, 1: receiver to sender.
+    pub dir: usize,
+    /// Index of this datagram among all datagrams in its direction.
+    pub index: u64,
+    /// Index among the control (RTCP) datagrams in its direction, if it is one.
+    pub control_index: Option<u64>,
+    /// The datagram.
+    pub bytes: &'a [u8],
+}
+
+/// Counters of a [`Relay`] per direction (0: towards the receiver, 1: back).
+#[derive(Clone, Debug, Default)]
+pub struct RelayCounts {
+    /// Control datagrams dropped.
+    pub control_dropped: [u64; 2],
+    /// Control datagrams forwarded.
+    pub control_forwarded: [u64; 2],
+    /// Media and repair datagrams dropped.
+    pub media_dropped: [u64; 2],
+    /// Media and repair datagrams forwarded.
+    pub media_forwarded: [u64; 2],
+    /// Media datagrams dropped (RTP header: sequence number, timestamp, SSRC, payload type).
+    pub dropped_media: Vec<RtpInfo>,
+}
+
+/// The fields of an RTP header a test needs to place a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtpInfo {
+    pub payload_type: u8,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+}
+
+/// The RTP header fields of a media or repair datagram (not RTCP).
+pub fn rtp_info(d: &[u8]) -> Option<RtpInfo> {
+    if d.len() < 12 || d[0] >> 6 != 2 || is_rtcp(d) {
+        return None;
+    }
+    Some(RtpInfo {
+        payload_type: d[1] & 0x7f,
+        seq: u16::from_be_bytes([d[2], d[3]]),
+        timestamp: u32::from_be_bytes([d[4], d[5], d[6], d[7]]),
+        ssrc: u32::from_be_bytes([d[8], d[9], d[10], d[11]]),
+    })
+}
+
+/// A UDP relay between a sender and a receiver on loopback that drops the datagrams a
+/// deterministic decision picks, and forwards all others unchanged and in order. The sender
+/// sends to `front`; the relay forwards from another socket to the receiver, and replies
+/// arriving there go back to the sender's last address through `front`.
+pub struct Relay {
+    pub front: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    counts: Arc<Mutex<RelayCounts>>,
+}
+
+type Decide = dyn Fn(&Passing, &mut SplitMix) -> bool + Send + Sync;
+
+impl Relay {
+    /// Starts a relay to `receiver`; `drop(datagram, rng)` says whether to drop a datagram
+    /// (`rng` is seeded from `seed`, one stream per direction).
+    pub fn start(
+        receiver: SocketAddr,
+        seed: u64,
+        decide: impl Fn(&Passing, &mut SplitMix) -> bool + Send + Sync + 'static,
+    ) -> Relay {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            // a relay starved of CPU must not lose datagrams in its own socket buffers
+            let fd = std::os::fd::AsRawFd::as_raw_fd(s);
+            let size: libc::c_int = 8 << 20;
+            // SAFETY: setsockopt on a socket this function owns, with a c_int option value
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    &size as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        let front_addr = front.local_addr().unwrap();
+        let front = Arc::new(front);
+        let back = Arc::new(back);
+        let sender: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Mutex::new(RelayCounts::default()));
+        let decide: Arc<Decide> = Arc::new(decide);
+        let mut threads = Vec::new();
+        for dir in 0..2 {
+            let (from, to) = if dir == 0 {
+                (front.clone(), back.clone())
+            } else {
+                (back.clone(), front.clone())
+            };
+            let sender = sender.clone();
+            let stop = stop.clone();
+            let counts = counts.clone();
+            let decide = decide.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut rng = SplitMix(seed ^ (dir as u64 + 1).wrapping_mul(0xA5A5_5A5A_1234));
+                let mut buf = vec![0u8; 65_536];
+                let (mut index, mut ctl_index) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let (n, peer) = match from.recv_from(&mut buf) {
+                        Ok(x) => x,
+                        Err(_) => continue, // timeout (or ICMP noise): check `stop`
+                    };
+                    let d = &buf[..n];
+                    let dest = if dir == 0 {
+                        *sender.lock().unwrap() = Some(peer);
+                        receiver
+                    } else {
+                        if peer != receiver {
+                            continue;
+                        }
+                        match *sender.lock().unwrap() {
+                            Some(s) => s,
+                            None => continue,
+                        }
+                    };
+                    let control = is_rtcp(d);
+                    let p = Passing {
+                        dir,
+                        index,
+                        control_index: control.then_some(ctl_index),
+                        bytes: d,
+                    };
+                    index += 1;
+                    if control {
+                        ctl_index += 1;
+                    }
+                    let dropped = decide(&p, &mut rng);
+                    {
+                        let mut c = counts.lock().unwrap();
+                        match (control, dropped) {
+                            (true, true) => c.control_dropped[dir] += 1,
+                            (true, false) => c.control_forwarded[dir] += 1,
+                            (false, true) => {
+                                c.media_dropped[dir] += 1;
+                                if let Some(h) = rtp_info(d) {
+                                    c.dropped_media.push(h);
+                                }
+                            }
+                            (false, false) => c.media_forwarded[dir] += 1,
+                        }
+                    }
+                    if !dropped {
+                        let _ = to.send_to(d, dest);
+                    }
+                }
+            }));
+        }
+        Relay {
+            front: front_addr,
+            stop,
+            threads,
+            counts,
+        }
+    }
+
+    /// The counters so far.
+    pub fn counts(&self) -> RelayCounts {
+        self.counts.lock().unwrap().clone()
+    }
+
+    /// Waits until the receiver has answered the sender (a datagram came back through the
+    /// relay): it has taken the stream as a session. Panics after `timeout`.
+    pub fn wait_for_answer(&self, timeout: Duration) {
+        let t0 = Instant::now();
+        loop {
+            let c = self.counts();
+            if c.control_forwarded[1] + c.media_forwarded[1] > 0 {
+                return;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "the receiver did not answer within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops the relay; returns its counters.
+    pub fn stop(mut self) -> RelayCounts {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            t.join().unwrap();
+        }
+        self.counts()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The receive queue (bytes the kernel holds for the program, not read yet) of the UDP
+/// socket bound to `port`, from /proc/net/udp and udp6; `None` if no socket is bound to it.
+pub fn udp_rx_queue(port: u16) -> Option<u64> {
+    let hex = format!(":{port:04X}");
+    let mut found = None;
+    for f in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(t) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        for l in t.lines().skip(1) {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            if cols.len() > 4 && cols[1].ends_with(&hex) {
+                // tx_queue:rx_queue, in hex
+                let rx = cols[4]
+                    .split(':')
+                    .nth(1)
+                    .and_then(|x| u64::from_str_radix(x, 16).ok())
+                    .unwrap_or(0);
+                found = Some(found.unwrap_or(0) + rx);
+            }
+        }
+    }
+    found
+}
+
+/// Waits until the programs bound to `ports` have read everything the kernel queued for
+/// them (twice in a row, 20 ms apart), e.g. after a sender finished: everything it sent has
+/// been taken in. Panics after `timeout`.
+pub fn wait_until_drained(ports: &[u16], timeout: Duration) {
+    let t0 = Instant::now();
+    let mut clear = 0;
+    while clear < 2 {
+        let empty = ports
+            .iter()
+            .all(|&p| udp_rx_queue(p).is_some_and(|q| q == 0));
+        clear = if empty { clear + 1 } else { 0 };
+        assert!(
+            t0.elapsed() < timeout,
+            "UDP ports {ports:?} still hold unread datagrams after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Counts, per packet of `packet_frames` frames (the last one may be partial), whether
+/// `got` differs from `want` there: the slots where audio was not delivered exactly.
+/// `got` may be shorter than `want` (a prefix); frames beyond `want` count as differing.
+pub fn differing_packets(
+    want: &[u8],
+    got: &[u8],
+    frame_bytes: usize,
+    packet_frames: usize,
+) -> Vec<usize> {
+    let pb = packet_frames * frame_bytes;
+    got.chunks(pb)
+        .enumerate()
+        .filter(|(i, g)| {
+            let at = i * pb;
+            want.get(at..at + g.len()) != Some(*g)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
