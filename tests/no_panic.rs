@@ -184,6 +184,7 @@ fn a_description_asking_for_absurd_resources_is_refused() {
                     ssrc: i,
                     ts_base: 0,
                     channels,
+                    rtx_ssrc: None,
                 })
                 .collect(),
         };

@@ -548,6 +548,10 @@ impl ReceiverSession {
                 self.malformed += 1;
                 false
             }
+            DatagramKind::Retransmission => {
+                self.foreign += 1;
+                false
+            }
             DatagramKind::Rtcp => self.handle_rtcp(now, &d),
             DatagramKind::Repair => self.handle_repair(now, &d),
             DatagramKind::Media => self.handle_media(now, &d),

@@ -43,6 +43,9 @@ pub struct SenderConfig {
     pub wallclock_at_zero_ns: u128,
     /// RTCP CNAME.
     pub cname: String,
+    /// Answer NACKs with retransmissions (RFC 4585 / RFC 4588), with these settings; `None`:
+    /// NACKs are ignored.
+    pub retransmission: Option<crate::retransmit::RtxParams>,
     /// Where the session's datagrams go (the receiver, or a relay in front of it): the
     /// address of every [`isostream_transport::sans_io::Transmit`] it hands out.
     pub receiver_addr: std::net::SocketAddr,
@@ -69,6 +72,7 @@ impl SenderConfig {
             wallclock_at_zero_ns: 0,
             cname: "isostream".into(),
             receiver_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5004)),
+            retransmission: Some(crate::retransmit::RtxParams::default()),
         }
     }
 

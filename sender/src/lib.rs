@@ -4,12 +4,14 @@
 
 pub mod config;
 pub mod pacer;
+pub mod retransmit;
 pub mod packetizer;
 pub mod session;
 pub mod spreader;
 
 pub use config::SenderConfig;
 pub use pacer::Speed;
+pub use retransmit::{RtxParams, RtxStats};
 pub use session::{FinishReason, ReceiverView, SenderEvent, SenderSession, SenderStats};
 
 /// Errors of the sender library.

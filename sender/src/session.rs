@@ -52,6 +52,7 @@ use serde::Serialize;
 
 use crate::config::SenderConfig;
 use crate::pacer::Pacer;
+use crate::retransmit::{Retransmitter, RtxStats};
 use crate::packetizer::{MediaPacket, Packetizer};
 use crate::spreader::Spreader;
 
@@ -108,6 +109,11 @@ pub struct SenderStats {
     /// What the receiver last reported for the first substream (RTCP receiver report), if it
     /// sends reports.
     pub receiver_report: Option<ReceiverView>,
+    /// NACKs and retransmissions.
+    pub retransmission: RtxStats,
+    /// NACKs dropped because they did not come from the session's own receiver (its address
+    /// and SSRC).
+    pub nacks_foreign: u64,
 }
 
 /// The receiver's view of the stream, from its last RTCP receiver report.
@@ -164,6 +170,12 @@ pub struct SenderSession {
     stats: SenderStats,
     scratch_packets: Vec<MediaPacket>,
     scratch_repairs: Vec<Bytes>,
+    /// The retransmission stage, if NACKs are answered.
+    rtx: Option<Retransmitter>,
+    /// Retransmissions to send before new media.
+    rtx_queue: VecDeque<Bytes>,
+    /// The SSRC the receiver's reports come from.
+    reporter_ssrc: Option<u32>,
     rtcp_buf: BytesMut,
     /// Frames sent, summed over substreams and divided by their number (not rounded).
     frames_sent_exact: f64,
@@ -235,6 +247,25 @@ impl SenderSession {
             offset += fb;
         }
         let weight = 1.0 / subs.len() as f64;
+        // the RTX streams draw from a generator of their own, so the media streams' SSRCs and
+        // first numbers stay what they were without retransmission
+        let mut rtx_rng = StdRng::seed_from_u64(cfg.seed ^ 0x0072_7478_5eed);
+        let rtx = cfg.retransmission.map(|p| {
+            let streams: Vec<(u32, u32, u16)> = subs
+                .iter()
+                .map(|s| {
+                    let mut r: u32 = rtx_rng.random();
+                    while subs.iter().any(|o| o.ssrc == r) {
+                        r = rtx_rng.random();
+                    }
+                    (s.ssrc, r, rtx_rng.random())
+                })
+                .collect();
+            let packets_per_s = cfg.spec.rate as f64 / cfg.packet_frames as f64;
+            let history = (packets_per_s * p.history_ms as f64 / 1000.0).ceil() as usize;
+            let media_bytes_per_s = (cfg.spec.rate as usize * cfg.spec.frame_bytes()) as f64;
+            Retransmitter::new(&streams, history, media_bytes_per_s, p)
+        });
         Ok(SenderSession {
             frame_bytes: cfg.spec.frame_bytes(),
             pacer: Pacer::new(cfg.spec.rate, cfg.speed, cfg.live),
@@ -257,6 +288,9 @@ impl SenderSession {
             stats: SenderStats::default(),
             scratch_packets: Vec::new(),
             scratch_repairs: Vec::new(),
+            rtx,
+            rtx_queue: VecDeque::new(),
+            reporter_ssrc: None,
             rtcp_buf: BytesMut::with_capacity(2048),
             frames_sent_exact: 0.0,
             cfg,
@@ -285,7 +319,11 @@ impl SenderSession {
 
     /// Counters so far.
     pub fn stats(&self) -> SenderStats {
-        self.stats.clone()
+        let mut s = self.stats.clone();
+        if let Some(r) = &self.rtx {
+            s.retransmission = r.stats();
+        }
+        s
     }
 
     /// The session description announced in RTCP.
@@ -302,10 +340,12 @@ impl SenderSession {
             substreams: self
                 .subs
                 .iter()
-                .map(|s| SubstreamDesc {
+                .enumerate()
+                .map(|(i, s)| SubstreamDesc {
                     ssrc: s.ssrc,
                     ts_base: s.ts_base,
                     channels: s.channels as u8,
+                    rtx_ssrc: self.rtx.as_ref().map(|r| r.rtx_ssrc(i)),
                 })
                 .collect(),
         }
@@ -342,7 +382,7 @@ impl SenderSession {
         match input {
             Input::Audio { now, frames } => self.take_audio(now, frames),
             Input::EndOfInput(_) => self.end_of_input(),
-            Input::Datagram { now, data, .. } => self.handle_datagram(now, &data),
+            Input::Datagram { now, from, data } => self.handle_datagram(now, from, &data),
             Input::Timeout(now) => self.on_timeout(now),
         }
     }
@@ -413,6 +453,9 @@ impl SenderSession {
         let s = &mut self.subs[i];
         for p in packets.drain(..) {
             let datagram = p.datagram.clone();
+            if let Some(r) = &mut self.rtx {
+                r.keep(i, &datagram);
+            }
             s.spreader.push(p, &mut self.queue);
             if let Some(fec) = &mut s.fec {
                 fec.push(&datagram, &mut self.scratch_repairs);
@@ -468,7 +511,7 @@ impl SenderSession {
 
     /// Handles a datagram from the receiver (RTCP: PAUSE, RESUME, receiver reports).
     /// Anything else is counted and dropped.
-    fn handle_datagram(&mut self, now: Instant, d: &[u8]) {
+    fn handle_datagram(&mut self, now: Instant, from: std::net::SocketAddr, d: &[u8]) {
         if rtp::classify(d) != DatagramKind::Rtcp {
             self.stats.malformed_received += 1;
             return;
@@ -488,8 +531,33 @@ impl SenderSession {
                     heard = true;
                     self.flow_request(now, ssrc, request, false)
                 }
-                Ok(RtcpPacket::ReceiverReport { block, .. }) => {
+                Ok(RtcpPacket::Nack {
+                    sender_ssrc,
+                    media_ssrc,
+                    lost,
+                }) => {
+                    // only the session's own receiver may ask: its address and its SSRC
+                    let own = from == self.cfg.receiver_addr
+                        && (self.reporter_ssrc == Some(sender_ssrc)
+                            || self.receiver_ssrc == Some(sender_ssrc));
+                    let answered = own
+                        && self
+                            .rtx
+                            .as_mut()
+                            .is_some_and(|r| r.on_nack(now, media_ssrc, &lost, &mut self.rtx_queue));
+                    if answered {
+                        heard = true;
+                    } else {
+                        self.stats.nacks_foreign += 1;
+                    }
+                }
+                Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
                     heard = true;
+                    if from == self.cfg.receiver_addr
+                        && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc))
+                    {
+                        self.reporter_ssrc = Some(ssrc);
+                    }
                     if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
                         self.stats.receiver_report = Some(ReceiverView {
                             lost: b.cumulative_lost,
@@ -641,6 +709,11 @@ impl SenderSession {
             self.stats.rtcp_sent += 1;
             return Some(c);
         }
+        if let Some(r) = self.rtx_queue.pop_front() {
+            // retransmissions fill holes in audio already buffered: before new media, and
+            // also while paused (their cost is bounded by the retransmission cap)
+            return Some(r);
+        }
         if self.finished && !self.queue.is_empty() {
             self.queue.clear();
         }
@@ -674,6 +747,9 @@ impl SenderSession {
         let mut t = earliest(self.timers.next(), (!self.started).then_some(now));
         if !self.paused && !self.queue.is_empty() {
             t = earliest(t, Some(self.pacer.departure(now)));
+        }
+        if !self.rtx_queue.is_empty() || !self.control.is_empty() {
+            t = Some(now);
         }
         if self.input_ended && self.queue.is_empty() {
             t = earliest(t, Some(self.timers.get(Timer::Bye as usize).unwrap_or(now)));

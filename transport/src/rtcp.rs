@@ -18,6 +18,18 @@ pub const PT_SDES: u8 = 202;
 pub const PT_BYE: u8 = 203;
 /// RTCP packet type of application-defined packets.
 pub const PT_APP: u8 = 204;
+/// RTCP packet type of transport-layer feedback (RFC 4585, RTPFB).
+pub const PT_RTPFB: u8 = 205;
+/// Feedback message type of a Generic NACK within [`PT_RTPFB`] (RFC 4585, section 6.2.1).
+pub const FMT_NACK: u8 = 1;
+/// Most (PID, BLP) entries of one NACK this implementation reads or writes: 16 entries name
+/// up to 272 packets.
+pub const MAX_NACK_ENTRIES: usize = 16;
+/// Flag bit of the description's flags byte: the source is live.
+const DESC_LIVE: u8 = 1;
+/// Flag bit of the description's flags byte: a table of retransmission SSRCs (one per
+/// substream) follows the substream table.
+const DESC_RTX: u8 = 2;
 /// The 4-byte name of isostream's APP packets.
 pub const APP_NAME: [u8; 4] = *b"ISOS";
 
@@ -73,6 +85,60 @@ pub struct SubstreamDesc {
     pub ts_base: u32,
     /// Channels carried by this substream.
     pub channels: u8,
+    /// The SSRC of its retransmission stream (RFC 4588, SSRC-multiplexed), if it answers
+    /// NACKs.
+    pub rtx_ssrc: Option<u32>,
+}
+
+/// The lost packets a Generic NACK names (RFC 4585, 6.2.1): up to [`MAX_NACK_ENTRIES`]
+/// (PID, BLP) entries, held inline (no allocation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NackList {
+    entries: [(u16, u16); MAX_NACK_ENTRIES],
+    len: usize,
+}
+
+impl NackList {
+    /// The entries: packet id and the bitmask of the 16 packets after it.
+    pub fn entries(&self) -> &[(u16, u16)] {
+        &self.entries[..self.len]
+    }
+
+    /// Every sequence number named, in order.
+    pub fn seqs(&self) -> impl Iterator<Item = u16> + '_ {
+        self.entries().iter().flat_map(|&(pid, blp)| {
+            std::iter::once(pid).chain(
+                (0..16u16)
+                    .filter(move |i| blp & (1 << i) != 0)
+                    .map(move |i| pid.wrapping_add(i + 1)),
+            )
+        })
+    }
+
+    /// Packs sequence numbers (ascending, as unwrapped u16 arithmetic allows) into entries;
+    /// returns how many of `seqs` fit.
+    pub fn pack(seqs: &[u16]) -> (NackList, usize) {
+        let mut l = NackList::default();
+        let mut used = 0;
+        for &s in seqs {
+            if let Some(last) = l.len.checked_sub(1) {
+                let (pid, blp) = &mut l.entries[last];
+                let d = s.wrapping_sub(*pid);
+                if (1..=16).contains(&d) {
+                    *blp |= 1 << (d - 1);
+                    used += 1;
+                    continue;
+                }
+            }
+            if l.len == MAX_NACK_ENTRIES {
+                break;
+            }
+            l.entries[l.len] = (s, 0);
+            l.len += 1;
+            used += 1;
+        }
+        (l, used)
+    }
 }
 
 /// Maximum substreams in one session description.
@@ -145,6 +211,16 @@ pub enum RtcpPacket {
         ssrc: u32,
         /// The description.
         desc: SessionDesc,
+    },
+    /// A Generic NACK (RFC 4585): `sender_ssrc` asks `media_ssrc` to send these packets
+    /// again.
+    Nack {
+        /// The SSRC of the receiver asking.
+        sender_ssrc: u32,
+        /// The SSRC of the media stream the lost packets belong to.
+        media_ssrc: u32,
+        /// The lost packets.
+        lost: NackList,
     },
     /// SDES, stock APP packets and unknown types: understood as "ignore".
     Other {
@@ -244,6 +320,22 @@ fn parse_one(d: &[u8]) -> Result<(RtcpPacket, usize), WireError> {
                 ssrc: be32(body, 4),
             }
         }
+        PT_RTPFB if count == FMT_NACK => {
+            need(16)?;
+            let mut lost = NackList::default();
+            for e in body[12..].chunks_exact(4).take(MAX_NACK_ENTRIES) {
+                lost.entries[lost.len] = (
+                    u16::from_be_bytes([e[0], e[1]]),
+                    u16::from_be_bytes([e[2], e[3]]),
+                );
+                lost.len += 1;
+            }
+            RtcpPacket::Nack {
+                sender_ssrc: be32(body, 4),
+                media_ssrc: be32(body, 8),
+                lost,
+            }
+        }
         PT_APP if len >= 12 && body[8..12] == APP_NAME => {
             parse_app(count, be32(body, 4), &body[12..])?
         }
@@ -293,16 +385,23 @@ fn parse_app(subtype: u8, ssrc: u32, data: &[u8]) -> Result<RtcpPacket, WireErro
                 return Err(WireError::BadField("substream count"));
             }
             need(16 + 12 * n)?;
-            let substreams = (0..n)
+            let mut substreams = (0..n)
                 .map(|i| {
                     let e = &data[16 + 12 * i..];
                     SubstreamDesc {
                         ssrc: be32(e, 0),
                         ts_base: be32(e, 4),
                         channels: e[8],
+                        rtx_ssrc: None,
                     }
                 })
                 .collect::<Vec<_>>();
+            let rtx_at = 16 + 12 * n;
+            if data[9] & DESC_RTX != 0 && data.len() >= rtx_at + 4 * n {
+                for (i, s) in substreams.iter_mut().enumerate() {
+                    s.rtx_ssrc = Some(be32(data, rtx_at + 4 * i));
+                }
+            }
             if substreams.iter().any(|s| s.channels == 0) {
                 return Err(WireError::BadField("channels"));
             }
@@ -313,7 +412,7 @@ fn parse_app(subtype: u8, ssrc: u32, data: &[u8]) -> Result<RtcpPacket, WireErro
                 fec_k: data[6],
                 fec_m: data[7],
                 spread: data[8],
-                live: data[9] & 1 != 0,
+                live: data[9] & DESC_LIVE != 0,
                 packet_frames: u16::from_be_bytes([data[10], data[11]]),
                 substreams,
             };
@@ -393,7 +492,8 @@ pub fn write_flow(out: &mut BytesMut, subtype: u8, ssrc: u32, request: u32) {
 /// Appends an `ISOS` APP packet carrying the session description.
 pub fn write_desc(out: &mut BytesMut, ssrc: u32, desc: &SessionDesc) {
     let n = desc.substreams.len().min(MAX_SUBSTREAMS);
-    header(out, APP_DESC, PT_APP, 2 + 4 + 3 * n);
+    let rtx = desc.substreams[..n].iter().all(|s| s.rtx_ssrc.is_some()) && n > 0;
+    header(out, APP_DESC, PT_APP, 2 + 4 + 3 * n + if rtx { n } else { 0 });
     out.put_u32(ssrc);
     out.put_slice(&APP_NAME);
     out.put_u32(desc.rate);
@@ -402,7 +502,7 @@ pub fn write_desc(out: &mut BytesMut, ssrc: u32, desc: &SessionDesc) {
     out.put_u8(desc.fec_k);
     out.put_u8(desc.fec_m);
     out.put_u8(desc.spread);
-    out.put_u8(desc.live as u8);
+    out.put_u8(if desc.live { DESC_LIVE } else { 0 } | if rtx { DESC_RTX } else { 0 });
     out.put_u16(desc.packet_frames);
     out.put_u8(n as u8);
     out.put_bytes(0, 3);
@@ -411,6 +511,22 @@ pub fn write_desc(out: &mut BytesMut, ssrc: u32, desc: &SessionDesc) {
         out.put_u32(s.ts_base);
         out.put_u8(s.channels);
         out.put_bytes(0, 3);
+    }
+    if rtx {
+        for s in &desc.substreams[..n] {
+            out.put_u32(s.rtx_ssrc.unwrap_or(0));
+        }
+    }
+}
+
+/// Appends a Generic NACK (RFC 4585, 6.2.1) from `sender_ssrc` for packets of `media_ssrc`.
+pub fn write_nack(out: &mut BytesMut, sender_ssrc: u32, media_ssrc: u32, lost: &NackList) {
+    header(out, FMT_NACK, PT_RTPFB, 2 + lost.len);
+    out.put_u32(sender_ssrc);
+    out.put_u32(media_ssrc);
+    for &(pid, blp) in lost.entries() {
+        out.put_u16(pid);
+        out.put_u16(blp);
     }
 }
 
@@ -433,6 +549,81 @@ pub fn unix_nanos_from_ntp(ntp: u64) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nack_names_its_packets_and_round_trips() {
+        // 65535 wraps to 0: one entry covers both; 40 is too far and starts a new entry
+        let (l, used) = NackList::pack(&[65_534, 65_535, 0, 3, 40]);
+        assert_eq!(used, 5);
+        assert_eq!(l.entries(), &[(65_534, 0b1_0011), (40, 0)]);
+        assert_eq!(l.seqs().collect::<Vec<_>>(), vec![65_534, 65_535, 0, 3, 40]);
+        let mut b = BytesMut::new();
+        write_nack(&mut b, 7, 9, &l);
+        assert_eq!(b.len(), 12 + 4 * 2);
+        let p: Vec<_> = parse_compound(&b).collect();
+        assert_eq!(
+            p,
+            vec![Ok(RtcpPacket::Nack {
+                sender_ssrc: 7,
+                media_ssrc: 9,
+                lost: l
+            })]
+        );
+    }
+
+    #[test]
+    fn a_nack_holds_at_most_its_entries() {
+        let seqs: Vec<u16> = (0..40).map(|i| i * 100).collect();
+        let (l, used) = NackList::pack(&seqs);
+        assert_eq!(used, MAX_NACK_ENTRIES);
+        assert_eq!(l.entries().len(), MAX_NACK_ENTRIES);
+    }
+
+    #[test]
+    fn a_description_carries_retransmission_ssrcs_and_old_readers_skip_them() {
+        let mut desc = SessionDesc {
+            rate: 48_000,
+            format: 1,
+            packet_frames: 240,
+            interleave: 1,
+            fec_k: 8,
+            fec_m: 2,
+            spread: 1,
+            live: true,
+            substreams: vec![
+                SubstreamDesc {
+                    ssrc: 1,
+                    ts_base: 2,
+                    channels: 2,
+                    rtx_ssrc: Some(11),
+                },
+                SubstreamDesc {
+                    ssrc: 3,
+                    ts_base: 4,
+                    channels: 1,
+                    rtx_ssrc: Some(33),
+                },
+            ],
+        };
+        let mut b = BytesMut::new();
+        write_desc(&mut b, 1, &desc);
+        let p: Vec<_> = parse_compound(&b).collect();
+        assert_eq!(
+            p,
+            vec![Ok(RtcpPacket::Desc {
+                ssrc: 1,
+                desc: desc.clone()
+            })]
+        );
+        // without retransmission the layout is the first wave's, byte for byte
+        for s in &mut desc.substreams {
+            s.rtx_ssrc = None;
+        }
+        let mut plain = BytesMut::new();
+        write_desc(&mut plain, 1, &desc);
+        assert_eq!(plain.len() + 8, b.len());
+        assert_eq!(plain[12 + 9], 1, "flags: live only");
+    }
 
     fn all(d: &[u8]) -> Vec<RtcpPacket> {
         parse_compound(d).map(|p| p.unwrap()).collect()
@@ -461,11 +652,13 @@ mod tests {
                     ssrc: 7,
                     ts_base: 1000,
                     channels: 1,
+                    rtx_ssrc: None,
                 },
                 SubstreamDesc {
                     ssrc: 8,
                     ts_base: 5,
                     channels: 2,
+                    rtx_ssrc: None,
                 },
             ],
         };

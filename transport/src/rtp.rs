@@ -20,6 +20,9 @@ pub const PT_F32: u8 = 98;
 pub const PT_INTERLEAVED_OFFSET: u8 = 4;
 /// Payload type of repair packets (see [`crate::fec`]).
 pub const PT_REPAIR: u8 = 110;
+/// Payload type of retransmissions (RFC 4588, SSRC-multiplexed; `a=rtpmap:109 rtx/RATE` with
+/// `apt` the media payload type). Stock receivers do not know it and drop it.
+pub const PT_RTX: u8 = 109;
 /// Static payload type 10 of RFC 3551: L16, 44.1 kHz, 2 channels.
 pub const PT_STATIC_L16_STEREO: u8 = 10;
 /// Static payload type 11 of RFC 3551: L16, 44.1 kHz, 1 channel.
@@ -103,6 +106,18 @@ impl RtpHeader {
     }
 }
 
+/// The original sequence number and payload of a retransmission's payload (RFC 4588,
+/// section 4: the OSN, then the original payload).
+pub fn parse_rtx(payload: &[u8]) -> Result<(u16, &[u8]), WireError> {
+    if payload.len() < 2 {
+        return Err(WireError::Truncated {
+            needed: 2,
+            got: payload.len(),
+        });
+    }
+    Ok((u16::from_be_bytes([payload[0], payload[1]]), &payload[2..]))
+}
+
 /// What a datagram on the session's port is, by RFC 5761 demultiplexing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatagramKind {
@@ -110,6 +125,8 @@ pub enum DatagramKind {
     Rtcp,
     /// An RTP repair packet (payload type [`PT_REPAIR`]).
     Repair,
+    /// A retransmission (RFC 4588, payload type [`PT_RTX`]): a lost media packet sent again.
+    Retransmission,
     /// An RTP media packet (any other payload type).
     Media,
     /// Not RTP version 2 at all, or too short to tell.
@@ -124,6 +141,7 @@ pub fn classify(d: &[u8]) -> DatagramKind {
     match d[1] {
         192..=223 => DatagramKind::Rtcp,
         b if b & 0x7f == PT_REPAIR => DatagramKind::Repair,
+        b if b & 0x7f == PT_RTX => DatagramKind::Retransmission,
         _ => DatagramKind::Media,
     }
 }
