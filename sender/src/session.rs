@@ -92,6 +92,12 @@ pub struct SenderStats {
     pub frames_sent: u64,
     /// RTCP datagrams sent (reports, acknowledgements, BYE).
     pub rtcp_sent: u64,
+    /// Bytes of media datagrams sent (first transmissions).
+    pub media_bytes: u64,
+    /// Bytes of repair datagrams sent.
+    pub repair_bytes: u64,
+    /// Bytes of RTCP datagrams sent.
+    pub control_bytes: u64,
     /// PAUSE requests that took effect.
     pub pauses: u64,
     /// RESUME requests that took effect.
@@ -707,6 +713,7 @@ impl SenderSession {
     fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         if let Some(c) = self.control.pop_front() {
             self.stats.rtcp_sent += 1;
+            self.stats.control_bytes += c.len() as u64;
             return Some(c);
         }
         if let Some(r) = self.rtx_queue.pop_front() {
@@ -729,7 +736,9 @@ impl SenderSession {
         self.stats.bytes_sent += p.datagram.len() as u64;
         if p.frames == 0 {
             self.stats.repair_sent += 1;
+            self.stats.repair_bytes += p.datagram.len() as u64;
         } else {
+            self.stats.media_bytes += p.datagram.len() as u64;
             self.stats.packets_sent += 1;
             self.frames_sent_exact += p.frames as f64 * self.weight;
             self.stats.frames_sent = self.frames_sent_exact.round() as u64;
