@@ -1,0 +1,479 @@
+//! The stage chain of one substream ([`SubstreamRx`]), and the set of a session's substreams
+//! ([`Substreams`]), which share one timeline and one output.
+//!
+//! ```text
+//! receive:  media ─▶ arrival ─▶ FEC decoder ─▶ de-interleaver ─▶ jitter buffer
+//!           repair ─┘   ▲ rebuilt    │
+//!                       └────────────┘ (duplicate window)
+//! playout:  jitter buffer ─▶ concealer ─▶ resampler ─▶ channel merge (all substreams)
+//! ```
+//!
+//! Each stage is its own file. A packet goes down the chain once: [`crate::arrival`]
+//! (duplicates, jitter, report figures) -> [`crate::fec_decoder`] (rebuilt packets come out;
+//! they pass the arrival stage's duplicate window, the one thing told back up the chain) ->
+//! [`crate::deinterleaver`] (timestamps to positions, checks, the one copy into) ->
+//! [`crate::jitter_buffer`]. At playout, [`SubstreamRx`] pulls frames from the jitter buffer
+//! through the [`crate::concealer`] (which repairs what is missing) and, when drift is
+//! compensated, the resampler ([`crate::drift::AdaptiveResampler`]); [`crate::merge`]
+//! interleaves the substreams' channels into the output.
+//!
+//! Before playback starts, the substreams' buffers move together: a receiver that joins a
+//! running stream starts where it is, and a packet overtaken before playback moves the
+//! start back to it ([`Substreams`]).
+
+use bytes::Bytes;
+use isostream_media::{AudioSpec, SampleFormat};
+use isostream_transport::fec::RepairHeader;
+use isostream_transport::rtcp::{self, ReportBlock, SenderReport};
+use isostream_transport::rtp::RtpHeader;
+use isostream_transport::time::Instant;
+
+use crate::arrival::Arrival;
+use crate::concealer::{ConcealCounts, Concealer};
+use crate::deinterleaver::{CaptureMapping, Deinterleaver, PlaceInput, Placement, Reject};
+use crate::drift::AdaptiveResampler;
+use crate::fec_decoder::FecDecoder;
+use crate::jitter_buffer::JitterBuffer;
+use crate::layout::Layout;
+use crate::merge::ChannelMerge;
+use crate::stats::{Drops, SubstreamStats};
+
+/// Largest playout chunk, lookahead included, in frames (the scratch is sized for it).
+pub const MAX_CHUNK_FRAMES: usize = 4096;
+
+/// Frames of future audio shown to the concealer so it can interpolate across a chunk edge.
+pub const LOOKAHEAD: usize = 8;
+
+/// What the session tells the receive chain about itself, per datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceiveContext {
+    /// Playback has started (the buffers no longer move their start).
+    pub started: bool,
+    /// The source is live.
+    pub live: bool,
+    /// The session's sample format.
+    pub format: SampleFormat,
+    /// A payload type that carries plain L16 (stock streams only).
+    pub stock_l16: Option<u8>,
+}
+
+/// One substream's stages. See the module documentation.
+#[derive(Debug)]
+pub struct SubstreamRx {
+    ssrc: u32,
+    channels: u16,
+    frame_bytes: usize,
+    arrival: Arrival,
+    fec: Option<FecDecoder>,
+    deint: Deinterleaver,
+    jb: JitterBuffer,
+    concealer: Concealer,
+    /// Adaptive resampler (only when clock drift is compensated).
+    resampler: Option<AdaptiveResampler>,
+    /// Playout scratch: frames and presence flags peeked from the jitter buffer.
+    scratch: Vec<u8>,
+    present: Vec<bool>,
+    /// This substream's share of one playout chunk (after resampling).
+    chunk: Vec<u8>,
+    /// What the concealer repaired.
+    repaired: ConcealCounts,
+}
+
+impl SubstreamRx {
+    /// The chain of substream `ssrc` carrying audio of `spec` (its own channels), whose
+    /// position 0 is RTP timestamp `ts_base` (`None`: the first packet's), with a jitter
+    /// buffer of `capacity` frames; `fec` adds the FEC decoder, `resample` the resampler.
+    pub fn new(
+        ssrc: u32,
+        spec: AudioSpec,
+        ts_base: Option<u32>,
+        capacity: usize,
+        fec: bool,
+        resample: bool,
+    ) -> Self {
+        let fb = spec.frame_bytes();
+        SubstreamRx {
+            ssrc,
+            channels: spec.channels,
+            frame_bytes: fb,
+            arrival: Arrival::new(spec.rate),
+            fec: fec.then(FecDecoder::new),
+            deint: Deinterleaver::new(fb, ts_base),
+            jb: JitterBuffer::new(fb, capacity, 0),
+            concealer: Concealer::new(spec),
+            resampler: resample.then(|| AdaptiveResampler::new(spec.format, spec.channels)),
+            scratch: vec![0; fb * MAX_CHUNK_FRAMES],
+            present: vec![false; MAX_CHUNK_FRAMES],
+            chunk: vec![0; fb * MAX_CHUNK_FRAMES],
+            repaired: ConcealCounts::default(),
+        }
+    }
+
+    /// The substream's SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The jitter buffer (read only).
+    pub fn jitter_buffer(&self) -> &JitterBuffer {
+        &self.jb
+    }
+
+    /// Finds where a media packet's frames go (see [`Deinterleaver::place`]); what is
+    /// rejected is added to `drops`.
+    fn place<'a>(
+        &mut self,
+        h: &RtpHeader,
+        payload: &'a [u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> Option<Placement<'a>> {
+        let input = PlaceInput {
+            format: ctx.format,
+            live: ctx.live,
+            stock_l16: ctx.stock_l16,
+            received: self.arrival.received(),
+            buffer_end: self.jb.end(),
+        };
+        match self.deint.place(h, payload, &input) {
+            Ok(p) => Some(p),
+            Err(Reject::Foreign) => {
+                drops.foreign += 1;
+                None
+            }
+            Err(Reject::Malformed) => {
+                drops.malformed += 1;
+                None
+            }
+        }
+    }
+
+    /// Renders the next `frames` frames into the chunk buffer: pulled from the jitter
+    /// buffer, repaired by the concealer, resampled at `ratio` if there is a resampler.
+    fn render(&mut self, ratio: f64, frames: usize) -> &[u8] {
+        let fb = self.frame_bytes;
+        let SubstreamRx {
+            jb,
+            concealer,
+            scratch,
+            present,
+            repaired,
+            chunk,
+            resampler,
+            ..
+        } = self;
+        let dst = &mut chunk[..frames * fb];
+        let mut pull =
+            |b: &mut [u8]| pull_repaired(jb, concealer, scratch, present, repaired, fb, b);
+        match resampler {
+            Some(r) => {
+                r.process(ratio, pull, dst);
+            }
+            None => {
+                pull(dst);
+            }
+        }
+        dst
+    }
+
+    /// This substream's counters, for media at `rate` Hz.
+    pub fn stats(&self, rate: u32) -> SubstreamStats {
+        let a = self.arrival.counts();
+        let d = self.deint.counts();
+        let expected = self.arrival.expected();
+        SubstreamStats {
+            ssrc: self.ssrc,
+            channels: self.channels,
+            packets_received: a.received,
+            packets_expected: expected,
+            lost: expected.saturating_sub(a.received),
+            recovered: a.recovered,
+            repair_received: a.repair_received,
+            late: d.late,
+            duplicate: a.duplicate,
+            overflow: d.overflow,
+            frames_interpolated: self.repaired.interpolated,
+            frames_concealed: self.repaired.concealed,
+            occupancy_frames: self.jb.occupancy(),
+            jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
+            frames_skipped: self.deint.timeline().frames_skipped(),
+        }
+    }
+}
+
+/// Pulls `buf.len() / fb` frames from the jitter buffer, repairs what is missing, and
+/// consumes them: the input side of playout (and of the resampler).
+fn pull_repaired(
+    jb: &mut JitterBuffer,
+    concealer: &mut Concealer,
+    scratch: &mut [u8],
+    present: &mut [bool],
+    repaired: &mut ConcealCounts,
+    fb: usize,
+    buf: &mut [u8],
+) -> usize {
+    let frames = buf.len() / fb;
+    let room = present.len() - LOOKAHEAD;
+    let mut done = 0;
+    while done < frames {
+        let k = (frames - done).min(room);
+        let total = k + LOOKAHEAD;
+        jb.peek(0, &mut scratch[..total * fb], &mut present[..total]);
+        *repaired += concealer.process(&mut scratch[..total * fb], &present[..total], LOOKAHEAD);
+        buf[done * fb..(done + k) * fb].copy_from_slice(&scratch[..k * fb]);
+        jb.advance(k);
+        done += k;
+    }
+    frames
+}
+
+/// The substreams of a session, in output order. See the module documentation.
+#[derive(Debug)]
+pub struct Substreams {
+    subs: Vec<SubstreamRx>,
+    merge: ChannelMerge,
+    /// Rebuilt datagrams of the packet being handled (reused).
+    rebuilt: Vec<Bytes>,
+    /// When the newest media packet was written, and its frames.
+    last_media: Option<(Instant, i64)>,
+    /// Report blocks being built (reused).
+    blocks: Vec<ReportBlock>,
+}
+
+impl Substreams {
+    /// The substreams of `layout`, each with a jitter buffer of `capacity` frames and, if
+    /// `resample`, a resampler.
+    pub fn new(layout: &Layout, capacity: usize, resample: bool) -> Self {
+        let subs: Vec<SubstreamRx> = layout
+            .substreams
+            .iter()
+            .map(|s| {
+                let spec = AudioSpec {
+                    channels: s.channels,
+                    ..layout.spec
+                };
+                SubstreamRx::new(s.ssrc, spec, s.ts_base, capacity, layout.fec, resample)
+            })
+            .collect();
+        Substreams {
+            merge: ChannelMerge::new(subs.iter().map(|s| s.frame_bytes)),
+            subs,
+            rebuilt: Vec::new(),
+            last_media: None,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Bytes of an output frame (all substreams' channels).
+    pub fn out_frame_bytes(&self) -> usize {
+        self.merge.out_frame_bytes()
+    }
+
+    /// The index of substream `ssrc`.
+    pub fn index_of(&self, ssrc: u32) -> Option<usize> {
+        self.subs.iter().position(|s| s.ssrc == ssrc)
+    }
+
+    /// The substreams.
+    pub fn iter(&self) -> impl Iterator<Item = &SubstreamRx> {
+        self.subs.iter()
+    }
+
+    /// A media packet of substream `i` (header `h`, `payload`, the whole `datagram`) arrived
+    /// at `now`. Returns false if it was a duplicate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_media(
+        &mut self,
+        now: Instant,
+        i: usize,
+        h: &RtpHeader,
+        payload: &[u8],
+        datagram: &Bytes,
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> bool {
+        let sub = &mut self.subs[i];
+        let Some(ext) = sub.arrival.on_media(now, h.seq, h.timestamp) else {
+            return false;
+        };
+        let mut rebuilt = std::mem::take(&mut self.rebuilt);
+        if let Some(fec) = &mut sub.fec {
+            fec.on_source(ext, datagram, &mut rebuilt);
+        }
+        self.deliver(now, i, h, payload, ctx, drops);
+        self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
+        self.rebuilt = rebuilt;
+        true
+    }
+
+    /// A repair packet of substream `i` arrived at `now`. Returns false if the substream
+    /// decodes no FEC (the packet is only counted).
+    pub fn on_repair(
+        &mut self,
+        now: Instant,
+        i: usize,
+        h: &RepairHeader,
+        shard: &[u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> bool {
+        let sub = &mut self.subs[i];
+        sub.arrival.on_repair();
+        let Some(fec) = &mut sub.fec else {
+            return false;
+        };
+        let base = sub.arrival.repair_base(h.base_seq);
+        let mut rebuilt = std::mem::take(&mut self.rebuilt);
+        fec.on_repair(base, h, shard, &mut rebuilt);
+        self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
+        self.rebuilt = rebuilt;
+        true
+    }
+
+    /// A sender report about substream `i` arrived at `now`.
+    pub fn on_sender_report(&mut self, now: Instant, i: usize, sr: &SenderReport) {
+        let sub = &mut self.subs[i];
+        sub.deint
+            .on_sender_report(sr.rtp_ts, rtcp::unix_nanos_from_ntp(sr.ntp));
+        sub.arrival.on_sender_report(now, sr.ntp);
+    }
+
+    /// Rebuilt datagrams: those the arrival stage has not seen go down the chain.
+    fn deliver_rebuilt(
+        &mut self,
+        now: Instant,
+        i: usize,
+        rebuilt: &mut Vec<Bytes>,
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) {
+        for r in rebuilt.drain(..) {
+            let Ok((h, payload)) = RtpHeader::parse(&r) else {
+                continue;
+            };
+            if self.subs[i].arrival.admit_recovered(h.seq).is_some() {
+                self.deliver(now, i, &h, payload, ctx, drops);
+            }
+        }
+    }
+
+    /// De-interleaves a media packet of substream `i` into its jitter buffer.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        i: usize,
+        h: &RtpHeader,
+        payload: &[u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) {
+        let Some(p) = self.subs[i].place(h, payload, ctx, drops) else {
+            return;
+        };
+        if !ctx.started {
+            self.align_start(i, p.pos);
+        }
+        let sub = &mut self.subs[i];
+        self.last_media = Some((now, (p.frames.len() / sub.frame_bytes) as i64));
+        sub.deint.write(&p, &mut sub.jb);
+    }
+
+    /// Before playback, a packet of substream `i` at `pos` may move every buffer's start: a
+    /// receiver joining a stream that started long ago begins where it is now, and an
+    /// earlier packet overtaken before playback becomes the start.
+    fn align_start(&mut self, i: usize, pos: i64) {
+        let quarter = (self.subs[i].jb.capacity() / 4) as i64;
+        if self
+            .subs
+            .iter()
+            .all(|s| s.jb.end() == s.jb.read_pos() && s.jb.read_pos() == 0)
+            && pos > quarter
+        {
+            for s in &mut self.subs {
+                s.jb.restart_at(pos);
+            }
+        }
+        if pos < self.subs[i].jb.read_pos() {
+            for s in &mut self.subs {
+                s.jb.rewind_to(pos);
+            }
+        }
+    }
+
+    /// Buffered audio of the emptiest and the fullest substream, in frames.
+    pub fn occupancy(&self) -> (i64, i64) {
+        let mut lo = i64::MAX;
+        let mut hi = 0;
+        for s in &self.subs {
+            let o = s.jb.occupancy();
+            lo = lo.min(o);
+            hi = hi.max(o);
+        }
+        (if lo == i64::MAX { 0 } else { lo }, hi)
+    }
+
+    /// The position of the next frame to play (all substreams share it), in frames.
+    pub fn read_pos(&self) -> i64 {
+        self.subs[0].jb.read_pos()
+    }
+
+    /// One past the highest position any substream has written, in frames.
+    pub fn data_end(&self) -> i64 {
+        self.subs.iter().map(|s| s.jb.end()).max().unwrap_or(0)
+    }
+
+    /// The latest media position a sender report has announced, in frames.
+    pub fn sr_end(&self) -> Option<i64> {
+        self.subs
+            .iter()
+            .filter_map(|s| s.deint.timeline().sr_position())
+            .max()
+    }
+
+    /// The first substream's last sender report mapping (for the latency monitor).
+    pub fn capture_mapping(&self) -> Option<CaptureMapping> {
+        self.subs[0].deint.timeline().capture_mapping()
+    }
+
+    /// When the newest media packet was written into a jitter buffer, and its frames.
+    pub fn last_media(&self) -> Option<(Instant, i64)> {
+        self.last_media
+    }
+
+    /// Input frames the first substream's resampler holds (0 without one).
+    pub fn resampler_held(&self) -> f64 {
+        self.subs[0]
+            .resampler
+            .as_ref()
+            .map_or(0.0, |r| r.buffered_input_frames())
+    }
+
+    /// Plays the next `frames` frames (at most [`MAX_CHUNK_FRAMES`] - [`LOOKAHEAD`]) of every
+    /// substream at resampling `ratio` into `out` (output frames), from output frame `first`.
+    pub fn render_into(&mut self, ratio: f64, frames: usize, out: &mut [u8], first: usize) {
+        for (k, sub) in self.subs.iter_mut().enumerate() {
+            let part = sub.render(ratio, frames);
+            self.merge.put(k, part, out, first);
+        }
+    }
+
+    /// The report blocks of all substreams at `now` (see [`Arrival::report_block`]).
+    pub fn report_blocks(&mut self, now: Instant) -> &[ReportBlock] {
+        self.blocks.clear();
+        for s in &mut self.subs {
+            self.blocks.push(s.arrival.report_block(now, s.ssrc));
+        }
+        &self.blocks
+    }
+
+    /// Every substream's counters, for media at `rate` Hz.
+    pub fn stats(&self, rate: u32) -> impl Iterator<Item = SubstreamStats> + '_ {
+        self.subs.iter().map(move |s| s.stats(rate))
+    }
+
+    /// Largest difference between the substreams' read positions, in frames.
+    pub fn skew(&self) -> i64 {
+        let r = self.subs.iter().map(|s| s.jb.read_pos());
+        r.clone().max().unwrap_or(0) - r.min().unwrap_or(0)
+    }
+}
