@@ -34,6 +34,7 @@
 //!   mapping at every chunk.
 //! - [`steering`]: buffer level -> drift estimator, handed what it watches at every chunk.
 //! - [`flow`]: PAUSE/RESUME with acknowledgement and retransmission.
+//! - [`control`]: the RTCP the receiver sends (receiver reports, PAUSE/RESUME requests).
 //! - [`stats`]: the counters and how they add up.
 //! - [`layout`]: what a session carries (its description, or a stock stream's first packet).
 #![deny(missing_docs)]
@@ -41,6 +42,7 @@
 pub mod arrival;
 pub mod concealer;
 pub mod config;
+pub mod control;
 pub mod deinterleaver;
 pub mod drift;
 pub mod driver;

@@ -133,6 +133,11 @@ impl Playout {
         }
     }
 
+    /// The media rate, in Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
     /// Whether the clock runs (playback started and not stopped).
     pub fn is_running(&self) -> bool {
         self.clock.is_running()

@@ -7,33 +7,25 @@
 //! [`ReceiverSession::poll_transmit`] and [`ReceiverSession::poll_event`], and calls
 //! [`ReceiverSession::handle_timeout`] at [`ReceiverSession::poll_timeout`].
 //!
-//! The session itself keeps the lifecycle (a provisional session for a stream without a
+//! The session keeps the lifecycle (a provisional session for a stream without a
 //! description, a new session, the old one retired, the end after BYE or the idle timeout),
-//! the demultiplexing (RTP, repair and RTCP, by SSRC) and the watermark decisions. The audio
+//! the demultiplexing (RTP, repair and RTCP, by SSRC) and the watermark decisions; the audio
 //! goes through one stage chain per substream ([`crate::substream`]) and the playout side
-//! ([`crate::playout`]):
-//!
-//! ```text
-//! UDP ─▶ demux ─▶ arrival ─▶ FEC decoder ─▶ de-interleaver ─▶ jitter buffer    (per substream)
-//!                                                                  │
-//! output ◀─ channel merge ◀─ resampler ◀─ concealer ◀──────────────┘ playout clock (one)
-//! ```
-//!
-//! Datagrams go through one queue: a description that replaces a provisional session puts
-//! the datagrams that session kept back into it, ahead of the rest of its RTCP packet.
+//! ([`crate::playout`]), drawn in the [crate documentation](crate). Datagrams go through one
+//! queue: a description that replaces a provisional session puts the datagrams that session
+//! kept back into it, ahead of the rest of its RTCP packet.
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use isostream_media::AudioSpec;
 use isostream_transport::fec::RepairHeader;
 use isostream_transport::rtcp::{self, RtcpPacket};
 use isostream_transport::rtp::{self, DatagramKind, RtpHeader};
 use isostream_transport::time::{Duration, Instant, MediaClock};
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 
 use crate::config::ReceiverConfig;
+use crate::control::Control;
 use crate::deinterleaver::payload_format;
 use crate::flow::{FlowController, FlowStats, Request};
 use crate::layout::Layout;
@@ -97,19 +89,7 @@ impl Active {
     }
 
     fn stats(&self, flow: FlowStats, drops: Drops) -> ReceiverStats {
-        let mut s = ReceiverStats {
-            malformed: drops.malformed,
-            foreign: drops.foreign,
-            flow,
-            startup_delay_ms: self
-                .playout
-                .first_start()
-                .map_or(0.0, |t| (t - self.first_arrival).as_secs_f64() * 1000.0),
-            skew_frames: self.subs.skew(),
-            ..Default::default()
-        };
-        self.playout.fill_stats(&mut s);
-        stats::aggregate(s, self.subs.stats(self.spec.rate))
+        stats::session(&self.subs, &self.playout, self.first_arrival, flow, drops)
     }
 }
 
@@ -127,14 +107,11 @@ enum Work {
 /// A receiver session. See the module documentation for the call protocol.
 pub struct ReceiverSession {
     cfg: ReceiverConfig,
-    ssrc: u32,
     active: Option<Active>,
     flow: FlowController,
-    control: VecDeque<Bytes>,
+    control: Control,
     events: VecDeque<ReceiverEvent>,
     drops: Drops,
-    next_report: Option<Instant>,
-    rtcp_buf: BytesMut,
     /// Totals of sessions that already ended.
     done: Option<ReceiverStats>,
     /// Datagrams still to handle (see [`Work`]).
@@ -145,17 +122,13 @@ impl ReceiverSession {
     /// Creates a receiver. Errors if the configuration is inconsistent.
     pub fn new(cfg: ReceiverConfig) -> Result<Self, crate::ReceiverError> {
         cfg.validate()?;
-        let ssrc = StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_1505).random();
         Ok(ReceiverSession {
+            control: Control::new(cfg.seed, cfg.report_interval),
             cfg,
-            ssrc,
             active: None,
             flow: FlowController::new(),
-            control: VecDeque::new(),
             events: VecDeque::new(),
             drops: Drops::default(),
-            next_report: None,
-            rtcp_buf: BytesMut::with_capacity(1024),
             done: None,
             queue: VecDeque::new(),
         })
@@ -230,7 +203,13 @@ impl ReceiverSession {
     }
 
     fn retire(&mut self, old: Active) {
-        let s = old.stats(self.flow.stats(), self.drops);
+        let s = stats::session(
+            &old.subs,
+            &old.playout,
+            old.first_arrival,
+            self.flow.stats(),
+            self.drops,
+        );
         self.done = Some(stats::carry_over(s, self.done.take()));
     }
 
@@ -308,31 +287,36 @@ impl ReceiverSession {
         }
     }
 
+    /// The index and receive context of substream `ssrc` of the current session, which was
+    /// just heard from.
+    fn heard(&mut self, now: Instant, ssrc: u32) -> Option<(usize, ReceiveContext)> {
+        let i = self.sub_index(ssrc)?;
+        let a = self.active.as_mut()?;
+        a.last_heard = now;
+        Some((i, a.receive_context(&self.cfg)))
+    }
+
     fn handle_media(&mut self, now: Instant, d: &Bytes) -> bool {
         let Ok((h, payload)) = RtpHeader::parse(d) else {
             self.drops.malformed += 1;
             return false;
         };
         let kept = self.keep_pending(d);
-        let mut idx = self.sub_index(h.ssrc);
         let stock_l16 = self.cfg.stock_l16_payload_type;
-        if idx.is_none()
+        if self.sub_index(h.ssrc).is_none()
             && self.active.as_ref().is_none_or(|a| a.ended)
             && payload_format(h.payload_type, stock_l16).is_some()
         {
             // a stock sender (no session description): accept its stream as it is
             let layout = Layout::stock(self.cfg.default_spec, h.ssrc, h.payload_type, stock_l16);
             if self.new_active(now, layout) {
-                idx = Some(0);
                 self.keep_pending(d);
             }
         }
-        let Some(i) = idx else {
+        let Some((i, ctx)) = self.heard(now, h.ssrc) else {
             return self.not_ours(kept);
         };
-        let a = self.active.as_mut().expect("index implies a session");
-        a.last_heard = now;
-        let ctx = a.receive_context(&self.cfg);
+        let a = self.active.as_mut().expect("heard from a session");
         if !a
             .subs
             .on_media(now, i, &h, payload, d, &ctx, &mut self.drops)
@@ -352,12 +336,10 @@ impl ReceiverSession {
             return false;
         };
         let kept = self.keep_pending(d);
-        let Some(i) = self.sub_index(h.ssrc) else {
+        let Some((i, ctx)) = self.heard(now, h.ssrc) else {
             return self.not_ours(kept);
         };
-        let a = self.active.as_mut().expect("index implies a session");
-        a.last_heard = now;
-        let ctx = a.receive_context(&self.cfg);
+        let a = self.active.as_mut().expect("heard from a session");
         if a.subs.on_repair(now, i, &h, shard, &ctx, &mut self.drops) {
             self.after_write(now);
         }
@@ -393,14 +375,7 @@ impl ReceiverSession {
         if let Some(a) = self.active.as_mut() {
             a.playout.flow_request_sent();
         }
-        self.rtcp_buf.clear();
-        let kind = if req.pause {
-            rtcp::APP_PAUSE
-        } else {
-            rtcp::APP_RESUME
-        };
-        rtcp::write_flow(&mut self.rtcp_buf, kind, self.ssrc, req.number);
-        self.control.push_back(self.rtcp_buf.split().freeze());
+        self.control.request(req);
     }
 
     /// Handles the packets of an RTCP compound packet from its packet `from` (`bye`: a BYE
@@ -415,13 +390,9 @@ impl ReceiverSession {
             };
             match p {
                 RtcpPacket::Desc { desc, .. } => {
-                    let known = self.active.as_ref().is_some_and(|a| {
-                        !a.provisional
-                            && a.subs
-                                .iter()
-                                .map(|s| s.ssrc())
-                                .eq(desc.substreams.iter().map(|s| s.ssrc))
-                    });
+                    let ssrcs = desc.substreams.iter().map(|s| s.ssrc);
+                    let known = (self.active.as_ref())
+                        .is_some_and(|a| !a.provisional && a.subs.ssrcs().eq(ssrcs));
                     if known {
                         ours = true;
                     } else if self.can_start_new() {
@@ -557,34 +528,28 @@ impl ReceiverSession {
         let Some(a) = self.active.as_mut() else {
             return;
         };
-        if self.next_report.is_none_or(|t| now >= t) {
-            self.next_report = Some(now + self.cfg.report_interval);
-            self.rtcp_buf.clear();
-            rtcp::write_receiver_report(&mut self.rtcp_buf, self.ssrc, a.subs.report_blocks(now));
-            rtcp::write_sdes_cname(&mut self.rtcp_buf, self.ssrc, "isostream-recv");
-            self.control.push_back(self.rtcp_buf.split().freeze());
+        if self.control.report_due(now) {
+            self.control.report(now, a.subs.report_blocks(now));
         }
     }
 
     /// When [`Self::handle_timeout`] must be called next.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        let mut t: Option<Instant> = self.flow.deadline();
-        if let Some(a) = &self.active {
-            if !a.ended {
-                let r = self.next_report.unwrap_or(now);
-                t = Some(t.map_or(r, |t| t.min(r)));
-                if a.end_pos.is_none() {
-                    let idle = a.last_heard + self.cfg.idle_timeout;
-                    t = Some(t.map_or(idle, |t| t.min(idle)));
-                }
-            }
-        }
-        t
+        let flow = self.flow.deadline();
+        let Some(a) = self.active.as_ref().filter(|a| !a.ended) else {
+            return flow;
+        };
+        let report = self.control.next_report().unwrap_or(now);
+        let idle = a
+            .end_pos
+            .is_none()
+            .then(|| a.last_heard + self.cfg.idle_timeout);
+        [flow, Some(report), idle].into_iter().flatten().min()
     }
 
     /// The next datagram to send to the sender, if any. Call until it returns `None`.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.control.pop_front()
+        self.control.poll()
     }
 
     /// The next event, if any.

@@ -2,12 +2,16 @@
 //! substream, [`LatencyStats`]) and how they add up.
 //!
 //! Every stage keeps its own counters; [`crate::substream::SubstreamRx::stats`] gathers one
-//! substream's, [`aggregate`] sums the substreams into the session's totals, and
+//! substream's, [`session`] adds the session-wide figures, [`aggregate`] sums the substreams into the session's totals, and
 //! [`carry_over`] keeps what earlier sessions of the same receiver counted.
 
 use serde::Serialize;
 
+use isostream_transport::time::Instant;
+
 use crate::flow::FlowStats;
+use crate::playout::Playout;
+use crate::substream::Substreams;
 
 /// Counters of one substream.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -207,6 +211,29 @@ pub fn aggregate(
         s.unrecoverable as f64 / expected_total as f64
     };
     s
+}
+
+/// The stats of a session: its substreams `subs`, its playout side `playout`, its first
+/// datagram's arrival, the watermark controller's counters and the receiver's drops.
+pub fn session(
+    subs: &Substreams,
+    playout: &Playout,
+    first_arrival: Instant,
+    flow: FlowStats,
+    drops: Drops,
+) -> ReceiverStats {
+    let mut s = ReceiverStats {
+        malformed: drops.malformed,
+        foreign: drops.foreign,
+        flow,
+        startup_delay_ms: playout
+            .first_start()
+            .map_or(0.0, |t| (t - first_arrival).as_secs_f64() * 1000.0),
+        skew_frames: subs.skew(),
+        ..Default::default()
+    };
+    playout.fill_stats(&mut s);
+    aggregate(s, subs.stats(playout.rate()))
 }
 
 /// The stats of a session that just ended, with what the receiver's earlier sessions

@@ -274,9 +274,9 @@ impl Substreams {
         self.subs.iter().position(|s| s.ssrc == ssrc)
     }
 
-    /// The substreams.
-    pub fn iter(&self) -> impl Iterator<Item = &SubstreamRx> {
-        self.subs.iter()
+    /// The substreams' SSRCs, in output order.
+    pub fn ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.subs.iter().map(|s| s.ssrc)
     }
 
     /// A media packet of substream `i` (header `h`, `payload`, the whole `datagram`) arrived
