@@ -283,4 +283,136 @@ mod tests {
         assert_eq!(c.due(t2 + Duration::from_millis(10)), 10);
         assert_eq!(c.frames_played(), 1_000);
     }
+
+    mod play {
+        use super::super::*;
+        use crate::layout::{Layout, SubstreamLayout};
+        use crate::stats::Drops;
+        use crate::substream::ReceiveContext;
+        use bytes::BytesMut;
+        use isostream_media::{AudioSpec, SampleFormat};
+        use isostream_transport::rtp::{self, RtpHeader};
+        use isostream_transport::time::Duration;
+
+        /// Mono S16 at 1 kHz holding `frames` frames (one packet) from position 0.
+        fn filled(frames: usize) -> Substreams {
+            let layout = Layout {
+                spec: AudioSpec {
+                    rate: 1_000,
+                    channels: 1,
+                    format: SampleFormat::S16,
+                },
+                substreams: vec![SubstreamLayout {
+                    ssrc: 1,
+                    channels: 1,
+                    ts_base: Some(0),
+                }],
+                fec: false,
+                live: false,
+                provisional: false,
+            };
+            let mut s = Substreams::new(&layout, 1_000, false);
+            let mut b = BytesMut::new();
+            let h = RtpHeader {
+                marker: false,
+                payload_type: rtp::PT_L16,
+                seq: 0,
+                timestamp: 0,
+                ssrc: 1,
+            };
+            h.write(&mut b);
+            b.extend_from_slice(&vec![1u8; frames * 2]);
+            let d = b.freeze();
+            let ctx = ReceiveContext {
+                started: false,
+                live: false,
+                format: SampleFormat::S16,
+                stock_l16: None,
+            };
+            s.on_media(
+                Instant::ZERO,
+                0,
+                &h,
+                &d[12..],
+                &d,
+                &ctx,
+                &mut Drops::default(),
+            );
+            s
+        }
+
+        fn input(end_pos: Option<i64>, live: bool) -> PlayInput {
+            PlayInput {
+                end_pos,
+                low: 50,
+                live,
+                last_media: None,
+            }
+        }
+
+        #[test]
+        fn nothing_plays_before_start() {
+            let mut p = Playout::new(1_000, 0, false);
+            let mut s = filled(100);
+            let mut out = [0u8; 20];
+            assert_eq!(
+                p.play(Instant::ZERO, &mut out, &mut s, &input(None, false)),
+                0
+            );
+            assert_eq!(s.read_pos(), 0);
+        }
+
+        #[test]
+        fn an_underrun_holds_back_what_has_not_arrived_and_is_counted_once() {
+            let mut p = Playout::new(1_000, 0, false);
+            let mut s = filled(30);
+            p.start(Instant::ZERO);
+            let mut out = [0u8; 100];
+            assert_eq!(
+                p.play(Instant::ZERO, &mut out, &mut s, &input(None, false)),
+                30
+            );
+            assert!(out[..60].iter().all(|&b| b == 1));
+            assert_eq!(
+                p.play(Instant::ZERO, &mut out, &mut s, &input(None, false)),
+                0
+            );
+            let mut st = ReceiverStats::default();
+            p.fill_stats(&mut st);
+            assert_eq!((st.underruns, st.frames_played), (1, 30));
+            assert!(p.is_running());
+        }
+
+        #[test]
+        fn playback_never_passes_the_end_of_the_stream() {
+            let mut p = Playout::new(1_000, 0, false);
+            let mut s = filled(30);
+            p.start(Instant::ZERO);
+            let mut out = [0u8; 100];
+            // the end is known: what is missing before it is concealed, nothing after it
+            assert_eq!(
+                p.play(Instant::ZERO, &mut out, &mut s, &input(Some(40), false)),
+                40
+            );
+            let mut st = ReceiverStats::default();
+            p.fill_stats(&mut st);
+            assert_eq!(st.underruns, 0);
+        }
+
+        #[test]
+        fn a_live_stream_that_runs_dry_stops_the_clock() {
+            let mut p = Playout::new(1_000, 0, true);
+            let mut s = filled(30);
+            let t0 = Instant::ZERO;
+            p.start(t0);
+            let mut out = [0u8; 100];
+            assert_eq!(p.play(t0, &mut out, &mut s, &input(None, true)), 30);
+            assert!(!p.is_running());
+            assert_eq!(p.due(t0 + Duration::from_secs(1)), 0);
+            assert_eq!(p.first_start(), Some(t0));
+            let mut st = ReceiverStats::default();
+            p.fill_stats(&mut st);
+            assert!(st.drift_ppm.is_some());
+        }
+    }
 }

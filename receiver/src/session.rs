@@ -569,3 +569,232 @@ impl ReceiverSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use isostream_media::SampleFormat;
+    use isostream_transport::rtcp::{SessionDesc, SubstreamDesc};
+
+    const SSRC: u32 = 0x5eed;
+    /// Frames per packet (5 ms at 48 kHz).
+    const FRAMES: usize = 240;
+    /// Bytes per frame (S16 stereo, the default spec of a stock stream).
+    const FB: usize = 4;
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    /// Low water 10 ms (480 frames), high water 100 ms (4800 frames).
+    fn receiver() -> ReceiverSession {
+        ReceiverSession::new(ReceiverConfig {
+            low_water_ms: 10,
+            high_water_ms: 100,
+            ..ReceiverConfig::default()
+        })
+        .unwrap()
+    }
+
+    /// Media packet `seq` of `ssrc`: position `seq x FRAMES`, every sample byte `seq + 1`.
+    fn media(ssrc: u32, seq: u16) -> Bytes {
+        let mut b = BytesMut::new();
+        RtpHeader {
+            marker: false,
+            payload_type: rtp::PT_L16,
+            seq,
+            timestamp: seq as u32 * FRAMES as u32,
+            ssrc,
+        }
+        .write(&mut b);
+        b.extend_from_slice(&[seq as u8 + 1; FRAMES * FB]);
+        b.freeze()
+    }
+
+    fn desc() -> SessionDesc {
+        SessionDesc {
+            rate: 48_000,
+            format: SampleFormat::S16.code(),
+            packet_frames: FRAMES as u16,
+            interleave: 1,
+            fec_k: 0,
+            fec_m: 0,
+            spread: 1,
+            live: false,
+            substreams: vec![SubstreamDesc {
+                ssrc: SSRC,
+                ts_base: 0,
+                channels: 2,
+            }],
+        }
+    }
+
+    /// A compound RTCP packet: the description, then BYE if `bye`.
+    fn rtcp_desc(bye: bool) -> Bytes {
+        let mut b = BytesMut::new();
+        rtcp::write_desc(&mut b, SSRC, &desc());
+        if bye {
+            rtcp::write_bye(&mut b, SSRC);
+        }
+        b.freeze()
+    }
+
+    fn bye() -> Bytes {
+        let mut b = BytesMut::new();
+        rtcp::write_bye(&mut b, SSRC);
+        b.freeze()
+    }
+
+    fn events(rx: &mut ReceiverSession) -> Vec<ReceiverEvent> {
+        std::iter::from_fn(|| rx.poll_event()).collect()
+    }
+
+    fn started(ev: &[ReceiverEvent]) -> usize {
+        ev.iter()
+            .filter(|e| matches!(e, ReceiverEvent::SessionStarted { .. }))
+            .count()
+    }
+
+    /// Plays up to `frames` frames at `now`; returns what was played.
+    fn play(rx: &mut ReceiverSession, now: Instant, frames: usize) -> Vec<u8> {
+        let mut out = vec![0u8; frames * FB];
+        let n = rx.playout(now, &mut out);
+        out.truncate(n * FB);
+        out
+    }
+
+    #[test]
+    fn a_provisional_session_replaced_by_a_description_replays_what_it_kept() {
+        let mut rx = receiver();
+        for seq in 0..3 {
+            assert!(rx.handle_bytes(at(seq as u64), media(SSRC, seq)));
+        }
+        // a stream without a description: a provisional session, not playing yet (grace)
+        assert_eq!(started(&events(&mut rx)), 1);
+        assert!(!rx.is_playing());
+        assert_eq!(rx.occupancy(), (720, 720));
+        // the description (and a BYE behind it in the same packet) replaces it
+        assert!(rx.handle_bytes(at(10), rtcp_desc(true)));
+        let ev = events(&mut rx);
+        assert_eq!(started(&ev), 1);
+        assert!(ev.contains(&ReceiverEvent::PlaybackStarted));
+        let st = rx.stats();
+        assert_eq!((st.packets_received, st.duplicate, st.foreign), (3, 0, 0));
+        // the BYE came after the replay: the end is after the replayed audio
+        let out = play(&mut rx, at(10), 1_000);
+        assert_eq!(out.len(), 720 * FB);
+        assert!(out[..FRAMES * FB].iter().all(|&b| b == 1));
+        assert!(out[2 * FRAMES * FB..].iter().all(|&b| b == 3));
+        assert!(rx.is_ended());
+        assert_eq!(events(&mut rx), vec![ReceiverEvent::SessionEnded]);
+    }
+
+    #[test]
+    fn a_stock_stream_plays_after_the_grace_period() {
+        let mut rx = receiver();
+        for seq in 0..3 {
+            rx.handle_bytes(at(seq as u64), media(SSRC, seq));
+        }
+        assert!(!rx.is_playing());
+        rx.handle_bytes(at(PROVISIONAL_GRACE.as_millis() as u64), media(SSRC, 3));
+        assert!(rx.is_playing());
+        assert_eq!(rx.spec(), Some(ReceiverConfig::default().default_spec));
+    }
+
+    #[test]
+    fn a_bye_ends_the_session_after_its_buffer_plays_out() {
+        let mut rx = receiver();
+        assert!(rx.handle_bytes(at(0), rtcp_desc(false)));
+        for seq in 0..4 {
+            assert!(rx.handle_bytes(at(1), media(SSRC, seq)));
+        }
+        assert!(rx.is_playing());
+        assert!(rx.handle_bytes(at(2), bye()));
+        assert!(!rx.is_ended());
+        assert_eq!(rx.due_frames(at(1_000)), 4 * FRAMES);
+        assert_eq!(play(&mut rx, at(1_000), 500).len(), 500 * FB);
+        assert!(!rx.is_ended());
+        assert_eq!(
+            play(&mut rx, at(1_000), 1_000).len(),
+            (4 * FRAMES - 500) * FB
+        );
+        assert!(rx.is_ended() && !rx.is_playing());
+        assert!(events(&mut rx).ends_with(&[ReceiverEvent::SessionEnded]));
+        assert_eq!(rx.due_frames(at(2_000)), 0);
+        assert_eq!(rx.stats().frames_played, 4 * FRAMES as u64);
+    }
+
+    #[test]
+    fn datagrams_of_another_ssrc_or_session_are_counted_as_foreign() {
+        let mut rx = receiver();
+        rx.handle_bytes(at(0), rtcp_desc(false));
+        rx.handle_bytes(at(0), media(SSRC, 0));
+        assert!(!rx.handle_bytes(at(1), media(SSRC + 1, 0)));
+        let mut other = desc();
+        other.substreams[0].ssrc = SSRC + 1;
+        let mut b = BytesMut::new();
+        rtcp::write_desc(&mut b, SSRC + 1, &other);
+        assert!(!rx.handle_bytes(at(2), b.freeze()));
+        assert!(!rx.handle_datagram(at(3), &[0x80, 0x60, 0, 0]));
+        let st = rx.stats();
+        assert_eq!((st.foreign, st.malformed, st.packets_received), (2, 1, 1));
+    }
+
+    #[test]
+    fn duplicates_are_ours_and_counted() {
+        let mut rx = receiver();
+        rx.handle_bytes(at(0), rtcp_desc(false));
+        assert!(rx.handle_bytes(at(0), media(SSRC, 0)));
+        assert!(rx.handle_bytes(at(1), media(SSRC, 0)));
+        let st = rx.stats();
+        assert_eq!((st.packets_received, st.duplicate), (1, 1));
+    }
+
+    #[test]
+    fn a_silent_sender_ends_at_the_idle_timeout() {
+        let mut rx = receiver();
+        rx.handle_bytes(at(0), media(SSRC, 0));
+        let idle = at(0) + ReceiverConfig::default().idle_timeout;
+        assert_eq!(rx.poll_timeout(at(0)).map(|t| t <= idle), Some(true));
+        rx.handle_timeout(idle - Duration::from_millis(1));
+        assert!(!rx.is_playing());
+        rx.handle_timeout(idle);
+        assert!(rx.is_playing());
+        assert_eq!(play(&mut rx, idle, 1_000).len(), FRAMES * FB);
+        assert!(rx.is_ended());
+        assert!(events(&mut rx)
+            .ends_with(&[ReceiverEvent::PlaybackStarted, ReceiverEvent::SessionEnded]));
+        // an ended session needs no timer, and a new stream starts a new session
+        assert_eq!(rx.poll_timeout(idle), None);
+        rx.handle_bytes(idle, media(SSRC + 1, 0));
+        assert_eq!(started(&events(&mut rx)), 1);
+        assert_eq!(rx.stats().packets_received, 1);
+    }
+
+    #[test]
+    fn a_full_buffer_asks_for_pause_and_receiver_reports_follow_the_timer() {
+        let mut rx = receiver();
+        rx.handle_bytes(at(0), rtcp_desc(false));
+        for seq in 0..21 {
+            rx.handle_bytes(at(0), media(SSRC, seq));
+        }
+        let sent: Vec<Bytes> = std::iter::from_fn(|| rx.poll_transmit()).collect();
+        let pause = sent
+            .iter()
+            .flat_map(|d| rtcp::parse_compound(d).collect::<Vec<_>>())
+            .any(|p| matches!(p, Ok(RtcpPacket::Pause { request: 1, .. })));
+        assert!(pause);
+        assert_eq!(rx.stats().flow.pause_sent, 1);
+        rx.handle_timeout(at(1));
+        let report = rx.poll_transmit().unwrap();
+        assert!(rtcp::parse_compound(&report)
+            .any(|p| matches!(p, Ok(RtcpPacket::ReceiverReport { .. }))));
+        rx.handle_timeout(at(2));
+        // the next report is due one interval later; the PAUSE is retransmitted meanwhile
+        assert!(
+            std::iter::from_fn(|| rx.poll_transmit()).all(|d| !rtcp::parse_compound(&d)
+                .any(|p| matches!(p, Ok(RtcpPacket::ReceiverReport { .. }))))
+        );
+    }
+}

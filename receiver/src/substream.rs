@@ -471,9 +471,249 @@ impl Substreams {
         self.subs.iter().map(move |s| s.stats(rate))
     }
 
+    #[cfg(test)]
+    fn iter_read_pos(&self) -> impl Iterator<Item = i64> + '_ {
+        self.subs.iter().map(|s| s.jb.read_pos())
+    }
+
     /// Largest difference between the substreams' read positions, in frames.
     pub fn skew(&self) -> i64 {
         let r = self.subs.iter().map(|s| s.jb.read_pos());
         r.clone().max().unwrap_or(0) - r.min().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::SubstreamLayout;
+    use bytes::BytesMut;
+    use isostream_transport::fec::{BlockEncoder, FecParams, ReedSolomonCodec};
+    use isostream_transport::rtp;
+    use isostream_transport::time::Duration;
+
+    const RATE: u32 = 1_000;
+    const FRAMES: usize = 10;
+
+    /// Substreams of mono S16 at 1 kHz with SSRCs 1, 2, ... and timestamp base 0.
+    fn substreams(n: usize, fec: bool) -> Substreams {
+        let layout = Layout {
+            spec: AudioSpec {
+                rate: RATE,
+                channels: n as u16,
+                format: SampleFormat::S16,
+            },
+            substreams: (0..n)
+                .map(|i| SubstreamLayout {
+                    ssrc: i as u32 + 1,
+                    channels: 1,
+                    ts_base: Some(0),
+                })
+                .collect(),
+            fec,
+            live: false,
+            provisional: false,
+        };
+        Substreams::new(&layout, 1_000, false)
+    }
+
+    /// Packet `seq` of substream `ssrc`: FRAMES mono frames at position `seq x FRAMES`,
+    /// samples `seq`, `seq + 1`, ...
+    fn packet(ssrc: u32, seq: u16) -> Bytes {
+        let mut b = BytesMut::new();
+        RtpHeader {
+            marker: false,
+            payload_type: rtp::PT_L16,
+            seq,
+            timestamp: seq as u32 * FRAMES as u32,
+            ssrc,
+        }
+        .write(&mut b);
+        for f in 0..FRAMES {
+            b.extend_from_slice(&(seq * 100 + f as u16).to_be_bytes());
+        }
+        b.freeze()
+    }
+
+    fn ctx(started: bool) -> ReceiveContext {
+        ReceiveContext {
+            started,
+            live: false,
+            format: SampleFormat::S16,
+            stock_l16: None,
+        }
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    fn media(s: &mut Substreams, i: usize, d: &Bytes, started: bool) -> bool {
+        let (h, payload) = RtpHeader::parse(d).unwrap();
+        let mut drops = Drops::default();
+        let fresh = s.on_media(
+            at(h.seq as u64),
+            i,
+            &h,
+            payload,
+            d,
+            &ctx(started),
+            &mut drops,
+        );
+        assert_eq!(drops, Drops::default());
+        fresh
+    }
+
+    fn play(s: &mut Substreams, frames: usize) -> Vec<u8> {
+        let mut out = vec![0u8; frames * s.out_frame_bytes()];
+        s.render_into(1.0, frames, &mut out, 0);
+        out
+    }
+
+    #[test]
+    fn packets_play_back_bit_exact_in_order() {
+        let mut s = substreams(1, false);
+        let packets: Vec<Bytes> = (0..4).map(|q| packet(1, q)).collect();
+        for q in [1, 0, 3, 2] {
+            assert!(media(&mut s, 0, &packets[q], false));
+        }
+        assert_eq!(s.occupancy(), (40, 40));
+        assert_eq!(s.last_media(), Some((at(2), FRAMES as i64)));
+        let out = play(&mut s, 40);
+        let expected: Vec<u8> = packets.iter().flat_map(|p| p[12..].to_vec()).collect();
+        assert_eq!(out, expected);
+        let st = s.stats(RATE).next().unwrap();
+        assert_eq!(
+            (st.packets_received, st.packets_expected, st.lost),
+            (4, 4, 0)
+        );
+        assert_eq!(st.frames_concealed, 0);
+    }
+
+    #[test]
+    fn a_lost_packet_is_rebuilt_and_its_late_original_is_a_duplicate() {
+        let mut s = substreams(1, true);
+        let packets: Vec<Bytes> = (0..4).map(|q| packet(1, q)).collect();
+        let mut enc = BlockEncoder::new(FecParams { k: 4, m: 1 }, 1, 0, ReedSolomonCodec::boxed());
+        let mut repairs = Vec::new();
+        for p in &packets {
+            enc.push(p, &mut repairs);
+        }
+        for q in [0, 1, 3] {
+            media(&mut s, 0, &packets[q], false);
+        }
+        let (h, shard) = RepairHeader::parse(&repairs[0]).unwrap();
+        let mut drops = Drops::default();
+        assert!(s.on_repair(at(5), 0, &h, shard, &ctx(false), &mut drops));
+        assert!(!media(&mut s, 0, &packets[2], false));
+        let st = s.stats(RATE).next().unwrap();
+        assert_eq!(
+            (st.recovered, st.repair_received, st.duplicate, st.lost),
+            (1, 1, 1, 1)
+        );
+        let out = play(&mut s, 40);
+        assert_eq!(&out[40..60], &packets[2][12..]);
+    }
+
+    #[test]
+    fn repair_packets_without_fec_are_only_counted() {
+        let mut s = substreams(1, false);
+        let mut enc = BlockEncoder::new(FecParams { k: 1, m: 1 }, 1, 0, ReedSolomonCodec::boxed());
+        let mut repairs = Vec::new();
+        enc.push(&packet(1, 0), &mut repairs);
+        let (h, shard) = RepairHeader::parse(&repairs[0]).unwrap();
+        assert!(!s.on_repair(at(0), 0, &h, shard, &ctx(false), &mut Drops::default()));
+        assert_eq!(s.stats(RATE).next().unwrap().repair_received, 1);
+        assert_eq!(s.occupancy(), (0, 0));
+    }
+
+    #[test]
+    fn what_is_missing_at_playout_is_concealed_and_counted() {
+        let mut s = substreams(1, false);
+        media(&mut s, 0, &packet(1, 0), false);
+        media(&mut s, 0, &packet(1, 2), false);
+        play(&mut s, 30);
+        let st = s.stats(RATE).next().unwrap();
+        assert_eq!(st.frames_interpolated + st.frames_concealed, FRAMES as u64);
+        assert_eq!(st.lost, 1);
+    }
+
+    #[test]
+    fn joining_a_running_stream_starts_every_substream_where_it_is() {
+        let mut s = substreams(2, false);
+        // position 5000: far beyond a quarter of the buffer
+        media(&mut s, 1, &packet(2, 500), false);
+        assert_eq!(s.read_pos(), 5_000);
+        assert!(s.iter_read_pos().all(|p| p == 5_000));
+        // an earlier packet overtaken before playback moves the start back, for both
+        media(&mut s, 0, &packet(1, 498), false);
+        assert_eq!(s.read_pos(), 4_980);
+        assert!(s.iter_read_pos().all(|p| p == 4_980));
+        assert_eq!(s.skew(), 0);
+        // once playing, nothing moves
+        media(&mut s, 0, &packet(1, 490), true);
+        assert_eq!(s.read_pos(), 4_980);
+        assert_eq!(s.stats(RATE).next().unwrap().late, 1);
+    }
+
+    #[test]
+    fn substreams_play_side_by_side_in_their_channels() {
+        let mut s = substreams(2, false);
+        media(&mut s, 0, &packet(1, 0), false);
+        media(&mut s, 1, &packet(2, 1), false);
+        assert_eq!(s.occupancy(), (10, 20));
+        assert_eq!(s.data_end(), 20);
+        let out = play(&mut s, 20);
+        let sample = |frame: usize, ch: usize| {
+            let at = frame * 4 + ch * 2;
+            u16::from_be_bytes([out[at], out[at + 1]])
+        };
+        // the first substream's packet in channel 0, the second's in channel 1 (its first
+        // frames joined to the concealed ones before them)
+        assert!((0..10).all(|f| sample(f, 0) == f as u16));
+        let ch1: Vec<u16> = (0..20).map(|f| sample(f, 1)).collect();
+        assert!((13..20).all(|f| sample(f, 1) == 90 + f as u16), "{ch1:?}");
+    }
+
+    #[test]
+    fn bad_payloads_count_as_dropped() {
+        let mut s = substreams(1, false);
+        let mut d = BytesMut::from(&packet(1, 0)[..]);
+        d.extend_from_slice(&[0]); // half a frame
+        let d = d.freeze();
+        let (h, payload) = RtpHeader::parse(&d).unwrap();
+        let mut drops = Drops::default();
+        s.on_media(at(0), 0, &h, payload, &d, &ctx(false), &mut drops);
+        assert_eq!(drops.malformed, 1);
+        let mut c = ctx(false);
+        c.format = SampleFormat::S24;
+        let d = packet(1, 1);
+        let (h, payload) = RtpHeader::parse(&d).unwrap();
+        s.on_media(at(0), 0, &h, payload, &d, &c, &mut drops);
+        assert_eq!(drops.malformed, 2);
+        assert_eq!(s.occupancy(), (0, 0));
+    }
+
+    #[test]
+    fn sender_reports_map_positions_and_echo_in_report_blocks() {
+        let mut s = substreams(2, false);
+        media(&mut s, 0, &packet(1, 0), false);
+        let sr = SenderReport {
+            ssrc: 1,
+            ntp: rtcp::ntp_from_unix_nanos(1_000_000_000_000),
+            rtp_ts: 250,
+            packets: 1,
+            octets: 20,
+        };
+        s.on_sender_report(at(100), 0, &sr);
+        assert_eq!(s.sr_end(), Some(250));
+        let m = s.capture_mapping().unwrap();
+        assert_eq!(m.position, 250);
+        assert!((m.unix_ns - 1_000_000_000_000).abs() < 1_000);
+        let blocks = s.report_blocks(at(600));
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0].ssrc, 1);
+        assert_eq!(blocks[0].delay_since_last_sr, 32_768);
+        assert_eq!(blocks[1].last_sr, 0);
     }
 }
