@@ -2,41 +2,59 @@
 //! de-interleaves, conceals what is still missing and plays substreams out sample-aligned from
 //! a jitter buffer steered by watermarks; plus its tokio driver.
 //!
-//! [`ReceiverSession`] ([`session`]) keeps the lifecycle, the demultiplexing and the
-//! watermark decisions; the audio goes through a chain of stages, one file each, per
-//! substream ([`substream`]) and then through the session's playout side ([`playout`]):
+//! [`ReceiverSession`] ([`session`]) keeps the lifecycle (provisional session, new session,
+//! retire, end detection, idle timeout), the demultiplexing and the watermark decisions. The
+//! audio goes through one chain of stages per substream ([`substream::SubstreamRx`]), one
+//! file per stage, then through the session's playout side ([`playout`]). Data flows one
+//! way: a stage never calls an earlier one; what one stage needs of another is handed to it
+//! as an explicit input by the session or the substream that composes them.
 //!
 //! ```text
-//!            ┌──────────────────────── per substream (substream.rs) ─────────────────────┐
-//! UDP ─▶ demux ─▶ arrival ─▶ fec_decoder ─▶ deinterleaver ─▶ jitter_buffer
-//! (session)       │  ▲ rebuilt  │                 │ timestamps -> positions    │
-//!                 │  └──────────┘ (duplicates)    │ sender-report mapping      │
-//!                 │ report figures                ▼                            ▼
-//!                 ▼                        latency ◀── playout (one clock) ─▶ concealer
-//!          receiver reports                 steering ─ ratio ─▶ resampler ◀────┘
-//!                                                                  │
-//!                                 output ◀─ merge (all substreams) ◀┘
+//! receive, per substream (substream.rs):
+//!
+//!  UDP ─▶ demux ─┬─ media ──▶ arrival ──▶ fec_decoder ──▶ deinterleaver ──▶ jitter_buffer
+//!  (session.rs)  ├─ repair ─────┘  ▲ rebuilt │                 │ timestamps -> positions
+//!                │                 └─────────┘                 │ (live skips close holes)
+//!                │              duplicate window               │
+//!                ├─ RTCP SR ──▶ arrival (LSR/DLSR), deinterleaver (SR -> position)
+//!                └─ RTCP description, BYE, ACK ──▶ session lifecycle, flow
+//!
+//! playout, all substreams together (playout.rs, one clock):
+//!
+//!  jitter_buffer ──▶ concealer ──▶ resampler ──▶ merge ──▶ output
+//!       │                            ▲ ratio
+//!       └── buffer level ─▶ steering ┘        latency ◀── read position, SR mapping
+//!
+//! after every change: session ─ levels ─▶ flow ─ PAUSE/RESUME ─▶ control ─▶ UDP
+//!                             (and tells steering a request was sent)
 //! ```
 //!
 //! - [`arrival`]: duplicate window, RFC 3550 interarrival jitter and report-block figures
 //!   (expected, lost, fraction lost, LSR/DLSR).
-//! - [`fec_decoder`]: wraps the transport's Reed-Solomon `BlockDecoder`; rebuilt packets go
-//!   on down the chain.
+//! - [`fec_decoder`]: wraps the transport's Reed-Solomon `BlockDecoder` (source packets kept
+//!   as `Bytes`); rebuilt packets go on down the chain.
 //! - [`deinterleaver`]: RTP timestamp -> media position (live skips close holes), sender
-//!   reports -> capture time of a position, interleave header, the one copy into the buffer.
+//!   reports -> capture time of a position, interleave header, the one copy per frame into
+//!   the jitter buffer.
 //! - [`jitter_buffer`]: frames keyed by media position, a ring allocated once.
+//! - [`substream`]: composes the stages of one substream ([`substream::SubstreamRx`]) and
+//!   the set of a session's substreams, which start on one timeline.
 //! - [`concealer`]: cubic interpolation of short holes, waveform repetition fading to
 //!   silence for longer ones.
 //! - [`drift`]: the drift estimator and the adaptive resampler (bit-exact until engaged).
 //! - [`merge`]: the substreams' channels into the output frames.
-//! - [`playout`]: the playout clock (one for all substreams) and the playout side.
-//! - [`latency`]: the capture-to-playout latency, handed the position and the sender-report
-//!   mapping at every chunk.
-//! - [`steering`]: buffer level -> drift estimator, handed what it watches at every chunk.
+//! - [`playout`]: the playout clock (one for all substreams) and the playout side:
+//!   underruns, the end of the stream, a chunk at a time.
+//! - [`latency`]: the capture-to-playout latency, handed the position about to play and the
+//!   sender-report mapping at every chunk.
+//! - [`steering`]: buffer level -> drift estimator, handed what it watches at every chunk
+//!   and told when a PAUSE/RESUME was sent.
 //! - [`flow`]: PAUSE/RESUME with acknowledgement and retransmission.
 //! - [`control`]: the RTCP the receiver sends (receiver reports, PAUSE/RESUME requests).
 //! - [`stats`]: the counters and how they add up.
-//! - [`layout`]: what a session carries (its description, or a stock stream's first packet).
+//! - [`layout`]: what a session carries (its description, or a stock stream's first
+//!   packet) and whether it can be played.
+//! - [`session`]: lifecycle, demultiplexing, the poll methods; [`driver`]: the tokio loop.
 #![deny(missing_docs)]
 
 pub mod arrival;
