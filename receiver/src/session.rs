@@ -382,6 +382,7 @@ impl ReceiverSession {
     /// came earlier in it). `None` if a description replaced a provisional session: the
     /// rest of the packet is queued after the datagrams that session kept.
     fn handle_rtcp(&mut self, now: Instant, d: &Bytes, from: usize, mut bye: bool) -> Option<bool> {
+        // the rest of a packet whose description started the current session is ours
         let mut ours = from > 0;
         for (n, p) in rtcp::parse_compound(d).enumerate().skip(from) {
             let Ok(p) = p else {
