@@ -1,0 +1,126 @@
+//! Control: the RTCP the receiver sends back to its sender, queued for the driver. Receiver
+//! reports (with an SDES CNAME) every report interval, and the watermark controller's PAUSE
+//! and RESUME requests as they are issued.
+//!
+//! Packets (a few per second) are built in one reused buffer and frozen into their own
+//! [`Bytes`].
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use isostream_transport::rtcp::{self, ReportBlock};
+use isostream_transport::time::{Duration, Instant};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::flow::Request;
+
+/// The CNAME the receiver announces in its reports.
+pub const CNAME: &str = "isostream-recv";
+
+/// The receiver's outgoing RTCP.
+#[derive(Debug)]
+pub struct Control {
+    ssrc: u32,
+    report_interval: Duration,
+    next_report: Option<Instant>,
+    buf: BytesMut,
+    queue: VecDeque<Bytes>,
+}
+
+impl Control {
+    /// Outgoing RTCP of a receiver whose SSRC comes from `seed`, reporting every
+    /// `report_interval`.
+    pub fn new(seed: u64, report_interval: Duration) -> Self {
+        Control {
+            ssrc: StdRng::seed_from_u64(seed ^ 0x005e_ed0f_1505).random(),
+            report_interval,
+            next_report: None,
+            buf: BytesMut::with_capacity(1024),
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// The receiver's SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// Queues a PAUSE or RESUME request.
+    pub fn request(&mut self, req: Request) {
+        self.buf.clear();
+        let kind = if req.pause {
+            rtcp::APP_PAUSE
+        } else {
+            rtcp::APP_RESUME
+        };
+        rtcp::write_flow(&mut self.buf, kind, self.ssrc, req.number);
+        self.queue.push_back(self.buf.split().freeze());
+    }
+
+    /// When the next receiver report is due (`None`: now, none was sent yet).
+    pub fn next_report(&self) -> Option<Instant> {
+        self.next_report
+    }
+
+    /// Whether a receiver report is due at `now`.
+    pub fn report_due(&self, now: Instant) -> bool {
+        self.next_report.is_none_or(|t| now >= t)
+    }
+
+    /// Queues a receiver report with `blocks` at `now`; the next is due one interval later.
+    pub fn report(&mut self, now: Instant, blocks: &[ReportBlock]) {
+        self.next_report = Some(now + self.report_interval);
+        self.buf.clear();
+        rtcp::write_receiver_report(&mut self.buf, self.ssrc, blocks);
+        rtcp::write_sdes_cname(&mut self.buf, self.ssrc, CNAME);
+        self.queue.push_back(self.buf.split().freeze());
+    }
+
+    /// The next datagram to send, if any.
+    pub fn poll(&mut self) -> Option<Bytes> {
+        self.queue.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isostream_transport::rtcp::RtcpPacket;
+
+    #[test]
+    fn reports_are_due_every_interval() {
+        let mut c = Control::new(0, Duration::from_millis(250));
+        let t0 = Instant::ZERO;
+        assert!(c.report_due(t0));
+        c.report(t0, &[]);
+        assert!(!c.report_due(t0 + Duration::from_millis(249)));
+        assert!(c.report_due(t0 + Duration::from_millis(250)));
+        assert_eq!(c.next_report(), Some(t0 + Duration::from_millis(250)));
+        assert!(c.poll().is_some());
+        assert!(c.poll().is_none());
+    }
+
+    #[test]
+    fn requests_go_out_in_order_with_the_receivers_ssrc() {
+        let mut c = Control::new(3, Duration::from_millis(250));
+        c.request(Request {
+            pause: true,
+            number: 1,
+        });
+        c.request(Request {
+            pause: false,
+            number: 2,
+        });
+        let first: Vec<_> = rtcp::parse_compound(&c.poll().unwrap()).collect();
+        assert!(matches!(
+            first[..],
+            [Ok(RtcpPacket::Pause { ssrc, request: 1 })] if ssrc == c.ssrc()
+        ));
+        let second: Vec<_> = rtcp::parse_compound(&c.poll().unwrap()).collect();
+        assert!(matches!(
+            second[..],
+            [Ok(RtcpPacket::Resume { request: 2, .. })]
+        ));
+    }
+}

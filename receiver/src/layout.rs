@@ -1,0 +1,190 @@
+//! Session layout: what a session carries, from its description or, for a stock RTP stream
+//! without one, from its first packet; and whether the receiver can play it.
+
+use isostream_media::{AudioSpec, SampleFormat};
+use isostream_transport::rtcp::SessionDesc;
+use isostream_transport::rtp;
+use isostream_transport::time::MediaClock;
+
+use crate::config::ReceiverConfig;
+use crate::deinterleaver::payload_format;
+
+/// Sample rates a session may have, in Hz.
+pub const MIN_RATE: u32 = 1_000;
+/// Largest sample rate a session may have, in Hz.
+pub const MAX_RATE: u32 = 768_000;
+/// Largest jitter buffer memory a session may ask for (all substreams), in bytes.
+pub const MAX_BUFFER_BYTES: usize = 512 << 20;
+
+/// One substream of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubstreamLayout {
+    /// Its SSRC.
+    pub ssrc: u32,
+    /// Channels it carries.
+    pub channels: u16,
+    /// The RTP timestamp of media position 0 (`None`: the first packet's).
+    pub ts_base: Option<u32>,
+}
+
+/// What a session carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    /// The output format: all substreams' channels.
+    pub spec: AudioSpec,
+    /// The substreams, in output order.
+    pub substreams: Vec<SubstreamLayout>,
+    /// Whether repair packets may come (a stock stream's are decoded if they do).
+    pub fec: bool,
+    /// Whether the source is live.
+    pub live: bool,
+    /// No description yet: a stock sender, or an isostream sender whose first description
+    /// was lost (a later one replaces the session).
+    pub provisional: bool,
+}
+
+impl Layout {
+    /// The layout a session description announces, `None` if its sample format is unknown.
+    pub fn described(d: &SessionDesc) -> Option<Layout> {
+        let format = SampleFormat::from_code(d.format)?;
+        let substreams: Vec<SubstreamLayout> = d
+            .substreams
+            .iter()
+            .map(|s| SubstreamLayout {
+                ssrc: s.ssrc,
+                channels: s.channels as u16,
+                ts_base: Some(s.ts_base),
+            })
+            .collect();
+        Some(Layout {
+            spec: AudioSpec {
+                rate: d.rate,
+                channels: substreams.iter().map(|s| s.channels).sum(),
+                format,
+            },
+            substreams,
+            fec: d.fec_k > 0,
+            live: d.live,
+            provisional: false,
+        })
+    }
+
+    /// The layout of a stock stream (SSRC `ssrc`) whose first packet has payload type `pt`:
+    /// `default_spec`, except what the payload type says. `stock_l16` names a payload type
+    /// that carries plain L16.
+    pub fn stock(default_spec: AudioSpec, ssrc: u32, pt: u8, stock_l16: Option<u8>) -> Layout {
+        let mut spec = default_spec;
+        match pt {
+            rtp::PT_STATIC_L16_STEREO => {
+                spec = AudioSpec {
+                    rate: 44_100,
+                    channels: 2,
+                    format: SampleFormat::S16,
+                }
+            }
+            rtp::PT_STATIC_L16_MONO => {
+                spec = AudioSpec {
+                    rate: 44_100,
+                    channels: 1,
+                    format: SampleFormat::S16,
+                }
+            }
+            _ => {
+                if let Some((f, _)) = payload_format(pt, stock_l16) {
+                    spec.format = f;
+                }
+            }
+        }
+        Layout {
+            spec,
+            substreams: vec![SubstreamLayout {
+                ssrc,
+                channels: spec.channels,
+                ts_base: None,
+            }],
+            fec: true,
+            live: false,
+            provisional: true,
+        }
+    }
+
+    /// Channels of each substream, in output order.
+    pub fn channels(&self) -> Vec<u16> {
+        self.substreams.iter().map(|s| s.channels).collect()
+    }
+
+    /// The jitter buffer capacity of each substream under `cfg`, in frames; `None` if the
+    /// session cannot be played (rate out of range, no channels, or more buffer memory than
+    /// [`MAX_BUFFER_BYTES`]).
+    pub fn buffer_frames(&self, cfg: &ReceiverConfig) -> Option<usize> {
+        let spec = self.spec;
+        if !(MIN_RATE..=MAX_RATE).contains(&spec.rate) || spec.channels == 0 {
+            return None;
+        }
+        let clock = MediaClock::new(spec.rate);
+        let capacity = clock.frames_in_ms(cfg.high_water_ms + cfg.headroom_ms) as usize;
+        // a description (or a forged one) asking for more memory than any sane stream
+        (capacity.saturating_mul(spec.frame_bytes()) <= MAX_BUFFER_BYTES).then_some(capacity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isostream_transport::rtcp::SubstreamDesc;
+
+    fn desc(rate: u32, channels: &[u8]) -> SessionDesc {
+        SessionDesc {
+            rate,
+            format: SampleFormat::S24.code(),
+            interleave: 1,
+            fec_k: 8,
+            fec_m: 2,
+            spread: 1,
+            live: true,
+            packet_frames: 240,
+            substreams: channels
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| SubstreamDesc {
+                    ssrc: 10 + i as u32,
+                    ts_base: 1000 * i as u32,
+                    channels: c,
+                    rtx_ssrc: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_description_gives_every_substream_and_the_output_format() {
+        let l = Layout::described(&desc(48_000, &[2, 1])).unwrap();
+        assert_eq!(l.spec.channels, 3);
+        assert_eq!(l.spec.format, SampleFormat::S24);
+        assert_eq!(l.channels(), vec![2, 1]);
+        assert_eq!(l.substreams[1].ts_base, Some(1000));
+        assert!(l.fec && l.live && !l.provisional);
+        assert!(l.buffer_frames(&ReceiverConfig::default()).is_some());
+    }
+
+    #[test]
+    fn static_payload_types_imply_their_format() {
+        let cfg = ReceiverConfig::default();
+        let l = Layout::stock(cfg.default_spec, 5, rtp::PT_STATIC_L16_MONO, None);
+        assert_eq!((l.spec.rate, l.spec.channels), (44_100, 1));
+        assert!(l.provisional);
+        let l = Layout::stock(cfg.default_spec, 5, rtp::PT_L24, None);
+        assert_eq!(l.spec.format, SampleFormat::S24);
+        let l = Layout::stock(cfg.default_spec, 5, rtp::PT_L24, Some(rtp::PT_L24));
+        assert_eq!(l.spec.format, SampleFormat::S16);
+    }
+
+    #[test]
+    fn unplayable_sessions_are_refused() {
+        let cfg = ReceiverConfig::default();
+        let l = Layout::described(&desc(500, &[2])).unwrap();
+        assert_eq!(l.buffer_frames(&cfg), None);
+        let l = Layout::described(&desc(768_000, &[255; 32])).unwrap();
+        assert_eq!(l.buffer_frames(&cfg), None);
+    }
+}

@@ -1,0 +1,719 @@
+//! The stage chain of one substream ([`SubstreamRx`]), and the set of a session's substreams
+//! ([`Substreams`]), which share one timeline and one output.
+//!
+//! ```text
+//! receive:  media ─▶ arrival ─▶ FEC decoder ─▶ de-interleaver ─▶ jitter buffer
+//!           repair ─┘   ▲ rebuilt    │
+//!                       └────────────┘ (duplicate window)
+//! playout:  jitter buffer ─▶ concealer ─▶ resampler ─▶ channel merge (all substreams)
+//! ```
+//!
+//! Each stage is its own file. A packet goes down the chain once: [`crate::arrival`]
+//! (duplicates, jitter, report figures) -> [`crate::fec_decoder`] (rebuilt packets come out;
+//! they pass the arrival stage's duplicate window, the one thing told back up the chain) ->
+//! [`crate::deinterleaver`] (timestamps to positions, checks, the one copy into) ->
+//! [`crate::jitter_buffer`]. At playout, [`SubstreamRx`] pulls frames from the jitter buffer
+//! through the [`crate::concealer`] (which repairs what is missing) and, when drift is
+//! compensated, the resampler ([`crate::drift::AdaptiveResampler`]); [`crate::merge`]
+//! interleaves the substreams' channels into the output.
+//!
+//! Before playback starts, the substreams' buffers move together: a receiver that joins a
+//! running stream starts where it is, and a packet overtaken before playback moves the
+//! start back to it ([`Substreams`]).
+
+use bytes::Bytes;
+use isostream_media::{AudioSpec, SampleFormat};
+use isostream_transport::fec::RepairHeader;
+use isostream_transport::rtcp::{self, ReportBlock, SenderReport};
+use isostream_transport::rtp::RtpHeader;
+use isostream_transport::time::Instant;
+
+use crate::arrival::Arrival;
+use crate::concealer::{ConcealCounts, Concealer};
+use crate::deinterleaver::{CaptureMapping, Deinterleaver, PlaceInput, Placement, Reject};
+use crate::drift::AdaptiveResampler;
+use crate::fec_decoder::FecDecoder;
+use crate::jitter_buffer::JitterBuffer;
+use crate::layout::Layout;
+use crate::merge::ChannelMerge;
+use crate::stats::{Drops, SubstreamStats};
+
+/// Largest playout chunk, lookahead included, in frames (the scratch is sized for it).
+pub const MAX_CHUNK_FRAMES: usize = 4096;
+
+/// Frames of future audio shown to the concealer so it can interpolate across a chunk edge.
+pub const LOOKAHEAD: usize = 8;
+
+/// What the session tells the receive chain about itself, per datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceiveContext {
+    /// Playback has started (the buffers no longer move their start).
+    pub started: bool,
+    /// The source is live.
+    pub live: bool,
+    /// The session's sample format.
+    pub format: SampleFormat,
+    /// A payload type that carries plain L16 (stock streams only).
+    pub stock_l16: Option<u8>,
+}
+
+/// One substream's stages. See the module documentation.
+#[derive(Debug)]
+pub struct SubstreamRx {
+    ssrc: u32,
+    channels: u16,
+    frame_bytes: usize,
+    arrival: Arrival,
+    fec: Option<FecDecoder>,
+    deint: Deinterleaver,
+    jb: JitterBuffer,
+    concealer: Concealer,
+    /// Adaptive resampler (only when clock drift is compensated).
+    resampler: Option<AdaptiveResampler>,
+    /// Playout scratch: frames and presence flags peeked from the jitter buffer.
+    scratch: Vec<u8>,
+    present: Vec<bool>,
+    /// This substream's share of one playout chunk (after resampling).
+    chunk: Vec<u8>,
+    /// What the concealer repaired.
+    repaired: ConcealCounts,
+}
+
+impl SubstreamRx {
+    /// The chain of substream `ssrc` carrying audio of `spec` (its own channels), whose
+    /// position 0 is RTP timestamp `ts_base` (`None`: the first packet's), with a jitter
+    /// buffer of `capacity` frames; `fec` adds the FEC decoder, `resample` the resampler.
+    pub fn new(
+        ssrc: u32,
+        spec: AudioSpec,
+        ts_base: Option<u32>,
+        capacity: usize,
+        fec: bool,
+        resample: bool,
+    ) -> Self {
+        let fb = spec.frame_bytes();
+        SubstreamRx {
+            ssrc,
+            channels: spec.channels,
+            frame_bytes: fb,
+            arrival: Arrival::new(spec.rate),
+            fec: fec.then(FecDecoder::new),
+            deint: Deinterleaver::new(fb, ts_base),
+            jb: JitterBuffer::new(fb, capacity, 0),
+            concealer: Concealer::new(spec),
+            resampler: resample.then(|| AdaptiveResampler::new(spec.format, spec.channels)),
+            scratch: vec![0; fb * MAX_CHUNK_FRAMES],
+            present: vec![false; MAX_CHUNK_FRAMES],
+            chunk: vec![0; fb * MAX_CHUNK_FRAMES],
+            repaired: ConcealCounts::default(),
+        }
+    }
+
+    /// The substream's SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The jitter buffer (read only).
+    pub fn jitter_buffer(&self) -> &JitterBuffer {
+        &self.jb
+    }
+
+    /// Finds where a media packet's frames go (see [`Deinterleaver::place`]); what is
+    /// rejected is added to `drops`.
+    fn place<'a>(
+        &mut self,
+        h: &RtpHeader,
+        payload: &'a [u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> Option<Placement<'a>> {
+        let input = PlaceInput {
+            format: ctx.format,
+            live: ctx.live,
+            stock_l16: ctx.stock_l16,
+            received: self.arrival.received(),
+            buffer_end: self.jb.end(),
+        };
+        match self.deint.place(h, payload, &input) {
+            Ok(p) => Some(p),
+            Err(Reject::Foreign) => {
+                drops.foreign += 1;
+                None
+            }
+            Err(Reject::Malformed) => {
+                drops.malformed += 1;
+                None
+            }
+        }
+    }
+
+    /// Renders the next `frames` frames into the chunk buffer: pulled from the jitter
+    /// buffer, repaired by the concealer, resampled at `ratio` if there is a resampler.
+    fn render(&mut self, ratio: f64, frames: usize) -> &[u8] {
+        let fb = self.frame_bytes;
+        let SubstreamRx {
+            jb,
+            concealer,
+            scratch,
+            present,
+            repaired,
+            chunk,
+            resampler,
+            ..
+        } = self;
+        let dst = &mut chunk[..frames * fb];
+        let mut pull =
+            |b: &mut [u8]| pull_repaired(jb, concealer, scratch, present, repaired, fb, b);
+        match resampler {
+            Some(r) => {
+                r.process(ratio, pull, dst);
+            }
+            None => {
+                pull(dst);
+            }
+        }
+        dst
+    }
+
+    /// This substream's counters, for media at `rate` Hz.
+    pub fn stats(&self, rate: u32) -> SubstreamStats {
+        let a = self.arrival.counts();
+        let d = self.deint.counts();
+        let expected = self.arrival.expected();
+        SubstreamStats {
+            ssrc: self.ssrc,
+            channels: self.channels,
+            packets_received: a.received,
+            packets_expected: expected,
+            lost: expected.saturating_sub(a.received),
+            recovered: a.recovered,
+            repair_received: a.repair_received,
+            late: d.late,
+            duplicate: a.duplicate,
+            overflow: d.overflow,
+            frames_interpolated: self.repaired.interpolated,
+            frames_concealed: self.repaired.concealed,
+            occupancy_frames: self.jb.occupancy(),
+            jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
+            frames_skipped: self.deint.timeline().frames_skipped(),
+        }
+    }
+}
+
+/// Pulls `buf.len() / fb` frames from the jitter buffer, repairs what is missing, and
+/// consumes them: the input side of playout (and of the resampler).
+fn pull_repaired(
+    jb: &mut JitterBuffer,
+    concealer: &mut Concealer,
+    scratch: &mut [u8],
+    present: &mut [bool],
+    repaired: &mut ConcealCounts,
+    fb: usize,
+    buf: &mut [u8],
+) -> usize {
+    let frames = buf.len() / fb;
+    let room = present.len() - LOOKAHEAD;
+    let mut done = 0;
+    while done < frames {
+        let k = (frames - done).min(room);
+        let total = k + LOOKAHEAD;
+        jb.peek(0, &mut scratch[..total * fb], &mut present[..total]);
+        *repaired += concealer.process(&mut scratch[..total * fb], &present[..total], LOOKAHEAD);
+        buf[done * fb..(done + k) * fb].copy_from_slice(&scratch[..k * fb]);
+        jb.advance(k);
+        done += k;
+    }
+    frames
+}
+
+/// The substreams of a session, in output order. See the module documentation.
+#[derive(Debug)]
+pub struct Substreams {
+    subs: Vec<SubstreamRx>,
+    merge: ChannelMerge,
+    /// Rebuilt datagrams of the packet being handled (reused).
+    rebuilt: Vec<Bytes>,
+    /// When the newest media packet was written, and its frames.
+    last_media: Option<(Instant, i64)>,
+    /// Report blocks being built (reused).
+    blocks: Vec<ReportBlock>,
+}
+
+impl Substreams {
+    /// The substreams of `layout`, each with a jitter buffer of `capacity` frames and, if
+    /// `resample`, a resampler.
+    pub fn new(layout: &Layout, capacity: usize, resample: bool) -> Self {
+        let subs: Vec<SubstreamRx> = layout
+            .substreams
+            .iter()
+            .map(|s| {
+                let spec = AudioSpec {
+                    channels: s.channels,
+                    ..layout.spec
+                };
+                SubstreamRx::new(s.ssrc, spec, s.ts_base, capacity, layout.fec, resample)
+            })
+            .collect();
+        Substreams {
+            merge: ChannelMerge::new(subs.iter().map(|s| s.frame_bytes)),
+            subs,
+            rebuilt: Vec::new(),
+            last_media: None,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Bytes of an output frame (all substreams' channels).
+    pub fn out_frame_bytes(&self) -> usize {
+        self.merge.out_frame_bytes()
+    }
+
+    /// The index of substream `ssrc`.
+    pub fn index_of(&self, ssrc: u32) -> Option<usize> {
+        self.subs.iter().position(|s| s.ssrc == ssrc)
+    }
+
+    /// The substreams' SSRCs, in output order.
+    pub fn ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.subs.iter().map(|s| s.ssrc)
+    }
+
+    /// A media packet of substream `i` (header `h`, `payload`, the whole `datagram`) arrived
+    /// at `now`. Returns false if it was a duplicate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_media(
+        &mut self,
+        now: Instant,
+        i: usize,
+        h: &RtpHeader,
+        payload: &[u8],
+        datagram: &Bytes,
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> bool {
+        let sub = &mut self.subs[i];
+        let Some(ext) = sub.arrival.on_media(now, h.seq, h.timestamp) else {
+            return false;
+        };
+        let mut rebuilt = std::mem::take(&mut self.rebuilt);
+        if let Some(fec) = &mut sub.fec {
+            fec.on_source(ext, datagram, &mut rebuilt);
+        }
+        self.deliver(now, i, h, payload, ctx, drops);
+        self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
+        self.rebuilt = rebuilt;
+        true
+    }
+
+    /// A repair packet of substream `i` arrived at `now`. Returns false if the substream
+    /// decodes no FEC (the packet is only counted).
+    pub fn on_repair(
+        &mut self,
+        now: Instant,
+        i: usize,
+        h: &RepairHeader,
+        shard: &[u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> bool {
+        let sub = &mut self.subs[i];
+        sub.arrival.on_repair();
+        let Some(fec) = &mut sub.fec else {
+            return false;
+        };
+        let base = sub.arrival.repair_base(h.base_seq);
+        let mut rebuilt = std::mem::take(&mut self.rebuilt);
+        fec.on_repair(base, h, shard, &mut rebuilt);
+        self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
+        self.rebuilt = rebuilt;
+        true
+    }
+
+    /// A sender report about substream `i` arrived at `now`.
+    pub fn on_sender_report(&mut self, now: Instant, i: usize, sr: &SenderReport) {
+        let sub = &mut self.subs[i];
+        sub.deint
+            .on_sender_report(sr.rtp_ts, rtcp::unix_nanos_from_ntp(sr.ntp));
+        sub.arrival.on_sender_report(now, sr.ntp);
+    }
+
+    /// Rebuilt datagrams: those the arrival stage has not seen go down the chain.
+    fn deliver_rebuilt(
+        &mut self,
+        now: Instant,
+        i: usize,
+        rebuilt: &mut Vec<Bytes>,
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) {
+        for r in rebuilt.drain(..) {
+            let Ok((h, payload)) = RtpHeader::parse(&r) else {
+                continue;
+            };
+            if self.subs[i].arrival.admit_recovered(h.seq).is_some() {
+                self.deliver(now, i, &h, payload, ctx, drops);
+            }
+        }
+    }
+
+    /// De-interleaves a media packet of substream `i` into its jitter buffer.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        i: usize,
+        h: &RtpHeader,
+        payload: &[u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) {
+        let Some(p) = self.subs[i].place(h, payload, ctx, drops) else {
+            return;
+        };
+        if !ctx.started {
+            self.align_start(i, p.pos);
+        }
+        let sub = &mut self.subs[i];
+        self.last_media = Some((now, (p.frames.len() / sub.frame_bytes) as i64));
+        sub.deint.write(&p, &mut sub.jb);
+    }
+
+    /// Before playback, a packet of substream `i` at `pos` may move every buffer's start: a
+    /// receiver joining a stream that started long ago begins where it is now, and an
+    /// earlier packet overtaken before playback becomes the start.
+    fn align_start(&mut self, i: usize, pos: i64) {
+        let quarter = (self.subs[i].jb.capacity() / 4) as i64;
+        if self
+            .subs
+            .iter()
+            .all(|s| s.jb.end() == s.jb.read_pos() && s.jb.read_pos() == 0)
+            && pos > quarter
+        {
+            for s in &mut self.subs {
+                s.jb.restart_at(pos);
+            }
+        }
+        if pos < self.subs[i].jb.read_pos() {
+            for s in &mut self.subs {
+                s.jb.rewind_to(pos);
+            }
+        }
+    }
+
+    /// Buffered audio of the emptiest and the fullest substream, in frames.
+    pub fn occupancy(&self) -> (i64, i64) {
+        let mut lo = i64::MAX;
+        let mut hi = 0;
+        for s in &self.subs {
+            let o = s.jb.occupancy();
+            lo = lo.min(o);
+            hi = hi.max(o);
+        }
+        (if lo == i64::MAX { 0 } else { lo }, hi)
+    }
+
+    /// The position of the next frame to play (all substreams share it), in frames.
+    pub fn read_pos(&self) -> i64 {
+        self.subs[0].jb.read_pos()
+    }
+
+    /// One past the highest position any substream has written, in frames.
+    pub fn data_end(&self) -> i64 {
+        self.subs.iter().map(|s| s.jb.end()).max().unwrap_or(0)
+    }
+
+    /// The latest media position a sender report has announced, in frames.
+    pub fn sr_end(&self) -> Option<i64> {
+        self.subs
+            .iter()
+            .filter_map(|s| s.deint.timeline().sr_position())
+            .max()
+    }
+
+    /// The first substream's last sender report mapping (for the latency monitor).
+    pub fn capture_mapping(&self) -> Option<CaptureMapping> {
+        self.subs[0].deint.timeline().capture_mapping()
+    }
+
+    /// When the newest media packet was written into a jitter buffer, and its frames.
+    pub fn last_media(&self) -> Option<(Instant, i64)> {
+        self.last_media
+    }
+
+    /// Input frames the first substream's resampler holds (0 without one).
+    pub fn resampler_held(&self) -> f64 {
+        self.subs[0]
+            .resampler
+            .as_ref()
+            .map_or(0.0, |r| r.buffered_input_frames())
+    }
+
+    /// Plays the next `frames` frames (at most [`MAX_CHUNK_FRAMES`] - [`LOOKAHEAD`]) of every
+    /// substream at resampling `ratio` into `out` (output frames), from output frame `first`.
+    pub fn render_into(&mut self, ratio: f64, frames: usize, out: &mut [u8], first: usize) {
+        for (k, sub) in self.subs.iter_mut().enumerate() {
+            let part = sub.render(ratio, frames);
+            self.merge.put(k, part, out, first);
+        }
+    }
+
+    /// The report blocks of all substreams at `now` (see [`Arrival::report_block`]).
+    pub fn report_blocks(&mut self, now: Instant) -> &[ReportBlock] {
+        self.blocks.clear();
+        for s in &mut self.subs {
+            self.blocks.push(s.arrival.report_block(now, s.ssrc));
+        }
+        &self.blocks
+    }
+
+    /// Every substream's counters, for media at `rate` Hz.
+    pub fn stats(&self, rate: u32) -> impl Iterator<Item = SubstreamStats> + '_ {
+        self.subs.iter().map(move |s| s.stats(rate))
+    }
+
+    #[cfg(test)]
+    fn iter_read_pos(&self) -> impl Iterator<Item = i64> + '_ {
+        self.subs.iter().map(|s| s.jb.read_pos())
+    }
+
+    /// Largest difference between the substreams' read positions, in frames.
+    pub fn skew(&self) -> i64 {
+        let r = self.subs.iter().map(|s| s.jb.read_pos());
+        r.clone().max().unwrap_or(0) - r.min().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::SubstreamLayout;
+    use bytes::BytesMut;
+    use isostream_transport::fec::{BlockEncoder, FecParams, ReedSolomonCodec};
+    use isostream_transport::rtp;
+    use isostream_transport::time::Duration;
+
+    const RATE: u32 = 1_000;
+    const FRAMES: usize = 10;
+
+    /// Substreams of mono S16 at 1 kHz with SSRCs 1, 2, ... and timestamp base 0.
+    fn substreams(n: usize, fec: bool) -> Substreams {
+        let layout = Layout {
+            spec: AudioSpec {
+                rate: RATE,
+                channels: n as u16,
+                format: SampleFormat::S16,
+            },
+            substreams: (0..n)
+                .map(|i| SubstreamLayout {
+                    ssrc: i as u32 + 1,
+                    channels: 1,
+                    ts_base: Some(0),
+                })
+                .collect(),
+            fec,
+            live: false,
+            provisional: false,
+        };
+        Substreams::new(&layout, 1_000, false)
+    }
+
+    /// Packet `seq` of substream `ssrc`: FRAMES mono frames at position `seq x FRAMES`,
+    /// samples `seq`, `seq + 1`, ...
+    fn packet(ssrc: u32, seq: u16) -> Bytes {
+        let mut b = BytesMut::new();
+        RtpHeader {
+            marker: false,
+            payload_type: rtp::PT_L16,
+            seq,
+            timestamp: seq as u32 * FRAMES as u32,
+            ssrc,
+        }
+        .write(&mut b);
+        for f in 0..FRAMES {
+            b.extend_from_slice(&(seq * 100 + f as u16).to_be_bytes());
+        }
+        b.freeze()
+    }
+
+    fn ctx(started: bool) -> ReceiveContext {
+        ReceiveContext {
+            started,
+            live: false,
+            format: SampleFormat::S16,
+            stock_l16: None,
+        }
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    fn media(s: &mut Substreams, i: usize, d: &Bytes, started: bool) -> bool {
+        let (h, payload) = RtpHeader::parse(d).unwrap();
+        let mut drops = Drops::default();
+        let fresh = s.on_media(
+            at(h.seq as u64),
+            i,
+            &h,
+            payload,
+            d,
+            &ctx(started),
+            &mut drops,
+        );
+        assert_eq!(drops, Drops::default());
+        fresh
+    }
+
+    fn play(s: &mut Substreams, frames: usize) -> Vec<u8> {
+        let mut out = vec![0u8; frames * s.out_frame_bytes()];
+        s.render_into(1.0, frames, &mut out, 0);
+        out
+    }
+
+    #[test]
+    fn packets_play_back_bit_exact_in_order() {
+        let mut s = substreams(1, false);
+        let packets: Vec<Bytes> = (0..4).map(|q| packet(1, q)).collect();
+        for q in [1, 0, 3, 2] {
+            assert!(media(&mut s, 0, &packets[q], false));
+        }
+        assert_eq!(s.occupancy(), (40, 40));
+        assert_eq!(s.last_media(), Some((at(2), FRAMES as i64)));
+        let out = play(&mut s, 40);
+        let expected: Vec<u8> = packets.iter().flat_map(|p| p[12..].to_vec()).collect();
+        assert_eq!(out, expected);
+        let st = s.stats(RATE).next().unwrap();
+        assert_eq!(
+            (st.packets_received, st.packets_expected, st.lost),
+            (4, 4, 0)
+        );
+        assert_eq!(st.frames_concealed, 0);
+    }
+
+    #[test]
+    fn a_lost_packet_is_rebuilt_and_its_late_original_is_a_duplicate() {
+        let mut s = substreams(1, true);
+        let packets: Vec<Bytes> = (0..4).map(|q| packet(1, q)).collect();
+        let mut enc = BlockEncoder::new(FecParams { k: 4, m: 1 }, 1, 0, ReedSolomonCodec::boxed());
+        let mut repairs = Vec::new();
+        for p in &packets {
+            enc.push(p, &mut repairs);
+        }
+        for q in [0, 1, 3] {
+            media(&mut s, 0, &packets[q], false);
+        }
+        let (h, shard) = RepairHeader::parse(&repairs[0]).unwrap();
+        let mut drops = Drops::default();
+        assert!(s.on_repair(at(5), 0, &h, shard, &ctx(false), &mut drops));
+        assert!(!media(&mut s, 0, &packets[2], false));
+        let st = s.stats(RATE).next().unwrap();
+        assert_eq!(
+            (st.recovered, st.repair_received, st.duplicate, st.lost),
+            (1, 1, 1, 1)
+        );
+        let out = play(&mut s, 40);
+        assert_eq!(&out[40..60], &packets[2][12..]);
+    }
+
+    #[test]
+    fn repair_packets_without_fec_are_only_counted() {
+        let mut s = substreams(1, false);
+        let mut enc = BlockEncoder::new(FecParams { k: 1, m: 1 }, 1, 0, ReedSolomonCodec::boxed());
+        let mut repairs = Vec::new();
+        enc.push(&packet(1, 0), &mut repairs);
+        let (h, shard) = RepairHeader::parse(&repairs[0]).unwrap();
+        assert!(!s.on_repair(at(0), 0, &h, shard, &ctx(false), &mut Drops::default()));
+        assert_eq!(s.stats(RATE).next().unwrap().repair_received, 1);
+        assert_eq!(s.occupancy(), (0, 0));
+    }
+
+    #[test]
+    fn what_is_missing_at_playout_is_concealed_and_counted() {
+        let mut s = substreams(1, false);
+        media(&mut s, 0, &packet(1, 0), false);
+        media(&mut s, 0, &packet(1, 2), false);
+        play(&mut s, 30);
+        let st = s.stats(RATE).next().unwrap();
+        assert_eq!(st.frames_interpolated + st.frames_concealed, FRAMES as u64);
+        assert_eq!(st.lost, 1);
+    }
+
+    #[test]
+    fn joining_a_running_stream_starts_every_substream_where_it_is() {
+        let mut s = substreams(2, false);
+        // position 5000: far beyond a quarter of the buffer
+        media(&mut s, 1, &packet(2, 500), false);
+        assert_eq!(s.read_pos(), 5_000);
+        assert!(s.iter_read_pos().all(|p| p == 5_000));
+        // an earlier packet overtaken before playback moves the start back, for both
+        media(&mut s, 0, &packet(1, 498), false);
+        assert_eq!(s.read_pos(), 4_980);
+        assert!(s.iter_read_pos().all(|p| p == 4_980));
+        assert_eq!(s.skew(), 0);
+        // once playing, nothing moves
+        media(&mut s, 0, &packet(1, 490), true);
+        assert_eq!(s.read_pos(), 4_980);
+        assert_eq!(s.stats(RATE).next().unwrap().late, 1);
+    }
+
+    #[test]
+    fn substreams_play_side_by_side_in_their_channels() {
+        let mut s = substreams(2, false);
+        media(&mut s, 0, &packet(1, 0), false);
+        media(&mut s, 1, &packet(2, 1), false);
+        assert_eq!(s.occupancy(), (10, 20));
+        assert_eq!(s.data_end(), 20);
+        let out = play(&mut s, 20);
+        let sample = |frame: usize, ch: usize| {
+            let at = frame * 4 + ch * 2;
+            u16::from_be_bytes([out[at], out[at + 1]])
+        };
+        // the first substream's packet in channel 0, the second's in channel 1 (its first
+        // frames joined to the concealed ones before them)
+        assert!((0..10).all(|f| sample(f, 0) == f as u16));
+        let ch1: Vec<u16> = (0..20).map(|f| sample(f, 1)).collect();
+        assert!((13..20).all(|f| sample(f, 1) == 90 + f as u16), "{ch1:?}");
+    }
+
+    #[test]
+    fn bad_payloads_count_as_dropped() {
+        let mut s = substreams(1, false);
+        let mut d = BytesMut::from(&packet(1, 0)[..]);
+        d.extend_from_slice(&[0]); // half a frame
+        let d = d.freeze();
+        let (h, payload) = RtpHeader::parse(&d).unwrap();
+        let mut drops = Drops::default();
+        s.on_media(at(0), 0, &h, payload, &d, &ctx(false), &mut drops);
+        assert_eq!(drops.malformed, 1);
+        let mut c = ctx(false);
+        c.format = SampleFormat::S24;
+        let d = packet(1, 1);
+        let (h, payload) = RtpHeader::parse(&d).unwrap();
+        s.on_media(at(0), 0, &h, payload, &d, &c, &mut drops);
+        assert_eq!(drops.malformed, 2);
+        assert_eq!(s.occupancy(), (0, 0));
+    }
+
+    #[test]
+    fn sender_reports_map_positions_and_echo_in_report_blocks() {
+        let mut s = substreams(2, false);
+        media(&mut s, 0, &packet(1, 0), false);
+        let sr = SenderReport {
+            ssrc: 1,
+            ntp: rtcp::ntp_from_unix_nanos(1_000_000_000_000),
+            rtp_ts: 250,
+            packets: 1,
+            octets: 20,
+        };
+        s.on_sender_report(at(100), 0, &sr);
+        assert_eq!(s.sr_end(), Some(250));
+        let m = s.capture_mapping().unwrap();
+        assert_eq!(m.position, 250);
+        assert!((m.unix_ns - 1_000_000_000_000).abs() < 1_000);
+        let blocks = s.report_blocks(at(600));
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0].ssrc, 1);
+        assert_eq!(blocks[0].delay_since_last_sr, 32_768);
+        assert_eq!(blocks[1].last_sr, 0);
+    }
+}
