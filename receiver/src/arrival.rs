@@ -30,6 +30,8 @@ pub struct ArrivalCounts {
     pub recovered: u64,
     /// Repair packets received.
     pub repair_received: u64,
+    /// Lost media packets that arrived as retransmissions (not already there).
+    pub retransmitted: u64,
 }
 
 /// The last sender report, as far as the report block is concerned.
@@ -129,6 +131,26 @@ impl Arrival {
         self.seen[slot] = ext;
         self.counts.recovered += 1;
         Some(ext)
+    }
+
+    /// A retransmission of the media packet with sequence number `seq` arrived. Returns its
+    /// extended sequence number if it is news (counted as retransmitted and remembered),
+    /// `None` if the packet was already there (received, rebuilt or retransmitted before).
+    pub fn admit_retransmitted(&mut self, seq: u16) -> Option<u64> {
+        self.seq.highest()?;
+        let ext = self.seq.peek(seq as u64);
+        let slot = (ext % DEDUPE_WINDOW as u64) as usize;
+        if self.seen[slot] == ext {
+            return None;
+        }
+        self.seen[slot] = ext;
+        self.counts.retransmitted += 1;
+        Some(ext)
+    }
+
+    /// The media rate, in Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
     }
 
     /// A sender report arrived at `now` with NTP timestamp `ntp` (64-bit).

@@ -58,6 +58,20 @@ impl Control {
         self.queue.push_back(self.buf.split().freeze());
     }
 
+    /// Queues Generic NACKs (RFC 4585) for packets `seqs` (ascending) of `media_ssrc`, as
+    /// many as they take, in one datagram (reduced-size RTCP, RFC 5506: the NACKs alone, so
+    /// they go out at once rather than with the next report).
+    pub fn nack(&mut self, media_ssrc: u32, seqs: &[u16]) {
+        self.buf.clear();
+        let mut from = 0;
+        while from < seqs.len() {
+            let (lost, used) = rtcp::NackList::pack(&seqs[from..]);
+            rtcp::write_nack(&mut self.buf, self.ssrc, media_ssrc, &lost);
+            from += used.max(1);
+        }
+        self.queue.push_back(self.buf.split().freeze());
+    }
+
     /// When the next receiver report is due (`None`: now, none was sent yet).
     pub fn next_report(&self) -> Option<Instant> {
         self.next_report

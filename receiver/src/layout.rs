@@ -25,6 +25,21 @@ pub struct SubstreamLayout {
     pub channels: u16,
     /// The RTP timestamp of media position 0 (`None`: the first packet's).
     pub ts_base: Option<u32>,
+    /// The SSRC of its retransmission stream, if the sender answers NACKs.
+    pub rtx_ssrc: Option<u32>,
+}
+
+/// How the sender cuts and protects the stream, as far as asking for lost packets goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Framing {
+    /// Frames per packet (0: unknown, a stock stream).
+    pub packet_frames: u32,
+    /// Interleave depth D.
+    pub interleave: u8,
+    /// Packets per FEC block, source and repair (0: no FEC).
+    pub block_packets: u32,
+    /// FEC blocks whose transmission is interleaved.
+    pub spread: u8,
 }
 
 /// What a session carries.
@@ -41,6 +56,8 @@ pub struct Layout {
     /// No description yet: a stock sender, or an isostream sender whose first description
     /// was lost (a later one replaces the session).
     pub provisional: bool,
+    /// Packet size, interleaving and FEC blocks (unknown for a stock stream).
+    pub framing: Framing,
 }
 
 impl Layout {
@@ -54,6 +71,7 @@ impl Layout {
                 ssrc: s.ssrc,
                 channels: s.channels as u16,
                 ts_base: Some(s.ts_base),
+                rtx_ssrc: s.rtx_ssrc,
             })
             .collect();
         Some(Layout {
@@ -66,6 +84,16 @@ impl Layout {
             fec: d.fec_k > 0,
             live: d.live,
             provisional: false,
+            framing: Framing {
+                packet_frames: d.packet_frames as u32,
+                interleave: d.interleave,
+                block_packets: if d.fec_k > 0 {
+                    d.fec_k as u32 + d.fec_m as u32
+                } else {
+                    0
+                },
+                spread: d.spread,
+            },
         })
     }
 
@@ -101,10 +129,12 @@ impl Layout {
                 ssrc,
                 channels: spec.channels,
                 ts_base: None,
+                rtx_ssrc: None,
             }],
             fec: true,
             live: false,
             provisional: true,
+            framing: Framing::default(),
         }
     }
 

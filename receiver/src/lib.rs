@@ -70,6 +70,7 @@ pub mod jitter_buffer;
 pub mod latency;
 pub mod layout;
 pub mod merge;
+pub mod nack;
 pub mod playout;
 pub mod session;
 pub mod stats;

@@ -79,6 +79,8 @@ struct Active {
     /// Datagrams received while the session is provisional and not playing, replayed if a
     /// description turns up (its first copy was lost).
     pending: Vec<Bytes>,
+    /// The payload type of the session's media packets (a retransmission's original).
+    media_pt: u8,
 }
 
 impl Active {
@@ -136,8 +138,10 @@ enum Timer {
     Report = 1,
     /// The sender has been silent for the idle timeout.
     Idle = 2,
+    /// The next request for a lost packet (NACK).
+    Nack = 3,
 }
-const TIMERS: usize = 3;
+const TIMERS: usize = 4;
 
 impl ReceiverSession {
     /// Creates a receiver. Errors if the configuration is inconsistent.
@@ -218,6 +222,7 @@ impl ReceiverSession {
             end_pos: None,
             ended: false,
             pending: Vec::new(),
+            media_pt: media_payload_type(layout.spec.format, layout.framing.interleave),
         });
         self.events.push_back(ReceiverEvent::SessionStarted {
             spec: layout.spec,
@@ -298,10 +303,7 @@ impl ReceiverSession {
                 self.drops.malformed += 1;
                 Some(false)
             }
-            DatagramKind::Retransmission => {
-                self.drops.foreign += 1;
-                Some(false)
-            }
+            DatagramKind::Retransmission => Some(self.handle_retransmission(now, &d)),
             DatagramKind::Rtcp => self.handle_rtcp(now, &d, 0, false),
             DatagramKind::Repair => Some(self.handle_repair(now, &d)),
             DatagramKind::Media => Some(self.handle_media(now, &d)),
@@ -380,6 +382,32 @@ impl ReceiverSession {
             self.send_request(req);
         }
         self.after_write(now);
+        true
+    }
+
+    /// A retransmission (RFC 4588) on a substream's RTX stream: the original goes down the
+    /// substream's chain as if it had arrived in time.
+    fn handle_retransmission(&mut self, now: Instant, d: &Bytes) -> bool {
+        let Ok((h, payload)) = RtpHeader::parse(d) else {
+            self.drops.malformed += 1;
+            return false;
+        };
+        let Some(a) = self.active.as_mut() else {
+            self.drops.foreign += 1;
+            return false;
+        };
+        let Some(i) = a.subs.index_of_rtx(h.ssrc) else {
+            self.drops.foreign += 1;
+            return false;
+        };
+        a.last_heard = now;
+        let ctx = a.receive_context(&self.cfg);
+        let pt = a.media_pt;
+        if a.subs
+            .on_retransmission(now, i, &h, payload, pt, &ctx, &mut self.drops)
+        {
+            self.after_write(now);
+        }
         true
     }
 
@@ -587,6 +615,11 @@ impl ReceiverSession {
         if self.control.report_due(now) {
             self.control.report(now, a.subs.report_blocks(now));
         }
+        // lost packets whose answer can still arrive in time
+        let (rate, playing) = (a.spec.rate, a.playout.is_running());
+        let control = &mut self.control;
+        a.subs
+            .nacks(now, rate, playing, |ssrc, seqs| control.nack(ssrc, seqs));
     }
 
     /// Brings the timer table up to date with the stages that own the deadlines: the flow
@@ -611,6 +644,7 @@ impl ReceiverSession {
             a.filter(|a| a.end_pos.is_none())
                 .map(|a| a.last_heard + self.cfg.idle_timeout),
         );
+        set(t, Timer::Nack, a.and_then(|a| a.subs.next_nack()));
     }
 
     /// Counters of the current (or last) session.
@@ -623,6 +657,21 @@ impl ReceiverSession {
                 ..self.done.clone().unwrap_or_default()
             },
         }
+    }
+}
+
+/// The payload type of media packets of `format` with interleave depth `interleave`.
+fn media_payload_type(format: isostream_media::SampleFormat, interleave: u8) -> u8 {
+    use isostream_media::SampleFormat::*;
+    let plain = match format {
+        S16 => rtp::PT_L16,
+        S24 => rtp::PT_L24,
+        F32 => rtp::PT_F32,
+    };
+    if interleave > 1 {
+        plain + rtp::PT_INTERLEAVED_OFFSET
+    } else {
+        plain
     }
 }
 

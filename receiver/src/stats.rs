@@ -47,6 +47,15 @@ pub struct SubstreamStats {
     /// Media time a live sender skipped (audio it dropped while paused), removed from the
     /// timeline instead of played as a gap, in frames.
     pub frames_skipped: u64,
+    /// Lost media packets that arrived as retransmissions (NACK answered).
+    pub retransmitted: u64,
+    /// Requests for lost packets sent in NACKs (a packet as often as it was asked for).
+    pub nack_requested: u64,
+    /// Lost packets no longer asked for: their deadline left no round trip, or they were
+    /// asked for too often.
+    pub nack_given_up: u64,
+    /// The round-trip time the NACK stage estimates, in ms (when it asks for packets).
+    pub rtt_ms: Option<f64>,
 }
 
 /// Counters of a receiver, for the summary and `--stats-json`.
@@ -58,7 +67,12 @@ pub struct ReceiverStats {
     pub lost: u64,
     /// Media packets rebuilt from repair packets.
     pub recovered: u64,
-    /// Lost media packets that could not be rebuilt (lost - recovered).
+    /// Lost media packets that arrived as retransmissions (NACK answered).
+    pub retransmitted: u64,
+    /// Requests for lost packets sent in NACKs.
+    pub nack_requested: u64,
+    /// Lost media packets neither rebuilt nor retransmitted (lost - recovered -
+    /// retransmitted): played concealed.
     pub unrecoverable: u64,
     /// Repair packets received.
     pub repair_received: u64,
@@ -196,6 +210,8 @@ pub fn aggregate(
         s.packets_received += st.packets_received;
         s.lost += st.lost;
         s.recovered += st.recovered;
+        s.retransmitted += st.retransmitted;
+        s.nack_requested += st.nack_requested;
         s.repair_received += st.repair_received;
         s.late += st.late;
         s.duplicate += st.duplicate;
@@ -204,7 +220,7 @@ pub fn aggregate(
         s.frames_concealed += st.frames_concealed;
         s.substreams.push(st);
     }
-    s.unrecoverable = s.lost.saturating_sub(s.recovered);
+    s.unrecoverable = s.lost.saturating_sub(s.recovered + s.retransmitted);
     s.residual_loss = if expected_total == 0 {
         0.0
     } else {

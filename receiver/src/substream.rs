@@ -21,12 +21,12 @@
 //! running stream starts where it is, and a packet overtaken before playback moves the
 //! start back to it ([`Substreams`]).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use isostream_media::{AudioSpec, SampleFormat};
 use isostream_transport::fec::RepairHeader;
 use isostream_transport::rtcp::{self, ReportBlock, SenderReport};
-use isostream_transport::rtp::RtpHeader;
-use isostream_transport::time::Instant;
+use isostream_transport::rtp::{self, RtpHeader};
+use isostream_transport::time::{Duration, Instant};
 
 use crate::arrival::Arrival;
 use crate::concealer::{ConcealCounts, Concealer};
@@ -34,8 +34,9 @@ use crate::deinterleaver::{CaptureMapping, Deinterleaver, PlaceInput, Placement,
 use crate::drift::AdaptiveResampler;
 use crate::fec_decoder::FecDecoder;
 use crate::jitter_buffer::JitterBuffer;
-use crate::layout::Layout;
+use crate::layout::{Framing, Layout};
 use crate::merge::ChannelMerge;
+use crate::nack::{Deadlines, Nacker};
 use crate::stats::{Drops, SubstreamStats};
 
 /// Largest playout chunk, lookahead included, in frames (the scratch is sized for it).
@@ -77,6 +78,37 @@ pub struct SubstreamRx {
     chunk: Vec<u8>,
     /// What the concealer repaired.
     repaired: ConcealCounts,
+    /// The NACK stage (when the sender answers NACKs) and its retransmission stream's SSRC.
+    nack: Option<(Nacker, u32)>,
+    /// The newest original packet placed: its extended sequence number and position, to
+    /// tell when a missing packet plays.
+    anchor: Option<(u64, i64)>,
+    /// Frames a packet holds, and how far before its neighbours' positions an interleaved
+    /// packet's first frame may lie (for deadlines).
+    packet_frames: i64,
+    spread_frames: i64,
+}
+
+/// When packets play, from a substream's anchor and the playout position.
+struct PlayClock {
+    now: Instant,
+    anchor: (u64, i64),
+    packet_frames: i64,
+    spread_frames: i64,
+    read_pos: i64,
+    rate: u32,
+}
+
+impl Deadlines for PlayClock {
+    fn deadline(&self, ext: u64) -> Option<Instant> {
+        let (aext, apos) = self.anchor;
+        let pos = apos + (ext as i64 - aext as i64) * self.packet_frames - self.spread_frames;
+        let ahead = pos - self.read_pos;
+        if ahead <= 0 {
+            return Some(self.now);
+        }
+        Some(self.now + Duration::from_nanos(ahead as u64 * 1_000_000_000 / self.rate as u64))
+    }
 }
 
 impl SubstreamRx {
@@ -106,7 +138,32 @@ impl SubstreamRx {
             present: vec![false; MAX_CHUNK_FRAMES],
             chunk: vec![0; fb * MAX_CHUNK_FRAMES],
             repaired: ConcealCounts::default(),
+            nack: None,
+            anchor: None,
+            packet_frames: 0,
+            spread_frames: 0,
         }
+    }
+
+    /// Asks for lost packets with NACKs, answered on retransmission stream `rtx_ssrc`; the
+    /// stream is cut as `framing` says, at `rate` Hz.
+    pub fn with_nack(mut self, rtx_ssrc: u32, framing: &Framing, rate: u32) -> Self {
+        let packet = framing.packet_frames.max(1) as u64;
+        let ms =
+            |packets: u64| Duration::from_nanos(packets * packet * 1_000_000_000 / rate as u64);
+        // a gap waits for reordering and for the FEC block it is in (spread included)
+        let block = framing.block_packets as u64 * framing.spread.max(1) as u64;
+        let group = framing.interleave.max(1) as u64;
+        let hold = Duration::from_millis(5) + ms(block.max(group));
+        self.nack = Some((Nacker::new(hold), rtx_ssrc));
+        self.packet_frames = packet as i64;
+        self.spread_frames = (group as i64 - 1) * packet as i64;
+        self
+    }
+
+    /// The SSRC of this substream's retransmissions, if it asks for them.
+    pub fn rtx_ssrc(&self) -> Option<u32> {
+        self.nack.as_ref().map(|(_, r)| *r)
     }
 
     /// The substream's SSRC.
@@ -197,6 +254,13 @@ impl SubstreamRx {
             occupancy_frames: self.jb.occupancy(),
             jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
             frames_skipped: self.deint.timeline().frames_skipped(),
+            retransmitted: a.retransmitted,
+            nack_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
+            nack_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
+            rtt_ms: self
+                .nack
+                .as_ref()
+                .map(|(n, _)| n.rtt().as_secs_f64() * 1000.0),
         }
     }
 }
@@ -238,6 +302,19 @@ pub struct Substreams {
     last_media: Option<(Instant, i64)>,
     /// Report blocks being built (reused).
     blocks: Vec<ReportBlock>,
+    /// Sequence numbers to ask for (reused).
+    nack_scratch: Vec<u16>,
+    /// Where rebuilt originals of retransmissions are written.
+    arena: BytesMut,
+}
+
+/// Deadlines before playback: unknown.
+struct Unknown;
+
+impl Deadlines for Unknown {
+    fn deadline(&self, _: u64) -> Option<Instant> {
+        None
+    }
 }
 
 impl Substreams {
@@ -252,7 +329,11 @@ impl Substreams {
                     channels: s.channels,
                     ..layout.spec
                 };
-                SubstreamRx::new(s.ssrc, spec, s.ts_base, capacity, layout.fec, resample)
+                let rx = SubstreamRx::new(s.ssrc, spec, s.ts_base, capacity, layout.fec, resample);
+                match s.rtx_ssrc {
+                    Some(r) => rx.with_nack(r, &layout.framing, layout.spec.rate),
+                    None => rx,
+                }
             })
             .collect();
         Substreams {
@@ -261,6 +342,8 @@ impl Substreams {
             rebuilt: Vec::new(),
             last_media: None,
             blocks: Vec::new(),
+            nack_scratch: Vec::new(),
+            arena: BytesMut::new(),
         }
     }
 
@@ -296,11 +379,22 @@ impl Substreams {
         let Some(ext) = sub.arrival.on_media(now, h.seq, h.timestamp) else {
             return false;
         };
+        if let Some((n, _)) = &mut sub.nack {
+            n.set_jitter(Duration::from_nanos(
+                (sub.arrival.jitter_frames() * 1e9 / sub.arrival.rate() as f64) as u64,
+            ));
+            n.on_arrival(now, ext);
+        }
         let mut rebuilt = std::mem::take(&mut self.rebuilt);
         if let Some(fec) = &mut sub.fec {
             fec.on_source(ext, datagram, &mut rebuilt);
         }
-        self.deliver(now, i, h, payload, ctx, drops);
+        if let Some(pos) = self.deliver(now, i, h, payload, ctx, drops) {
+            let sub = &mut self.subs[i];
+            if sub.anchor.is_none_or(|(e, _)| ext > e) {
+                sub.anchor = Some((ext, pos));
+            }
+        }
         self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
         self.rebuilt = rebuilt;
         true
@@ -351,13 +445,121 @@ impl Substreams {
             let Ok((h, payload)) = RtpHeader::parse(&r) else {
                 continue;
             };
-            if self.subs[i].arrival.admit_recovered(h.seq).is_some() {
+            if let Some(ext) = self.subs[i].arrival.admit_recovered(h.seq) {
+                if let Some((n, _)) = &mut self.subs[i].nack {
+                    n.on_recovered(ext);
+                }
                 self.deliver(now, i, &h, payload, ctx, drops);
             }
         }
     }
 
-    /// De-interleaves a media packet of substream `i` into its jitter buffer.
+    /// A retransmission (RFC 4588) of a media packet of substream `i` arrived at `now`:
+    /// `h` is its RTX header, `payload` the original sequence number and payload; the
+    /// original packet (payload type `media_pt`) is rebuilt from them, so that it also
+    /// completes its FEC block. Returns false if the packet was already there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_retransmission(
+        &mut self,
+        now: Instant,
+        i: usize,
+        h: &RtpHeader,
+        payload: &[u8],
+        media_pt: u8,
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> bool {
+        let Ok((osn, original)) = rtp::parse_rtx(payload) else {
+            drops.malformed += 1;
+            return false;
+        };
+        let sub = &mut self.subs[i];
+        let Some(ext) = sub.arrival.admit_retransmitted(osn) else {
+            return false;
+        };
+        if let Some((n, _)) = &mut sub.nack {
+            n.on_retransmission(now, ext);
+        }
+        let oh = RtpHeader {
+            marker: h.marker,
+            payload_type: media_pt,
+            seq: osn,
+            timestamp: h.timestamp,
+            ssrc: sub.ssrc,
+        };
+        // retransmissions are rare: the rebuilt original is one copy, from an arena
+        let len = rtp::HEADER_LEN + original.len();
+        if self.arena.capacity() < len {
+            self.arena = BytesMut::with_capacity(len.max(64 * 1024));
+        }
+        oh.write(&mut self.arena);
+        self.arena.extend_from_slice(original);
+        let datagram = self.arena.split().freeze();
+        let mut rebuilt = std::mem::take(&mut self.rebuilt);
+        if let Some(fec) = &mut self.subs[i].fec {
+            fec.on_source(ext, &datagram, &mut rebuilt);
+        }
+        self.deliver(now, i, &oh, original, ctx, drops);
+        self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
+        self.rebuilt = rebuilt;
+        true
+    }
+
+    /// The index of the substream whose retransmission stream is `rtx_ssrc`.
+    pub fn index_of_rtx(&self, rtx_ssrc: u32) -> Option<usize> {
+        self.subs
+            .iter()
+            .position(|s| s.rtx_ssrc() == Some(rtx_ssrc))
+    }
+
+    /// The lost packets to ask for now, per substream: calls `ask(media_ssrc, seqs)` for
+    /// each substream with any. `playing`: playback has started (before it, deadlines are
+    /// not known and everything may be asked for).
+    pub fn nacks(
+        &mut self,
+        now: Instant,
+        rate: u32,
+        playing: bool,
+        mut ask: impl FnMut(u32, &[u16]),
+    ) {
+        let read_pos = self.read_pos();
+        let mut seqs = std::mem::take(&mut self.nack_scratch);
+        for s in &mut self.subs {
+            let Some((n, _)) = &mut s.nack else {
+                continue;
+            };
+            seqs.clear();
+            match (playing, s.anchor) {
+                (true, Some(anchor)) => {
+                    let clock = PlayClock {
+                        now,
+                        anchor,
+                        packet_frames: s.packet_frames,
+                        spread_frames: s.spread_frames,
+                        read_pos,
+                        rate,
+                    };
+                    n.due(now, &clock, &mut seqs);
+                }
+                _ => n.due(now, &Unknown, &mut seqs),
+            }
+            if !seqs.is_empty() {
+                ask(s.ssrc, &seqs);
+            }
+        }
+        self.nack_scratch = seqs;
+    }
+
+    /// When [`Self::nacks`] has something to do next.
+    pub fn next_nack(&self) -> Option<Instant> {
+        self.subs
+            .iter()
+            .filter_map(|s| s.nack.as_ref().and_then(|(n, _)| n.next_deadline()))
+            .min()
+    }
+
+    /// De-interleaves a media packet of substream `i` into its jitter buffer. Returns the
+    /// position of its first frame, if it was placed.
     fn deliver(
         &mut self,
         now: Instant,
@@ -366,16 +568,15 @@ impl Substreams {
         payload: &[u8],
         ctx: &ReceiveContext,
         drops: &mut Drops,
-    ) {
-        let Some(p) = self.subs[i].place(h, payload, ctx, drops) else {
-            return;
-        };
+    ) -> Option<i64> {
+        let p = self.subs[i].place(h, payload, ctx, drops)?;
         if !ctx.started {
             self.align_start(i, p.pos);
         }
         let sub = &mut self.subs[i];
         self.last_media = Some((now, (p.frames.len() / sub.frame_bytes) as i64));
         sub.deint.write(&p, &mut sub.jb);
+        Some(p.pos)
     }
 
     /// Before playback, a packet of substream `i` at `pos` may move every buffer's start: a
@@ -508,6 +709,7 @@ mod tests {
                     ssrc: i as u32 + 1,
                     channels: 1,
                     ts_base: Some(0),
+                    rtx_ssrc: None,
                 })
                 .collect(),
             fec,

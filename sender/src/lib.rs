@@ -4,8 +4,8 @@
 
 pub mod config;
 pub mod pacer;
-pub mod retransmit;
 pub mod packetizer;
+pub mod retransmit;
 pub mod session;
 pub mod spreader;
 

@@ -136,8 +136,7 @@ impl Retransmitter {
                 .collect(),
             bucket: TokenBucket::new(
                 media_bytes_per_s * params.cap,
-                media_bytes_per_s * params.cap.max(0.0) * params.burst_ms as f64 / 1000.0
-                    + 1500.0,
+                media_bytes_per_s * params.cap.max(0.0) * params.burst_ms as f64 / 1000.0 + 1500.0,
             ),
             arena: BytesMut::new(),
             stats: RtxStats::default(),

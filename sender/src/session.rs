@@ -52,8 +52,8 @@ use serde::Serialize;
 
 use crate::config::SenderConfig;
 use crate::pacer::Pacer;
-use crate::retransmit::{Retransmitter, RtxStats};
 use crate::packetizer::{MediaPacket, Packetizer};
+use crate::retransmit::{Retransmitter, RtxStats};
 use crate::spreader::Spreader;
 
 /// Something the application should know about.
@@ -547,10 +547,9 @@ impl SenderSession {
                         && (self.reporter_ssrc == Some(sender_ssrc)
                             || self.receiver_ssrc == Some(sender_ssrc));
                     let answered = own
-                        && self
-                            .rtx
-                            .as_mut()
-                            .is_some_and(|r| r.on_nack(now, media_ssrc, &lost, &mut self.rtx_queue));
+                        && self.rtx.as_mut().is_some_and(|r| {
+                            r.on_nack(now, media_ssrc, &lost, &mut self.rtx_queue)
+                        });
                     if answered {
                         heard = true;
                     } else {

@@ -493,7 +493,12 @@ pub fn write_flow(out: &mut BytesMut, subtype: u8, ssrc: u32, request: u32) {
 pub fn write_desc(out: &mut BytesMut, ssrc: u32, desc: &SessionDesc) {
     let n = desc.substreams.len().min(MAX_SUBSTREAMS);
     let rtx = desc.substreams[..n].iter().all(|s| s.rtx_ssrc.is_some()) && n > 0;
-    header(out, APP_DESC, PT_APP, 2 + 4 + 3 * n + if rtx { n } else { 0 });
+    header(
+        out,
+        APP_DESC,
+        PT_APP,
+        2 + 4 + 3 * n + if rtx { n } else { 0 },
+    );
     out.put_u32(ssrc);
     out.put_slice(&APP_NAME);
     out.put_u32(desc.rate);

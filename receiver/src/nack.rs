@@ -1,0 +1,293 @@
+//! NACK: the stage that asks the sender again for media packets the network lost (Generic
+//! NACK, RFC 4585), while the answer can still arrive before the packet's playout deadline.
+//!
+//! It watches the extended sequence numbers the arrival stage lets through. A gap makes its
+//! packets *missing*. A missing packet is first asked for once the packets that could still
+//! fill it have had their chance: reordering (a few ms and the jitter), and the FEC block it
+//! belongs to (the block's span, spread included), so that nothing FEC will rebuild is asked
+//! for. It is asked again, an estimated round trip later, until it arrives (late, rebuilt or
+//! retransmitted), its playout deadline no longer leaves a round trip, or it was asked for
+//! [`MAX_TRIES`] times.
+//!
+//! The round-trip time is estimated from the answers (the time from the first request for a
+//! packet to its retransmission), smoothed as TCP does (RFC 6298). Everything is explicit
+//! input: the caller says when each packet is played ([`Deadlines`]).
+
+use std::collections::VecDeque;
+
+use isostream_transport::time::{Duration, Instant};
+
+/// Times a missing packet is asked for at most.
+pub const MAX_TRIES: u8 = 10;
+/// Missing packets tracked at most per substream (a longer outage forgets its oldest).
+pub const MAX_MISSING: usize = 4096;
+/// The round trip assumed before the first answer.
+pub const INITIAL_RTT: Duration = Duration::from_millis(100);
+/// Shortest time between two requests for one packet.
+pub const MIN_RETRY: Duration = Duration::from_millis(10);
+
+/// What the NACK stage did, in packets unless named otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NackCounts {
+    /// Requests for a packet (each packet as often as it was asked for).
+    pub requested: u64,
+    /// Missing packets that arrived as retransmissions.
+    pub retransmitted: u64,
+    /// Missing packets given up: their deadline passed or they were asked for too often.
+    pub given_up: u64,
+}
+
+/// When a packet is played, as the session sees it now.
+pub trait Deadlines {
+    /// The instant the first frame of packet `ext` (extended sequence number) is due at the
+    /// output, if known.
+    fn deadline(&self, ext: u64) -> Option<Instant>;
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Missing {
+    ext: u64,
+    next_ask: Instant,
+    first_asked: Option<Instant>,
+    tries: u8,
+}
+
+/// The NACK stage of one substream. See the module documentation.
+#[derive(Debug)]
+pub struct Nacker {
+    missing: VecDeque<Missing>,
+    highest: Option<u64>,
+    /// How long a gap waits before its first request.
+    hold: Duration,
+    /// The interarrival jitter now: a gap also waits twice as long as it.
+    jitter: Duration,
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    counts: NackCounts,
+}
+
+impl Nacker {
+    /// A stage whose gaps wait `hold` before their first request (reordering and the FEC
+    /// block's span).
+    pub fn new(hold: Duration) -> Self {
+        Nacker {
+            missing: VecDeque::new(),
+            highest: None,
+            hold,
+            jitter: Duration::ZERO,
+            srtt: None,
+            rttvar: Duration::ZERO,
+            counts: NackCounts::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn counts(&self) -> NackCounts {
+        self.counts
+    }
+
+    /// The smoothed round-trip time (the initial guess before any answer).
+    pub fn rtt(&self) -> Duration {
+        self.srtt.unwrap_or(INITIAL_RTT)
+    }
+
+    /// How long to wait for an answer before asking again.
+    fn retry(&self) -> Duration {
+        (self.rtt() + 4 * self.rttvar).max(MIN_RETRY)
+    }
+
+    /// The interarrival jitter measured now (reordering it may cause is waited for).
+    pub fn set_jitter(&mut self, jitter: Duration) {
+        self.jitter = jitter;
+    }
+
+    /// Packet `ext` arrived at `now` (first arrival of an original).
+    pub fn on_arrival(&mut self, now: Instant, ext: u64) {
+        match self.highest {
+            Some(h) if ext > h => {
+                let first_ask = now + self.hold + 2 * self.jitter;
+                for gap in (h + 1)..ext {
+                    if self.missing.len() == MAX_MISSING {
+                        self.missing.pop_front();
+                        self.counts.given_up += 1;
+                    }
+                    self.missing.push_back(Missing {
+                        ext: gap,
+                        next_ask: first_ask,
+                        first_asked: None,
+                        tries: 0,
+                    });
+                }
+                self.highest = Some(ext);
+            }
+            Some(_) => self.forget(ext),
+            None => self.highest = Some(ext),
+        }
+    }
+
+    /// Packet `ext` was rebuilt by FEC: no longer missing.
+    pub fn on_recovered(&mut self, ext: u64) {
+        self.forget(ext);
+    }
+
+    /// Packet `ext` arrived as a retransmission at `now`: no longer missing, and, if it was
+    /// asked for once, a round-trip sample.
+    pub fn on_retransmission(&mut self, now: Instant, ext: u64) {
+        if let Some(i) = self.find(ext) {
+            let m = self.missing.remove(i).expect("found");
+            self.counts.retransmitted += 1;
+            if let (1, Some(t)) = (m.tries, m.first_asked) {
+                self.sample(now.saturating_duration_since(t));
+            }
+        }
+    }
+
+    fn sample(&mut self, r: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(s) => {
+                let d = if s > r { s - r } else { r - s };
+                self.rttvar = (self.rttvar * 3 + d) / 4;
+                self.srtt = Some((s * 7 + r) / 8);
+            }
+        }
+    }
+
+    fn find(&self, ext: u64) -> Option<usize> {
+        self.missing.binary_search_by_key(&ext, |m| m.ext).ok()
+    }
+
+    fn forget(&mut self, ext: u64) {
+        if let Some(i) = self.find(ext) {
+            self.missing.remove(i);
+        }
+    }
+
+    /// The packets to ask for at `now`, appended to `out` as wire sequence numbers: those
+    /// whose turn has come and whose deadline leaves a round trip. Packets whose deadline
+    /// no longer does, or that were asked for [`MAX_TRIES`] times, are given up.
+    pub fn due(&mut self, now: Instant, deadlines: &dyn Deadlines, out: &mut Vec<u16>) {
+        let rtt = self.rtt();
+        let retry = self.retry();
+        let mut given_up = 0;
+        self.missing.retain_mut(|m| {
+            if m.next_ask > now {
+                return true;
+            }
+            let fits = deadlines.deadline(m.ext).is_none_or(|d| d > now + rtt);
+            if !fits || m.tries >= MAX_TRIES {
+                given_up += 1;
+                return false;
+            }
+            out.push(m.ext as u16);
+            m.tries += 1;
+            m.first_asked.get_or_insert(now);
+            m.next_ask = now + retry;
+            true
+        });
+        self.counts.given_up += given_up;
+        self.counts.requested += out.len() as u64;
+    }
+
+    /// When [`Self::due`] has something to do next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.missing.iter().map(|m| m.next_ask).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    /// Packet n plays at 1000 ms + 5 ms x n.
+    struct Clock;
+    impl Deadlines for Clock {
+        fn deadline(&self, ext: u64) -> Option<Instant> {
+            Some(at(1000 + 5 * ext))
+        }
+    }
+
+    fn due(n: &mut Nacker, ms: u64) -> Vec<u16> {
+        let mut v = Vec::new();
+        n.due(at(ms), &Clock, &mut v);
+        v
+    }
+
+    #[test]
+    fn a_gap_is_asked_for_after_the_hold_and_again_a_round_trip_later() {
+        let mut n = Nacker::new(Duration::from_millis(20));
+        n.on_arrival(at(0), 10);
+        n.on_arrival(at(5), 13);
+        assert_eq!(due(&mut n, 10), Vec::<u16>::new());
+        assert_eq!(n.next_deadline(), Some(at(25)));
+        assert_eq!(due(&mut n, 25), vec![11, 12]);
+        // no answer: asked again after the initial round trip
+        assert_eq!(due(&mut n, 100), Vec::<u16>::new());
+        assert_eq!(due(&mut n, 125 + 4 * 50), vec![11, 12]);
+        assert_eq!(n.counts().requested, 4);
+    }
+
+    #[test]
+    fn what_arrives_late_or_is_rebuilt_is_never_asked_for() {
+        let mut n = Nacker::new(Duration::from_millis(20));
+        n.on_arrival(at(0), 1);
+        n.on_arrival(at(1), 5);
+        n.on_arrival(at(2), 2); // reordered
+        n.on_recovered(3); // FEC
+        assert_eq!(due(&mut n, 30), vec![4]);
+    }
+
+    #[test]
+    fn answers_give_the_round_trip_and_a_deadline_too_close_gives_up() {
+        let mut n = Nacker::new(Duration::ZERO);
+        n.on_arrival(at(0), 0);
+        n.on_arrival(at(0), 2);
+        assert_eq!(due(&mut n, 0), vec![1]);
+        n.on_retransmission(at(30), 1);
+        assert_eq!(n.rtt(), Duration::from_millis(30));
+        assert_eq!(n.counts().retransmitted, 1);
+        // packet 200 plays at 2000 ms: at 1980 ms a 30 ms round trip no longer fits
+        n.on_arrival(at(1900), 199);
+        n.on_arrival(at(1900), 201);
+        assert_eq!(due(&mut n, 1980), Vec::<u16>::new());
+        assert_eq!(n.counts().given_up, 1);
+        assert_eq!(n.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_packet_is_asked_for_at_most_max_tries_times() {
+        let mut n = Nacker::new(Duration::ZERO);
+        n.on_arrival(at(0), 0);
+        n.on_arrival(at(0), 2);
+        struct Never;
+        impl Deadlines for Never {
+            fn deadline(&self, _: u64) -> Option<Instant> {
+                None
+            }
+        }
+        let mut asked = 0;
+        for ms in 0..100_000 {
+            let mut v = Vec::new();
+            n.due(at(ms), &Never, &mut v);
+            asked += v.len();
+        }
+        assert_eq!(asked, MAX_TRIES as usize);
+        assert_eq!(n.counts().given_up, 1);
+    }
+
+    #[test]
+    fn an_outage_is_bounded() {
+        let mut n = Nacker::new(Duration::ZERO);
+        n.on_arrival(at(0), 0);
+        n.on_arrival(at(0), 100_000);
+        assert_eq!(n.missing.len(), MAX_MISSING);
+        assert_eq!(n.counts().given_up, 100_000 - 1 - MAX_MISSING as u64);
+    }
+}
