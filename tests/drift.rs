@@ -221,11 +221,6 @@ fn plus_100_ppm_at_48k_stereo_for_ten_minutes_stays_in_band_and_sounds_right() {
     let input = synthesize(Program::Music, spec, 48_000 * 600, 1);
     let right =
         |b: &[u8]| -> Vec<u8> { b.chunks_exact(4).flat_map(|f| [f[2], f[3], 0, 0]).collect() };
-    let mono = AudioSpec {
-        channels: 1,
-        ..spec
-    };
-    let _ = mono;
     let (xr, yr) = (right(&input), right(&r.output));
     // the first seconds play before the drift estimator engages: bit-exact pass-through
     assert!(

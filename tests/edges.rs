@@ -191,7 +191,7 @@ fn restart(
     let mut a_alive = true;
     let limit = Instant::ZERO + Duration::from_secs(60);
     while now < limit && !(b.is_finished() && rx.is_ended()) {
-        let mut feed = |tx: &mut SenderSession, input: &[u8], pos: &mut usize, end: bool| {
+        let feed = |tx: &mut SenderSession, input: &[u8], pos: &mut usize, end: bool| {
             let n = tx.audio_wanted().min(input.len() / fb - *pos);
             *pos += tx.push_audio(now, &input[*pos * fb..(*pos + n) * fb]);
             if end && *pos * fb == input.len() {

@@ -125,6 +125,7 @@ fn a_sender_that_never_hears_its_receiver_keeps_its_pace_and_finishes() {
     let st = tx.stats();
     assert_eq!(st.frames_sent, (input.len() / fb) as u64);
     let media = st.packets_sent + st.repair_sent;
+    assert_eq!(sent, media + st.rtcp_sent);
     let nominal = media as f64 * 100e-6 + 0.2;
     let took = now.as_secs_f64();
     assert!(
