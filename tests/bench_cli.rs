@@ -1,6 +1,20 @@
-//! `isostream bench` end to end: deterministic output, sweeps and plots.
+//! `isostream bench` end to end: deterministic output, sweeps and plots. What bench reports
+//! about the audio is checked against the test's own comparison of the same session's
+//! output with its input (bench does not write its output: the test runs the same session
+//! through `isostream::sim` and compares), and plots are parsed, not grepped.
+
+mod common;
 
 use std::process::Command;
+
+use common::mds_residual;
+use isostream::sim::{self, MemorySource, SimResult};
+use isostream_media::{synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
+use isostream_receiver::ReceiverConfig;
+use isostream_sender::SenderConfig;
+use isostream_transport::fec::FecParams;
+use isostream_transport::impair::Profile;
+use isostream_transport::time::Duration;
 
 fn bench(args: &[&str]) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_isostream"))
@@ -57,21 +71,124 @@ fn same_seed_same_report_byte_for_byte() {
     assert_ne!(a.stdout, c.stdout);
 }
 
+/// The session `isostream bench IN.wav --profile P --seed SEED --fec 8,2` runs, run here
+/// through the library (bench's defaults: 5 ms packets, 200/1000 ms watermarks).
+fn same_session(spec: AudioSpec, input: &[u8], p: &Profile, seed: u64) -> SimResult {
+    let mut scfg = SenderConfig::new(spec);
+    scfg.fec = Some(FecParams::new(8, 2).unwrap());
+    scfg.seed = seed;
+    let rcfg = ReceiverConfig {
+        seed,
+        ..ReceiverConfig::default()
+    };
+    let mut src = MemorySource::new(input, spec.frame_bytes());
+    let audio = input.len() / spec.frame_bytes() / spec.rate as usize;
+    sim::run(
+        scfg,
+        rcfg,
+        p,
+        seed,
+        &mut src,
+        Duration::from_secs(audio as u64 * 3 + 30),
+    )
+    .unwrap()
+}
+
+/// Frames of `out` identical to `input` at the same position, over the input's length.
+fn exact_fraction(input: &[u8], out: &[u8], fb: usize) -> f64 {
+    let same = input
+        .chunks(fb)
+        .zip(out.chunks(fb))
+        .filter(|(a, b)| a == b)
+        .count();
+    same as f64 / (input.len() / fb) as f64
+}
+
 #[test]
-fn perfect_profile_is_bit_exact_and_reports_fec_overhead() {
-    let out = bench(&[
-        "--profile",
-        "perfect",
-        "--duration",
-        "3",
-        "--fec",
-        "8,2",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["bit_exact_fraction"], 1.0);
-    assert_eq!(v["residual_loss"], 0.0);
-    assert!((v["overhead"].as_f64().unwrap() - 0.25).abs() < 0.01);
+fn what_bench_says_about_the_audio_is_what_the_audio_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = AudioSpec {
+        rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    let input = synthesize(Program::Music, spec, 48_000 * 3 + 11, 5);
+    let wav = dir.path().join("in.wav");
+    write_wav_all(&wav, spec, &input).unwrap();
+    let fb = spec.frame_bytes();
+    for (name, seed) in [("perfect", 1u64), ("bursty", 3)] {
+        let out = bench(&[
+            wav.to_str().unwrap(),
+            "--profile",
+            name,
+            "--seed",
+            &seed.to_string(),
+            "--fec",
+            "8,2",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r = same_session(spec, &input, &Profile::builtin(name).unwrap(), seed);
+        // it is the same session: same traffic, same losses
+        assert_eq!(v["packets_sent"], r.sender.packets_sent, "{name}: {v}");
+        assert_eq!(v["repair_sent"], r.sender.repair_sent, "{name}: {v}");
+        assert_eq!(v["unrecoverable"], r.receiver.unrecoverable, "{name}: {v}");
+        assert_eq!(r.output.len(), input.len(), "{name}: the timeline slipped");
+        let exact = exact_fraction(&input, &r.output, fb);
+        let reported = v["bit_exact_fraction"].as_f64().unwrap();
+        assert!(
+            (reported - exact).abs() < 1e-9,
+            "{name}: bench says {reported} bit-exact, the audio is {exact}"
+        );
+        // repair overhead: 2 repair packets per 8 (the last block may be short)
+        let overhead = r.sender.repair_sent as f64 / r.sender.packets_sent as f64;
+        assert!((v["overhead"].as_f64().unwrap() - overhead).abs() < 1e-9);
+        assert!((overhead - 0.25).abs() < 0.01, "{overhead}");
+        if name == "perfect" {
+            assert!(r.output == input, "perfect: output differs from the input");
+            assert_eq!(reported, 1.0);
+            assert_eq!(v["residual_loss"], 0.0);
+        } else {
+            assert!(v["lost_on_wire"].as_u64().unwrap() > 0, "{v}");
+            assert!(exact < 1.0, "bursty left the audio intact?");
+        }
+    }
+}
+
+/// The points of every `<polyline>` of an SVG, after checking that it is well-formed XML
+/// whose root is an `<svg>` of a positive size; every point must lie inside it.
+fn polylines(svg: &str) -> Vec<Vec<(f64, f64)>> {
+    let doc = roxmltree::Document::parse(svg).expect("the plot is well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let size = |a: &str| -> f64 {
+        root.attribute(a)
+            .and_then(|x| x.trim_end_matches("px").parse().ok())
+            .unwrap_or_else(|| panic!("svg without {a}"))
+    };
+    let (w, h) = (size("width"), size("height"));
+    assert!(w > 0.0 && h > 0.0);
+    doc.descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .map(|n| {
+            let pts: Vec<(f64, f64)> = n
+                .attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .map(|p| {
+                    let (x, y) = p.split_once(',').expect("x,y");
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect();
+            for &(x, y) in &pts {
+                assert!(
+                    (0.0..=w).contains(&x) && (0.0..=h).contains(&y),
+                    "({x}, {y})"
+                );
+            }
+            pts
+        })
+        .collect()
 }
 
 #[test]
@@ -82,10 +199,10 @@ fn sweep_reports_each_setting_and_draws_a_plot() {
         "--profile",
         "lan",
         "--duration",
-        "4",
+        "20",
         "--sweep",
         "--sweep-loss",
-        "0,10",
+        "0,5,10",
         "--sweep-fec",
         "off;8,2",
         "--json",
@@ -94,13 +211,50 @@ fn sweep_reports_each_setting_and_draws_a_plot() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v.as_array().unwrap();
-    assert_eq!(rows.len(), 4);
-    // at 10 % loss FEC 8,2 leaves far less residual loss than no FEC
-    let off = rows[1]["residual_loss"].as_f64().unwrap();
-    let fec = rows[3]["residual_loss"].as_f64().unwrap();
-    assert!(off > 0.05 && fec < off / 2.0, "off {off}, fec {fec}");
+    assert_eq!(rows.len(), 6);
+    let get = |i: usize, k: &str| rows[i][k].as_f64().unwrap();
+    // no loss, no residual loss
+    assert_eq!(get(0, "residual_loss"), 0.0);
+    assert_eq!(get(3, "residual_loss"), 0.0);
+    for (i, p) in [(1, 0.05), (2, 0.10), (4, 0.05), (5, 0.10)] {
+        let n = get(i, "packets_sent");
+        let measured = get(i, "residual_loss");
+        // without FEC every lost packet stays lost: binomial standard error of the rate;
+        // with FEC 8,2 the MDS residual, with the standard error of the per-block counts
+        let (want, se) = if i < 3 {
+            (p, (p * (1.0 - p) / n).sqrt())
+        } else {
+            let (r, sd) = mds_residual(8, 2, p);
+            (r, sd / (n / 8.0).sqrt() / 8.0)
+        };
+        assert!(
+            (measured - want).abs() < 4.0 * se,
+            "row {i} ({}, {p} loss): residual {measured:.4} vs {want:.4} (4 se = {:.4})",
+            rows[i]["fec"],
+            4.0 * se
+        );
+    }
+    // the plot holds the data: one line of 3 points per FEC setting, left to right in
+    // network loss, higher where residual loss is higher (SVG y grows downwards)
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.contains("<svg") && text.contains("FEC 8,2"));
+    assert!(text.contains("FEC off") && text.contains("FEC 8,2"));
+    let lines: Vec<Vec<(f64, f64)>> = polylines(&text)
+        .into_iter()
+        .filter(|p| p.len() == 3)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (l, base) in lines.iter().zip([0, 3]) {
+        assert!(l[0].0 < l[1].0 && l[1].0 < l[2].0, "{l:?}");
+        for j in 0..2 {
+            let (a, b) = (
+                get(base + j, "residual_loss"),
+                get(base + j + 1, "residual_loss"),
+            );
+            assert_eq!(a < b, l[j].1 > l[j + 1].1, "{l:?} vs residuals {a} {b}");
+        }
+    }
+    // FEC off ends higher than FEC 8,2
+    assert!(lines[0][2].1 < lines[1][2].1, "{lines:?}");
 }
 
 #[test]
@@ -117,6 +271,37 @@ fn a_plot_of_one_session_shows_the_watermarks() {
     ]);
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("high-water mark") && text.contains("low-water mark"));
+    // the same session's timeline (bench's built-in program: mixed, seed 7, 48 kHz stereo)
+    let spec = AudioSpec {
+        rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    };
+    let input = synthesize(Program::Mixed, spec, 48_000 * 3, 7);
+    let r = same_session(spec, &input, &Profile::builtin("wifi").unwrap(), 1);
+    let n = r.timeline.len();
+    assert!(n >= 30, "{n} samples");
+    // a line per series of the timeline (buffer, losses, recoveries, concealment), each
+    // with a point per sample
+    let series: Vec<Vec<(f64, f64)>> = polylines(&text)
+        .into_iter()
+        .filter(|p| p.len() == n)
+        .collect();
+    assert!(series.len() >= 4, "{} lines of {n} points", series.len());
+    // the buffer's line follows the timeline: where the buffer is fullest, it is higher
+    // than where it is emptiest
+    let (lo, hi) = r.timeline.iter().fold((f64::MAX, f64::MIN), |(lo, hi), s| {
+        (lo.min(s.buffer_ms), hi.max(s.buffer_ms))
+    });
+    assert!(hi > lo);
+    let i_max = r.timeline.iter().position(|s| s.buffer_ms == hi).unwrap();
+    let i_min = r.timeline.iter().position(|s| s.buffer_ms == lo).unwrap();
+    assert!(
+        series
+            .iter()
+            .any(|p| p[i_max].1 < p[i_min].1 && p.iter().any(|q| q.1 != p[0].1)),
+        "no line rises from the buffer's minimum (sample {i_min}) to its maximum (sample {i_max})"
+    );
 }
 
 #[test]

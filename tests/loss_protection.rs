@@ -1,6 +1,11 @@
 //! Loss protection through the real sender and receiver sessions, in virtual time: residual
 //! loss against the MDS bound, and a 30 ms burst turned into reduced temporal resolution.
+//! Every test compares the output audio with the input: what FEC rebuilt is bit-exact in
+//! place, and only what it could not rebuild differs.
 
+mod common;
+
+use common::{differing_frames, differing_packets, losses_needed, mds_residual, runs};
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat};
 use isostream_receiver::ReceiverConfig;
@@ -33,21 +38,6 @@ fn run(cfg: SenderConfig, input: &[u8], p: &Profile, seed: u64) -> SimResult {
     .unwrap()
 }
 
-/// P(X >= k) for X ~ Binomial(n, p).
-fn binom_tail(n: u32, p: f64, k: u32) -> f64 {
-    let mut c = 1.0f64;
-    let mut total = 0.0;
-    for j in 0..=n {
-        if j > 0 {
-            c = c * (n - j + 1) as f64 / j as f64;
-        }
-        if j >= k {
-            total += c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32);
-        }
-    }
-    total
-}
-
 #[test]
 fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
     // 8 kHz mono keeps 100,000 packets of 5 ms cheap to simulate
@@ -70,18 +60,13 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
         let expected = r.receiver.substreams[0].packets_expected as f64;
         assert!(expected >= 99_900.0, "{expected}");
         let measured = r.receiver.unrecoverable as f64 / expected;
-        eprintln!(
-            "loss {p}: residual {measured:.5}, MDS bound {:.5}",
-            p * binom_tail(9, p, 2)
-        );
-        // a source packet stays lost iff it is lost and at least m = 2 of the other 9
-        // packets of its block are lost too (any 8 of 10 rebuild the block)
-        let bound = p * binom_tail(9, p, 2);
-        // losses are independent per packet but counted per block: allow for the block
-        // correlation by taking the standard error of the per-block count, x 4
+        // a source packet stays lost iff its block of 10 lost more than m = 2 packets (any
+        // 8 of 10 rebuild the block). Losses are independent per packet but come in whole
+        // blocks: the standard error is that of the mean of the per-block counts.
+        let (bound, block_sd) = mds_residual(8, 2, p);
         let blocks = expected / 8.0;
-        let per_block_sd = (8.0 * bound * (1.0 - bound)).sqrt() * 3.0;
-        let se = per_block_sd * blocks.sqrt() / expected;
+        let se = block_sd / blocks.sqrt() / 8.0;
+        eprintln!("loss {p}: residual {measured:.5}, MDS bound {bound:.5}, se {se:.5}");
         assert!(
             (measured - bound).abs() < 4.0 * se,
             "loss {p}: residual {measured:.5} vs MDS bound {bound:.5} (4 se = {:.5})",
@@ -89,6 +74,25 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
         );
         // what was not rebuilt was concealed, never skipped: the timeline did not slip
         assert_eq!(r.output.len(), input.len());
+        // and the audio: every packet that arrived or was rebuilt is bit-exact in place.
+        // Only an unrecoverable packet differs, and the start of the packet after it (the
+        // 3 ms fade back in from concealment)
+        let unrec = r.receiver.unrecoverable as usize;
+        let bad = differing_packets(&input, &r.output, 2, 40);
+        assert!(
+            losses_needed(&bad, 1) <= unrec,
+            "loss {p}: {} packets differ from the input in {} places, which takes at least {} lost packets, but only {unrec} were unrecoverable ({} rebuilt)",
+            bad.len(),
+            runs(&bad),
+            losses_needed(&bad, 1),
+            r.receiver.recovered
+        );
+        assert!(bad.len() >= unrec / 2, "{} differ, {unrec} lost", bad.len());
+        assert!(
+            r.receiver.recovered as f64 > expected * (p - bound) * 0.9,
+            "{:?}",
+            r.receiver
+        );
     }
 }
 
@@ -127,6 +131,39 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
         // whatever FEC could not rebuild was interpolated (every 4th sample), so the damage is
         // reduced temporal resolution: the whole clip keeps an SNR above 30 dB
         assert!(c.snr_db > 30.0, "SNR {:.1} dB at {at_ms} ms", c.snr_db);
+        // and in place: only the frames of unrecoverable packets differ (each carried every
+        // 4th frame of a group of 4 x 240), all near the burst; everything FEC rebuilt and
+        // everything that arrived is bit-exact where it belongs
+        let fb = spec.frame_bytes();
+        let bad = differing_frames(&input, &r.output, fb);
+        let unrec = r.receiver.unrecoverable as usize;
+        eprintln!(
+            "burst at {at_ms} ms: {unrec} packets unrecoverable, {} frames differ",
+            bad.len()
+        );
+        assert!(
+            bad.len() <= unrec * 240,
+            "at {at_ms} ms: {} frames differ, {unrec} packets unrecoverable",
+            bad.len()
+        );
+        // the burst's packets: transmission interleaves 4 blocks (160 ms of audio)
+        let near = |f: usize| (f as f64 / 48.0 - at_ms).abs() < 300.0;
+        assert!(
+            bad.iter().all(|&f| near(f)),
+            "at {at_ms} ms: frames far from the burst differ: {:?}",
+            bad.iter()
+                .filter(|&&f| !near(f))
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+        if unrec > 0 {
+            assert!(!bad.is_empty(), "unrecoverable packets left no trace?");
+            // interpolated frames are every 4th one: never two neighbours
+            assert!(
+                bad.windows(2).all(|w| w[1] - w[0] >= 2),
+                "at {at_ms} ms: {bad:?}"
+            );
+        }
     }
 }
 
@@ -152,4 +189,18 @@ fn without_interleaving_the_same_burst_is_concealed() {
     assert!(r.receiver.frames_concealed >= 48 * 25, "{:?}", r.receiver);
     assert_eq!(r.receiver.frames_interpolated, 0);
     assert_eq!(r.output.len(), input.len());
+    // the concealed stretch is the burst's (plus the 3 ms fade back in): the rest is exact
+    let bad = differing_frames(&input, &r.output, spec.frame_bytes());
+    assert!(!bad.is_empty());
+    let (first, last) = (bad[0] as f64 / 48.0, *bad.last().unwrap() as f64 / 48.0);
+    assert!(
+        first >= 990.0 && last <= 1_000.0 + 30.0 + 5.0 + 3.0 + 10.0,
+        "frames differ from {first:.1} ms to {last:.1} ms; the burst was 1000..1030 ms"
+    );
+    assert!(
+        bad.len() as u64 <= r.receiver.frames_concealed + 48 * 3,
+        "{} frames differ, {} concealed",
+        bad.len(),
+        r.receiver.frames_concealed
+    );
 }

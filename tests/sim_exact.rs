@@ -94,6 +94,9 @@ fn a_receiver_that_joins_a_running_stream_plays_from_where_it_joined() {
     let (mut pos, mut now, mut out) = (0usize, Instant::ZERO, Vec::new());
     let mut chunk = vec![0u8; 48_000 * fb];
     let join = Instant::ZERO + Duration::from_secs(8);
+    let ts_base = tx.description().substreams[0].ts_base;
+    // the media position of the first media packet the receiver gets
+    let mut joined_at: Option<usize> = None;
     while now < Instant::ZERO + Duration::from_secs(11) {
         let want = tx.audio_wanted();
         let n = want.min(input.len() / fb - pos);
@@ -105,6 +108,10 @@ fn a_receiver_that_joins_a_running_stream_plays_from_where_it_joined() {
         tx.handle_input(Input::Timeout(now));
         for d in sent(|| tx.poll_output()) {
             if now >= join {
+                if joined_at.is_none() && d.len() > 12 && d[1] & 0x7f == 96 {
+                    let ts = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
+                    joined_at = Some(ts.wrapping_sub(ts_base) as usize);
+                }
                 rx.handle_input(datagram(now, d));
             }
         }
@@ -122,18 +129,27 @@ fn a_receiver_that_joins_a_running_stream_plays_from_where_it_joined() {
     let st = rx.stats();
     assert_eq!(st.overflow, 0, "{st:?}");
     assert!(st.frames_played >= 48_000 * 2, "{st:?}");
-    // it played the stream as it was when it joined, not silence from its start
-    let start = out
-        .chunks_exact(fb)
-        .position(|f| f.iter().any(|&b| b != 0))
-        .unwrap();
-    assert!(start < 480, "first sound after {start} frames");
-    let at = (8 * 48_000) * fb;
-    let probe = &out[start * fb..start * fb + 960 * fb];
-    assert!(input[at - 48_000 * fb..at + 48_000 * fb]
-        .windows(probe.len())
-        .step_by(fb)
-        .any(|w| w == probe));
+    // it played the stream as it was when it joined, not silence from its start: exactly
+    // the input from the first packet it received on, frame for frame, for all it played
+    let at = joined_at.expect("media reached the receiver");
+    assert!(
+        (at as i64 - 8 * 48_000).abs() <= 4_800,
+        "the first packet after 8 s carried media position {at}"
+    );
+    assert_eq!(out.len() / fb, st.frames_played as usize);
+    assert!(
+        out.len() / fb >= 48_000 * 5 / 2,
+        "only {} frames played",
+        out.len() / fb
+    );
+    let want = &input[at * fb..at * fb + out.len()];
+    assert!(
+        want == &out[..],
+        "output differs from the input from frame {at} on, first at output frame {:?}",
+        want.chunks(fb)
+            .zip(out.chunks(fb))
+            .position(|(a, b)| a != b)
+    );
 }
 
 #[test]
@@ -196,16 +212,32 @@ fn a_live_sender_paused_by_hand_leaves_no_hole_in_the_output() {
     // the dropped second is skipped, not played as a concealed gap
     assert!(st.substreams[0].frames_skipped >= 48_000, "{st:?}");
     assert!(st.frames_concealed < 480, "{st:?}");
-    // what was played is the first and the last second, back to back
+    // what was played is the first and the last second, back to back, whole and exact:
+    // the input up to where the PAUSE took effect, then the input from where the sender
+    // resumed, the dropped stretch between them cut out
+    let dropped = tx_st.live_frames_dropped as usize;
+    let total = input.len() / fb;
+    let head = out
+        .chunks(fb)
+        .zip(input.chunks(fb))
+        .take_while(|(a, b)| a == b)
+        .count();
     assert!(
-        out.len() / fb < 48_000 * 2 + 4_800,
-        "{} frames",
+        (47_000..=48_000).contains(&head),
+        "the first {head} frames are the input's; the pause came after 48,000"
+    );
+    assert_eq!(
+        out.len() / fb,
+        total - dropped,
+        "played {} frames of {total}, {dropped} dropped",
         out.len() / fb
     );
-    let first = &input[..48_000 * fb / 2];
-    assert!(out.starts_with(first));
-    let tail = &input[(48_000 * 3 - 24_000) * fb..];
-    assert!(out.windows(tail.len()).step_by(fb).any(|w| w == tail));
+    let resumed = head + dropped;
+    assert!(
+        out[head * fb..] == input[resumed * fb..],
+        "after frame {head} the output is not the input from frame {resumed} on"
+    );
+    assert_eq!(st.substreams[0].frames_skipped as usize, dropped, "{st:?}");
 }
 
 #[test]
@@ -296,9 +328,14 @@ fn a_stock_sender_using_payload_type_97_for_l16_is_read_as_l16_when_told() {
             let n = rx.playout(now, &mut chunk[..due * 2]);
             out.extend_from_slice(&chunk[..n * 2]);
         }
-        out
+        (out, rx.stats())
     };
-    assert!(play(Some(97)) == input);
-    // without the hint, 97 is L24 and the 16-bit packets do not fit: nothing exact comes out
-    assert!(play(None) != input);
+    let (out, st) = play(Some(97));
+    assert!(out == input, "{} of {} bytes", out.len(), input.len());
+    assert_eq!(st.malformed, 0, "{st:?}");
+    // without the hint, 97 is L24 and the 16-bit packets (80 bytes, not a whole number of
+    // 3-byte frames) do not fit: every one is refused, and nothing is played
+    let (out, st) = play(None);
+    assert!(out.is_empty(), "{} bytes played", out.len());
+    assert_eq!(st.malformed as usize, input.len() / 80, "{st:?}");
 }

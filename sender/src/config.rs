@@ -97,7 +97,9 @@ impl SenderConfig {
         if self.interleave as u32 * self.packet_frames > u16::MAX as u32 {
             return Err(Config("interleave group exceeds 65535 frames".into()));
         }
-        let max_payload = self.packet_frames as usize * self.spec.frame_bytes();
+        // each substream is its own RTP stream: its datagrams carry its own channels only
+        let widest = self.substream_channels.iter().copied().max().unwrap_or(0) as usize;
+        let max_payload = self.packet_frames as usize * widest * self.spec.format.bytes();
         if max_payload > 1400 * 40 {
             return Err(Config(format!(
                 "packets of {max_payload} bytes are too large for UDP"

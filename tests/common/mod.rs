@@ -710,3 +710,148 @@ pub fn differing_packets(
         .map(|(i, _)| i)
         .collect()
 }
+
+/// A profile with these two paths.
+pub fn profile(
+    forward: isostream_transport::impair::LinkConfig,
+    reverse: isostream_transport::impair::LinkConfig,
+) -> isostream_transport::impair::Profile {
+    isostream_transport::impair::Profile {
+        name: "test".into(),
+        description: String::new(),
+        source: String::new(),
+        forward,
+        reverse,
+    }
+}
+
+/// Deterministic loss: of every `period` datagrams on the path, the last is lost (1 in
+/// `period`, evenly spread: with `period` > K + M, an FEC block of K + M packets in a row
+/// loses at most one packet, and at most two when a report falls inside it).
+pub fn every_nth_lost(period: usize) -> isostream_transport::impair::LossModel {
+    isostream_transport::impair::LossModel::Trace {
+        pattern: format!("{}1", "0".repeat(period - 1)),
+        file: None,
+        per: Default::default(),
+    }
+}
+
+/// Exact moments of the residual loss of an MDS code with `k` source and `m` repair packets
+/// per block under independent loss `p`: a block that loses more than `m` of its `k + m`
+/// packets loses all its lost source packets; one that loses at most `m` loses none.
+/// Returns (expected residual loss per source packet, standard deviation of the number of
+/// unrecoverable source packets of one block).
+pub fn mds_residual(k: u32, m: u32, p: f64) -> (f64, f64) {
+    let binom = |n: u32, j: u32| -> f64 {
+        (1..=j).fold(1.0, |c, i| c * (n - j + i) as f64 / i as f64)
+            * p.powi(j as i32)
+            * (1.0 - p).powi((n - j) as i32)
+    };
+    let (mut e1, mut e2) = (0.0, 0.0);
+    for s in 0..=k {
+        for r in 0..=m {
+            if s + r > m {
+                let pr = binom(k, s) * binom(m, r);
+                e1 += pr * s as f64;
+                e2 += pr * (s * s) as f64;
+            }
+        }
+    }
+    (e1 / k as f64, (e2 - e1 * e1).sqrt())
+}
+
+/// Runs of consecutive indices in a sorted list: how many separate damaged places.
+pub fn runs(sorted: &[usize]) -> usize {
+    sorted
+        .iter()
+        .enumerate()
+        .filter(|&(i, &x)| i == 0 || sorted[i - 1] + 1 != x)
+        .count()
+}
+
+/// The frame indices where `got` differs from `want` (frames beyond the shorter one are not
+/// compared: check lengths separately).
+pub fn differing_frames(want: &[u8], got: &[u8], frame_bytes: usize) -> Vec<usize> {
+    want.chunks_exact(frame_bytes)
+        .zip(got.chunks_exact(frame_bytes))
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Resident memory of this process, in bytes (from /proc/self/statm).
+pub fn rss_bytes() -> u64 {
+    let t = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let pages: u64 = t
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .expect("statm: resident pages");
+    // SAFETY: sysconf has no preconditions
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    pages * page
+}
+
+/// The fewest lost packets that can explain damaged packet slots `bad` (sorted), if each lost
+/// packet damages its own slot and at most `spill` slots after it (the concealer's fade back
+/// in): a run of L damaged slots needs at least ceil(L / (1 + spill)) lost packets.
+pub fn losses_needed(bad: &[usize], spill: usize) -> usize {
+    let mut total = 0;
+    let mut i = 0;
+    while i < bad.len() {
+        let mut j = i + 1;
+        while j < bad.len() && bad[j] == bad[j - 1] + 1 {
+            j += 1;
+        }
+        total += (j - i).div_ceil(1 + spill);
+        i = j;
+    }
+    total
+}
+
+/// Where a test's in-process sender and receiver sessions are, as each other sees it.
+pub const SENDER: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
+    5004,
+);
+/// The receiver's address (the sender configuration's default `receiver_addr`).
+pub const RECEIVER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5004);
+
+/// Drains a session's outputs (see `isostream_transport::sans_io`): returns its datagrams,
+/// appends its events to `events`, and gives the deadline it asked for.
+pub fn drain_until<E>(
+    mut poll: impl FnMut() -> isostream_transport::sans_io::Output<E>,
+    events: &mut Vec<E>,
+) -> (
+    Vec<bytes::Bytes>,
+    Option<isostream_transport::time::Instant>,
+) {
+    use isostream_transport::sans_io::Output;
+    let mut sent = Vec::new();
+    loop {
+        match poll() {
+            Output::Transmit(t) => sent.push(t.data),
+            Output::Event(e) => events.push(e),
+            Output::Timeout(at) => return (sent, at),
+        }
+    }
+}
+
+/// [`drain_until`] without the deadline.
+pub fn drain<E>(
+    poll: impl FnMut() -> isostream_transport::sans_io::Output<E>,
+    events: &mut Vec<E>,
+) -> Vec<bytes::Bytes> {
+    drain_until(poll, events).0
+}
+
+/// A datagram from `from` at `now`, as a session input.
+pub fn datagram(
+    now: isostream_transport::time::Instant,
+    from: SocketAddr,
+    data: bytes::Bytes,
+) -> isostream_transport::sans_io::Input<'static> {
+    isostream_transport::sans_io::Input::Datagram { now, from, data }
+}
