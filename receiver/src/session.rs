@@ -59,6 +59,13 @@ pub enum ReceiverEvent {
 /// every 250 ms) before the output format is fixed.
 pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
 
+/// How long a stream that is not the playing session's is remembered, in case the session's
+/// sender turns out to have restarted with new SSRCs.
+pub const SUCCESSOR_WINDOW: Duration = Duration::from_secs(1);
+/// How long the playing session's sender must have been silent (its reports come every
+/// 250 ms, even while paused) before a described new stream takes over.
+pub const HANDOVER_SILENCE: Duration = Duration::from_millis(400);
+
 /// At most this many datagrams are kept while a session waits for its description.
 const MAX_PENDING: usize = 4096;
 
@@ -121,6 +128,12 @@ pub struct ReceiverSession {
     done: Option<ReceiverStats>,
     /// Datagrams still to handle (see [`Work`]).
     queue: VecDeque<Work>,
+    /// Datagrams of a stream that is not the playing session's, kept for a while: if the
+    /// playing session's sender has gone (a sender restarted with new SSRCs), they start the
+    /// next session once the current one has played out.
+    successor: VecDeque<(Instant, Bytes)>,
+    /// A description is among them.
+    successor_described: bool,
     /// The time of the latest input.
     now: Instant,
     /// Where the current session's datagrams come from: where replies go.
@@ -156,6 +169,8 @@ impl ReceiverSession {
             drops: Drops::default(),
             done: None,
             queue: VecDeque::new(),
+            successor: VecDeque::new(),
+            successor_described: false,
             now: Instant::ZERO,
             peer: None,
             timers: TimerTable::default(),
@@ -280,6 +295,11 @@ impl ReceiverSession {
     /// Handles one datagram; returns whether it belonged to the current session.
     fn handle_bytes(&mut self, now: Instant, d: Bytes) -> bool {
         self.queue.push_back(Work::Datagram(d));
+        self.run_queue(now)
+    }
+
+    /// Handles the queued datagrams; returns whether the last new one was ours.
+    fn run_queue(&mut self, now: Instant) -> bool {
         let mut ours = false;
         while let Some(w) = self.queue.pop_front() {
             match w {
@@ -322,11 +342,63 @@ impl ReceiverSession {
 
     /// A media or repair datagram of no current substream: foreign, unless it was kept for
     /// replay under a session description still to come. Returns false (not ours).
-    fn not_ours(&mut self, kept: bool) -> bool {
+    fn not_ours(&mut self, now: Instant, d: &Bytes, kept: bool) -> bool {
         if !kept {
             self.drops.foreign += 1;
+            self.keep_successor(now, d, false);
         }
         false
+    }
+
+    /// Keeps a datagram of another stream while the current session plays (see
+    /// [`ReceiverSession::successor`]): the last [`SUCCESSOR_WINDOW`] of them, at most
+    /// [`MAX_PENDING`].
+    fn keep_successor(&mut self, now: Instant, d: &Bytes, desc: bool) {
+        if !self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.playout.is_running() && !a.ended)
+        {
+            return;
+        }
+        while self
+            .successor
+            .front()
+            .is_some_and(|(t, _)| now - *t > SUCCESSOR_WINDOW)
+            || self.successor.len() >= MAX_PENDING
+        {
+            self.successor.pop_front();
+        }
+        self.successor.push_back((now, d.clone()));
+        self.successor_described |= desc;
+    }
+
+    /// A described stream waits behind a session whose sender has been silent for
+    /// [`HANDOVER_SILENCE`]: that sender is gone (it restarted with new SSRCs), so the
+    /// current session ends where its audio ends; once it has played out, the waiting
+    /// stream's datagrams start the next session.
+    fn hand_over(&mut self, now: Instant) -> bool {
+        if self.successor.is_empty() {
+            return false;
+        }
+        let Some(a) = self.active.as_mut() else {
+            return false;
+        };
+        if !a.ended {
+            if self.successor_described
+                && a.end_pos.is_none()
+                && now - a.last_heard >= HANDOVER_SILENCE
+            {
+                a.end_pos = Some(a.subs.data_end());
+            }
+            return false;
+        }
+        self.successor_described = false;
+        for (_, d) in self.successor.drain(..) {
+            self.queue.push_back(Work::Replay(d));
+        }
+        self.run_queue(now);
+        true
     }
 
     /// Keeps a copy of a datagram while the session is provisional and not playing.
@@ -369,7 +441,7 @@ impl ReceiverSession {
             }
         }
         let Some((i, ctx)) = self.heard(now, h.ssrc) else {
-            return self.not_ours(kept);
+            return self.not_ours(now, d, kept);
         };
         let a = self.active.as_mut().expect("heard from a session");
         if !a
@@ -418,7 +490,7 @@ impl ReceiverSession {
         };
         let kept = self.keep_pending(d);
         let Some((i, ctx)) = self.heard(now, h.ssrc) else {
-            return self.not_ours(kept);
+            return self.not_ours(now, d, kept);
         };
         let a = self.active.as_mut().expect("heard from a session");
         if a.subs.on_repair(now, i, &h, shard, &ctx, &mut self.drops) {
@@ -501,6 +573,9 @@ impl ReceiverSession {
                             Some(old) => self.active = Some(old),
                             None => {}
                         }
+                    } else {
+                        // another stream's description while this session plays
+                        self.keep_successor(now, d, true);
                     }
                 }
                 RtcpPacket::SenderReport(sr) => {
@@ -572,6 +647,8 @@ impl ReceiverSession {
         let n = a.playout.play(now, out, &mut a.subs, &input);
         if !self.check_end() {
             self.after_write(now);
+        } else {
+            self.hand_over(now);
         }
         self.now = self.now.max(now);
         self.refresh_timers();
@@ -595,6 +672,7 @@ impl ReceiverSession {
         if let Some(req) = self.flow.on_timeout(now) {
             self.send_request(req);
         }
+        self.hand_over(now);
         let Some(a) = self.active.as_mut() else {
             return;
         };
