@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use isostream_drive::AudioSink;
 use isostream_drive::AudioSource;
 use isostream_media::{
-    AudioSpec, PcmReader, PcmWriter, RawFormat, SignalSource, WavSink, WavSource,
+    AudioSpec, MediaError, PcmReader, PcmWriter, RawFormat, SignalSource, WavSink, WavSource,
 };
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -96,31 +96,160 @@ impl AudioSource for MultiInput {
     }
 }
 
+/// An error of the WAV file at `path` as one line: "cannot write PATH: reason", of the
+/// same kind as the operating system's error if there was one.
+fn wav_err(path: &Path, e: MediaError) -> io::Error {
+    let kind = match &e {
+        MediaError::Io(e) => e.kind(),
+        _ => io::ErrorKind::Other,
+    };
+    let reason = match e {
+        MediaError::Io(e) => e.to_string(),
+        e => e.to_string(),
+    };
+    io::Error::new(kind, format!("cannot write {}: {reason}", path.display()))
+}
+
 /// A WAV file as a receiver sink (flushed about every second, finalized on drop).
 pub struct WavOutput(pub WavSink);
 
 impl AudioSink for WavOutput {
     fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {
-        self.0.write_frames(frames).map_err(io_err)
+        let r = self.0.write_frames(frames);
+        r.map_err(|e| wav_err(self.0.path(), e))
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush().map_err(io_err)
+        let r = self.0.flush();
+        r.map_err(|e| wav_err(self.0.path(), e))
+    }
+}
+
+/// A sink that discards what it is given: where the audio of a session goes whose real sink
+/// could not be made (the receiver refuses the session and lives on).
+pub struct Discard;
+
+impl AudioSink for Discard {
+    fn write_frames(&mut self, _frames: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `path` holds a recording that must not be overwritten: a regular file with
+/// something in it. An empty file, a missing one, or something else (`/dev/null`) may be
+/// written.
+pub fn holds_recording(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
+/// The `n`-th name (from 1) of the file names a receiver writes successive sessions to:
+/// `out.wav`, `out-2.wav`, `out-3.wav`, ... for `--out out.wav` (the number goes before the
+/// extension; a name without one gets `-2`, `-3`, ... at its end).
+pub fn numbered_file(first: &Path, n: u32) -> PathBuf {
+    if n <= 1 {
+        return first.to_path_buf();
+    }
+    let stem = first.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match first.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    first.with_file_name(name)
+}
+
+/// The directory the `n`-th session (from 1) of `--out-dir DIR` is written to: `DIR` itself,
+/// then `DIR/session-2`, `DIR/session-3`, ...
+pub fn numbered_dir(dir: &Path, n: u32) -> PathBuf {
+    if n <= 1 {
+        dir.to_path_buf()
+    } else {
+        dir.join(format!("session-{n}"))
+    }
+}
+
+/// The file of substream `i` (from 0) in a session's directory: `substream-1.wav`, ...
+pub fn substream_file(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("substream-{}.wav", i + 1))
+}
+
+/// Hands out where each session of a receiver run is written, so that no session ever
+/// overwrites a recording (an earlier session's, or one left by an earlier run): the next
+/// name of the pattern ([`numbered_file`], [`numbered_dir`]) that holds no recording.
+#[derive(Debug)]
+pub struct Recordings {
+    base: PathBuf,
+    next: u32,
+}
+
+impl Recordings {
+    /// Names starting from `base` (the `--out` file or the `--out-dir` directory).
+    pub fn new(base: impl Into<PathBuf>) -> Self {
+        Recordings {
+            base: base.into(),
+            next: 1,
+        }
+    }
+
+    /// Creates the file of the next session of `--out FILE` with `create`: at the first
+    /// name from the last one used on that holds no recording. A name is used once `create`
+    /// succeeds; a session that could not be written leaves its name to the next one.
+    pub fn create_file<T, E>(
+        &mut self,
+        create: impl FnOnce(&Path) -> Result<T, E>,
+    ) -> Result<(T, PathBuf), E> {
+        let mut n = self.next;
+        while holds_recording(&numbered_file(&self.base, n)) {
+            n += 1;
+        }
+        let p = numbered_file(&self.base, n);
+        let t = create(&p)?;
+        self.next = n + 1;
+        Ok((t, p))
+    }
+
+    /// Creates the files of the next session of `--out-dir DIR` with `create`, in the first
+    /// directory of the pattern from the last one used on where none of the `substreams`
+    /// files ([`substream_file`]) holds a recording. As for [`Self::create_file`], a
+    /// directory is used once `create` succeeds.
+    pub fn create_in_dir<T, E>(
+        &mut self,
+        substreams: usize,
+        create: impl FnOnce(&Path) -> Result<T, E>,
+    ) -> Result<(T, PathBuf), E> {
+        let mut n = self.next;
+        loop {
+            let d = numbered_dir(&self.base, n);
+            // a file where a session's directory would go is someone else's
+            let clash = n > 1 && d.exists() && !d.is_dir();
+            if !clash && !(0..substreams).any(|i| holds_recording(&substream_file(&d, i))) {
+                let t = create(&d)?;
+                self.next = n + 1;
+                return Ok((t, d));
+            }
+            n += 1;
+        }
     }
 }
 
 /// Raw PCM on stdout as a receiver sink.
 pub struct PcmOutput<W: io::Write + Send>(pub PcmWriter<W>);
 
+fn pcm_err(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write raw PCM: {e}"))
+}
+
 impl<W: io::Write + Send> AudioSink for PcmOutput<W> {
     fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {
-        self.0.write_frames(frames)
+        self.0.write_frames(frames).map_err(pcm_err)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        self.0.flush().map_err(pcm_err)
     }
 }
 
-/// One WAV file per substream in a directory (`substream-1.wav`, ...).
+/// One WAV file per substream in a directory (`substream-1.wav`, ...; [`substream_file`]).
 pub struct SplitWavOutput {
     sinks: Vec<(WavSink, usize)>,
     frame_bytes: usize,
@@ -130,15 +259,18 @@ pub struct SplitWavOutput {
 impl SplitWavOutput {
     /// Creates the files for substreams of `channels` channels each, in `dir`.
     pub fn create(dir: &Path, spec: AudioSpec, channels: &[u16]) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
         let mut sinks = Vec::new();
         for (i, &c) in channels.iter().enumerate() {
             let s = AudioSpec {
                 channels: c,
                 ..spec
             };
-            let path: PathBuf = dir.join(format!("substream-{}.wav", i + 1));
-            sinks.push((WavSink::create(&path, s).map_err(io_err)?, s.frame_bytes()));
+            let path = substream_file(dir, i);
+            let sink = WavSink::create(&path, s).map_err(|e| wav_err(&path, e))?;
+            sinks.push((sink, s.frame_bytes()));
         }
         Ok(SplitWavOutput {
             sinks,
@@ -156,14 +288,16 @@ impl AudioSink for SplitWavOutput {
             for f in frames.chunks_exact(self.frame_bytes) {
                 self.scratch.extend_from_slice(&f[offset..offset + *fb]);
             }
-            sink.write_frames(&self.scratch).map_err(io_err)?;
+            let r = sink.write_frames(&self.scratch);
+            r.map_err(|e| wav_err(sink.path(), e))?;
             offset += *fb;
         }
         Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
         for (s, _) in &mut self.sinks {
-            s.flush().map_err(io_err)?;
+            let r = s.flush();
+            r.map_err(|e| wav_err(s.path(), e))?;
         }
         Ok(())
     }

@@ -85,4 +85,18 @@ pub enum MediaError {
     /// An error from the WAV codec (malformed file, I/O while reading or writing it).
     #[error("WAV error: {0}")]
     Wav(#[from] hound::Error),
+    /// A WAV file written to after an earlier write error closed it.
+    #[error("the WAV file was closed after an earlier write error")]
+    Closed,
+}
+
+impl MediaError {
+    /// A WAV codec error; an I/O error inside it becomes [`MediaError::Io`], so its message
+    /// is the operating system's (e.g. "No space left on device").
+    pub fn from_hound(e: hound::Error) -> MediaError {
+        match e {
+            hound::Error::IoError(e) => MediaError::Io(e),
+            e => MediaError::Wav(e),
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! [`WavSource`] streams a WAV file as wire frames (interleaved, big-endian samples), without
 //! allocating per call; [`WavSink`] writes wire frames to a WAV file and checkpoints the header
-//! periodically so that a process killed mid-write still leaves a readable file.
+//! periodically so that a process killed mid-write still leaves a readable file, and after a
+//! write error (a full disk) rewrites it to say exactly what reached the disk.
 //!
 //! Supported: 16- and 24-bit integer PCM and 32-bit IEEE float, 1 to 8 channels, any non-zero
 //! rate, in both the plain and the `WAVE_FORMAT_EXTENSIBLE` layouts. Samples round-trip
@@ -10,8 +11,8 @@
 //! wire (big-endian).
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read};
-use std::path::Path;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use crate::error::MediaError;
 use crate::format::{AudioSpec, SampleFormat};
@@ -288,8 +289,14 @@ impl WavSource {
 /// process killed mid-write leaves a file that any WAV reader accepts and that holds at least
 /// every frame up to the last such checkpoint. Dropping the sink finalizes the file; call
 /// [`WavSink::finalize`] to observe errors.
+///
+/// If a write fails (a full disk), the sink stops writing and rewrites the header of the file
+/// for the whole frames that reached the disk (cutting off a partial last frame), so the file
+/// never claims audio it does not hold; the error is returned, and every later call returns
+/// [`MediaError::Closed`].
 pub struct WavSink {
     writer: Option<hound::WavWriter<BufWriter<File>>>,
+    path: PathBuf,
     spec: AudioSpec,
     frames_written: u64,
     since_flush: u64,
@@ -299,6 +306,7 @@ pub struct WavSink {
 impl std::fmt::Debug for WavSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WavSink")
+            .field("path", &self.path)
             .field("spec", &self.spec)
             .field("frames_written", &self.frames_written)
             .field("flush_every", &self.flush_every)
@@ -328,9 +336,11 @@ impl WavSink {
             bits_per_sample: bits,
             sample_format,
         };
-        let writer = hound::WavWriter::create(path, wspec)?;
+        let path = path.as_ref().to_path_buf();
+        let writer = hound::WavWriter::create(&path, wspec).map_err(MediaError::from_hound)?;
         Ok(WavSink {
             writer: Some(writer),
+            path,
             spec,
             frames_written: 0,
             since_flush: 0,
@@ -341,6 +351,11 @@ impl WavSink {
     /// The stream's rate, channel count and sample format.
     pub fn spec(&self) -> AudioSpec {
         self.spec
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Frames (samples per channel) written so far.
@@ -378,30 +393,51 @@ impl WavSink {
             return Err(MediaError::FileTooLarge { bytes: total_bytes });
         }
         let format = self.spec.format;
-        let writer = self.writer.as_mut().expect("WavSink used after finalize");
         let mut rest = frames;
         while !rest.is_empty() {
+            let Some(writer) = self.writer.as_mut() else {
+                return Err(MediaError::Closed);
+            };
             let mut n = rest.len() / fb;
             if self.flush_every > 0 {
                 n = n.min((self.flush_every - self.since_flush) as usize);
             }
             let (chunk, tail) = rest.split_at(n * fb);
-            write_samples(writer, format, chunk)?;
-            self.frames_written += n as u64;
-            self.since_flush += n as u64;
-            if self.flush_every > 0 && self.since_flush >= self.flush_every {
-                writer.flush()?;
-                self.since_flush = 0;
+            let mut r = write_samples(writer, format, chunk);
+            if r.is_ok() {
+                self.frames_written += n as u64;
+                self.since_flush += n as u64;
+                if self.flush_every > 0 && self.since_flush >= self.flush_every {
+                    r = writer.flush();
+                    self.since_flush = 0;
+                }
+            }
+            if let Err(e) = r {
+                return Err(self.fail(e));
             }
             rest = tail;
         }
         Ok(())
     }
 
+    /// After a write error: stops writing, closes the file and rewrites its header for what
+    /// reached the disk. Returns the error.
+    fn fail(&mut self, e: hound::Error) -> MediaError {
+        // hound's own finalize runs on drop and fails too (its buffer cannot be written)
+        drop(self.writer.take());
+        // best effort: if even this fails, the header still says no more than an earlier
+        // checkpoint, and readers take the shorter of header and file
+        let _ = repair_header(&self.path, self.spec.frame_bytes() as u64);
+        MediaError::from_hound(e)
+    }
+
     /// Checkpoints now: rewrites the header for the frames written so far and flushes them.
     pub fn flush(&mut self) -> Result<(), MediaError> {
-        if let Some(w) = self.writer.as_mut() {
-            w.flush()?;
+        let Some(w) = self.writer.as_mut() else {
+            return Err(MediaError::Closed);
+        };
+        if let Err(e) = w.flush() {
+            return Err(self.fail(e));
         }
         self.since_flush = 0;
         Ok(())
@@ -409,8 +445,18 @@ impl WavSink {
 
     /// Writes the final header and closes the file, reporting any error.
     pub fn finalize(mut self) -> Result<(), MediaError> {
+        self.close()
+    }
+
+    fn close(&mut self) -> Result<(), MediaError> {
         match self.writer.take() {
-            Some(w) => Ok(w.finalize()?),
+            Some(w) => match w.finalize() {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = repair_header(&self.path, self.spec.frame_bytes() as u64);
+                    Err(MediaError::from_hound(e))
+                }
+            },
             None => Ok(()),
         }
     }
@@ -418,10 +464,52 @@ impl WavSink {
 
 impl Drop for WavSink {
     fn drop(&mut self) {
-        if let Some(w) = self.writer.take() {
-            let _ = w.finalize();
-        }
+        let _ = self.close();
     }
+}
+
+/// Rewrites the RIFF and data chunk lengths of the WAV file at `path` for the whole frames
+/// of `frame_bytes` bytes that are in the file, and cuts off a partial last frame. A file too
+/// short to hold its own header is emptied: it holds no audio, and no header then claims any.
+fn repair_header(path: &Path, frame_bytes: u64) -> io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let mut head = vec![0u8; len.min(4096) as usize];
+    f.read_exact(&mut head)?;
+    let Some(data_len_at) = data_chunk_length_offset(&head) else {
+        return f.set_len(0);
+    };
+    let data_start = data_len_at as u64 + 4;
+    let data = (len - data_start) / frame_bytes * frame_bytes;
+    let end = data_start + data;
+    f.set_len(end)?;
+    let riff = u32::try_from(end - 8).unwrap_or(u32::MAX);
+    let data = u32::try_from(data).unwrap_or(u32::MAX);
+    f.seek(SeekFrom::Start(4))?;
+    f.write_all(&riff.to_le_bytes())?;
+    f.seek(SeekFrom::Start(data_len_at as u64))?;
+    f.write_all(&data.to_le_bytes())?;
+    f.sync_data()
+}
+
+/// Where the length field of the data chunk is in a RIFF/WAVE header, if `head` holds the
+/// whole header up to it.
+fn data_chunk_length_offset(head: &[u8]) -> Option<usize> {
+    if head.len() < 12 || &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut at = 12usize;
+    while at + 8 <= head.len() {
+        if &head[at..at + 4] == b"data" {
+            return Some(at + 4);
+        }
+        let len = read_u32(head, at + 4) as usize;
+        at = at.checked_add(8 + len + (len & 1))?;
+    }
+    None
 }
 
 fn write_samples(
@@ -630,6 +718,55 @@ mod tests {
         let src = WavSource::open(&path).unwrap();
         assert_eq!(src.total_frames(), Some(1_000));
         assert!(read_wav_all(&path).unwrap().1 == data);
+    }
+
+    #[test]
+    fn a_repaired_header_states_the_whole_frames_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.wav");
+        let s = spec(48_000, 2, SampleFormat::S24);
+        let frames = noise_bytes(100 * 6, 9);
+        write_wav_all(&path, s, &frames).unwrap();
+        // a writer stopped by an error after two and a half more frames reached the disk
+        let extra = noise_bytes(15, 10);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&extra).unwrap();
+        drop(f);
+        repair_header(&path, 6).unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        let src = WavSource::open(&path).unwrap();
+        assert_eq!(src.total_frames(), Some(102));
+        let head = std::fs::read(&path).unwrap();
+        let data_at = data_chunk_length_offset(&head).unwrap();
+        assert_eq!(
+            len,
+            data_at as u64 + 4 + 102 * 6,
+            "the partial frame is cut off"
+        );
+        assert_eq!(read_u32(&head, 4) as u64, len - 8);
+        let (_, back) = read_wav_all(&path).unwrap();
+        assert_eq!(&back[..600], &frames[..]);
+        assert_eq!(back.len(), 612);
+        // a file that does not even hold its header holds no audio
+        std::fs::write(&path, &head[..20]).unwrap();
+        repair_header(&path, 6).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_closed_sink_returns_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink =
+            WavSink::create(dir.path().join("c.wav"), spec(8_000, 1, SampleFormat::S16)).unwrap();
+        sink.writer = None;
+        assert!(matches!(
+            sink.write_frames(&[0, 1]),
+            Err(MediaError::Closed)
+        ));
+        assert!(matches!(sink.flush(), Err(MediaError::Closed)));
     }
 
     #[test]

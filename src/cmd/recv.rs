@@ -1,12 +1,14 @@
 //! `isostream recv`: receive a session and write it to WAV files, raw PCM on stdout or a
 //! playback device.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use isostream::io::{PcmOutput, SplitWavOutput, WavOutput};
+use isostream::io::{Discard, PcmOutput, Recordings, SplitWavOutput, WavOutput};
 use isostream_drive::recv as rdriver;
 use isostream_drive::AudioSink;
 use isostream_media::{AudioSpec, PcmWriter, RawFormat, WavSink};
@@ -23,11 +25,14 @@ pub struct RecvArgs {
     #[arg(long, default_value = "0.0.0.0:5004")]
     listen: SocketAddr,
     /// Output: a WAV file, `-` for raw PCM on stdout at the playout pace, or `device[:NAME]`
-    /// for an audio device (the default output, or NAME from `isostream devices`).
-    #[arg(long, required_unless_present = "out_dir")]
+    /// for an audio device (the default output, or NAME from `isostream devices`). A WAV
+    /// file is never overwritten: each session goes to the first name of FILE, FILE-2,
+    /// FILE-3, ... (out.wav, out-2.wav, ...) that holds no recording yet.
+    #[arg(long, required_unless_present = "out_dir", value_name = "FILE")]
     out: Option<String>,
-    /// Write one WAV file per substream into this directory instead.
-    #[arg(long, conflicts_with = "out")]
+    /// Write one WAV file per substream into this directory instead (substream-1.wav, ...);
+    /// later sessions go to DIR/session-2/, DIR/session-3/, ... Nothing is overwritten.
+    #[arg(long, conflicts_with = "out", value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// Raw PCM format on stdout: s16le, s16be, s24le or f32le (default: matches the stream).
     #[arg(long, value_parser = isostream::io::raw_format)]
@@ -121,16 +126,22 @@ pub async fn run(a: RecvArgs) -> Result<()> {
         cfg.high_water_ms
     );
     let out = a.out.clone();
-    let out_dir = a.out_dir.clone();
     let raw = a.format;
-    let make_sink =
-        move |spec: AudioSpec, channels: &[u16]| -> std::io::Result<Box<dyn AudioSink>> {
-            eprintln!(
-                "isostream recv: session of {spec} in {} substream(s)",
-                channels.len()
-            );
-            if let Some(dir) = &out_dir {
-                return Ok(Box::new(SplitWavOutput::create(dir, spec, channels)?));
+    let mut recordings = a
+        .out_dir
+        .clone()
+        .or_else(|| out.clone().map(PathBuf::from))
+        .map(Recordings::new);
+    let refused = Rc::new(Cell::new(0u64));
+    let refusals = refused.clone();
+    let mut create_sink =
+        move |spec: AudioSpec, channels: &[u16]| -> std::io::Result<(Box<dyn AudioSink>, String)> {
+            if a.out_dir.is_some() {
+                let r = recordings.as_mut().expect("--out-dir names the recordings");
+                let (sink, dir) = r.create_in_dir(channels.len(), |d| {
+                    SplitWavOutput::create(d, spec, channels)
+                })?;
+                return Ok((Box::new(sink), format!("{}/substream-*.wav", dir.display())));
             }
             match out.as_deref() {
                 Some("-") => {
@@ -142,43 +153,94 @@ pub async fn run(a: RecvArgs) -> Result<()> {
                             spec.format
                         )));
                     }
-                    Ok(Box::new(PcmOutput(PcmWriter::new(
-                        std::io::stdout(),
-                        f,
-                        spec.channels,
-                    ))))
+                    let w = PcmWriter::new(std::io::stdout(), f, spec.channels);
+                    Ok((Box::new(PcmOutput(w)), "stdout".into()))
                 }
-                Some(o) if devices::device_out(o).is_some() => {
-                    devices::playback_sink(devices::device_out(o).flatten(), spec)
+                Some(o) if devices::device_out(o).is_some() => Ok((
+                    devices::playback_sink(devices::device_out(o).flatten(), spec)?,
+                    o.to_string(),
+                )),
+                Some(_) => {
+                    let r = recordings.as_mut().expect("--out names the recordings");
+                    let (sink, path) = r.create_file(|p| {
+                        WavSink::create(p, spec).map_err(|e| {
+                            std::io::Error::other(format!("cannot write {}: {e}", p.display()))
+                        })
+                    })?;
+                    Ok((Box::new(WavOutput(sink)), path.display().to_string()))
                 }
-                Some(path) => Ok(Box::new(WavOutput(WavSink::create(path, spec).map_err(
-                    |e| std::io::Error::other(format!("cannot write {path}: {e}")),
-                )?))),
                 None => unreachable!("clap requires --out or --out-dir"),
             }
         };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // a session the output cannot take (a format it cannot store, a file it cannot create)
+    // is refused: its audio is discarded and the receiver goes on with the next session
+    let make_sink = move |spec: AudioSpec,
+                          channels: &[u16]|
+          -> std::io::Result<Box<dyn AudioSink>> {
+        match create_sink(spec, channels) {
+            Ok((sink, to)) => {
+                eprintln!(
+                    "isostream recv: session of {spec} in {} substream(s) -> {to}",
+                    channels.len()
+                );
+                Ok(sink)
+            }
+            Err(e) => {
+                refusals.set(refusals.get() + 1);
+                eprintln!(
+                        "isostream recv: warning: session of {spec} in {} substream(s) refused, its audio is discarded: {e}",
+                        channels.len()
+                    );
+                Ok(Box::new(Discard))
+            }
+        }
     };
-    let (stats, stop) = rdriver::run(
+    let shutdown = shutdown_signal()?;
+    let mut ended = false;
+    let (stats, _stop) = rdriver::run(
         session,
         socket,
         make_sink,
         a.exit_on_end,
         shutdown,
-        &mut |_, _| {},
+        &mut |_, s: &ReceiverSession| {
+            if s.is_ended() && !ended && !a.exit_on_end {
+                eprintln!("isostream recv: the session ended; waiting for the next one");
+            }
+            ended = s.is_ended();
+        },
     )
     .await?;
     print_receiver_summary(&stats);
-    if let Some(p) = &a.stats_json {
-        std::fs::write(
-            p,
-            serde_json::to_string_pretty(&serde_json::json!({ "receiver": stats }))?,
-        )
-        .with_context(|| format!("cannot write {}", p.display()))?;
+    let refused = refused.get();
+    if refused > 0 {
+        eprintln!("isostream recv: {refused} session(s) refused (their audio was discarded)");
     }
-    let _ = stop;
+    if let Some(p) = &a.stats_json {
+        let v = serde_json::json!({ "receiver": stats, "sessions_refused": refused });
+        std::fs::write(p, serde_json::to_string_pretty(&v)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM: either way every file is finalized.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// Prints the receiver summary to stderr.
