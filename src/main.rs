@@ -21,24 +21,34 @@ struct Cli {
     cmd: Cmd,
 }
 
+// allow_negative_numbers: `--drift-ppm -5` is a value, and `--idle-timeout-ms -1` is told
+// precisely what its parser wants instead of being taken for an unknown option
 #[derive(Subcommand)]
 enum Cmd {
     /// Stream a synthesized clip through real send, impair and recv over loopback, and report.
+    #[command(allow_negative_numbers = true)]
     Demo(demo::DemoArgs),
     /// Send a WAV file (or raw PCM on stdin) to a receiver.
+    #[command(allow_negative_numbers = true)]
     Send(send::SendArgs),
     /// Receive a stream and write it to a WAV file or raw PCM on stdout.
+    #[command(allow_negative_numbers = true)]
     Recv(recv::RecvArgs),
     /// Simulate a session through a lossy network model in virtual time.
+    #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
     /// Relay UDP between two addresses through the impairment model, in real time.
+    #[command(allow_negative_numbers = true)]
     Impair(impair::ImpairArgs),
     /// List audio devices and their supported configurations (needs the `device` feature).
     Devices,
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => exit_on_usage_error(e),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -48,7 +58,10 @@ fn main() {
             Cmd::Send(a) => send::run(a).await,
             Cmd::Recv(a) => recv::run(a).await,
             Cmd::Demo(a) => demo::run(a).await,
-            Cmd::Bench(a) => bench::run(a),
+            Cmd::Bench(a) => {
+                cmd::opts::check_bench(a.duration, a.drift_ppm, &a.sweep_loss, a.plot.as_deref())
+                    .and_then(|()| bench::run(a))
+            }
             Cmd::Impair(a) => impair::run(a).await,
             Cmd::Devices => devices::list_devices(),
         }
@@ -59,10 +72,51 @@ fn main() {
     }
 }
 
-/// One line: the error and its causes.
+/// Help and version are printed as clap prints them; a usage error (an unknown option, an
+/// invalid value, a missing argument) is one line on stderr, exit code 2.
+fn exit_on_usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            eprintln!("isostream: {}", usage_error_line(&e.render().to_string()));
+            std::process::exit(2);
+        }
+    }
+}
+
+/// clap's rendering of a usage error as one line: the error and its details, without the
+/// usage summary and the pointer to `--help`.
+fn usage_error_line(rendered: &str) -> String {
+    let mut out = String::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            // the items of a list ("...were not provided:") follow it; a tip is a clause
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    out
+}
+
+/// One line: the error and its causes (a cause that spans lines, such as a TOML parser's
+/// report, is folded into it).
 fn format_error(e: &anyhow::Error) -> String {
     e.chain()
-        .map(|c| c.to_string())
+        .map(|c| {
+            c.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect::<Vec<_>>()
         .join(": ")
 }

@@ -28,7 +28,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "wifi")]
     pub profile: String,
     /// Seconds of synthesized audio.
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = 8.0, value_parser = super::opts::parse_run_seconds)]
     pub seconds: f64,
     /// Directory for demo-input.wav, demo-output.wav and demo-report.svg.
     #[arg(long, default_value = ".")]
@@ -72,10 +72,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let mut scfg = SenderConfig::new(spec);
     args.stream.apply(&mut scfg)?;
+    scfg.validate()?;
     scfg.seed = super::common::os_seed();
     scfg.receiver_addr = relay_addr;
     let mut rcfg = ReceiverConfig::default();
     args.buffer.apply(&mut rcfg, false);
+    rcfg.validate()?;
     rcfg.seed = super::common::os_seed();
     let (low, high) = (rcfg.low_water_ms as f64, rcfg.high_water_ms as f64);
     eprintln!(

@@ -380,6 +380,16 @@ pub fn playback_sink(name: Option<&str>, spec: AudioSpec) -> std::io::Result<Box
     imp::playback_sink(name, spec)
 }
 
+/// Fails at once if this build cannot play to a sound card (no `device` feature), so that
+/// `recv --out device` says so before any session, not at the first one.
+pub fn check_playback_available() -> anyhow::Result<()> {
+    if cfg!(feature = "device") {
+        Ok(())
+    } else {
+        anyhow::bail!(NO_DEVICE_SUPPORT)
+    }
+}
+
 /// Parses `--out device` / `--out device:NAME`: `Some(None)` for the default device,
 /// `Some(Some(name))` for a named one, `None` when `out` is not a device.
 pub fn device_out(out: &str) -> Option<Option<&str>> {

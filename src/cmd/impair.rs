@@ -26,7 +26,7 @@ pub struct ImpairArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Stop after this many seconds (default: until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = super::opts::parse_run_seconds)]
     pub duration: Option<f64>,
     /// Write the summary as JSON to this file.
     #[arg(long)]
@@ -126,6 +126,9 @@ pub fn print_summary(s: &RelayStats) {
 /// `isostream impair`.
 pub async fn run(args: ImpairArgs) -> Result<()> {
     let profile = Profile::resolve(&args.profile)?;
+    if let Some(p) = &args.stats_json {
+        super::common::check_writable(p)?;
+    }
     let a = super::common::bind_udp(args.listen)?;
     let to = super::common::resolve(&args.forward)?;
     let unspecified: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }

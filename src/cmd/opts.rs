@@ -12,7 +12,7 @@ use isostream_transport::time::Duration;
 #[derive(Args, Clone, Debug)]
 pub struct StreamOpts {
     /// Packet duration in ms (default 5; 2.5 for a live source).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_packet_ms)]
     pub packet_ms: Option<f64>,
     /// Reed-Solomon repair: K source packets + M repair packets per block, or `off`
     /// (default 8,2; 4,1 for a live source, so a block spans 10 ms instead of 40 ms).
@@ -47,15 +47,128 @@ pub fn parse_fec(s: &str) -> Result<FecSetting, String> {
         .map_err(|e| format!("{e} (expected K,M such as 8,2, or off)"))
 }
 
-/// Parses `--speed`: a positive number or `max`.
+/// Slowest `--speed`, times real time.
+pub const MIN_SPEED: f64 = 0.01;
+/// Fastest `--speed` other than `max`, times real time.
+pub const MAX_SPEED: f64 = 1000.0;
+
+/// Parses `--speed`: a number from [`MIN_SPEED`] to [`MAX_SPEED`], or `max`.
 pub fn parse_speed(s: &str) -> Result<Speed, String> {
     if s.eq_ignore_ascii_case("max") {
         return Ok(Speed::Max);
     }
     match s.parse::<f64>() {
-        Ok(x) if x > 0.0 && x.is_finite() => Ok(Speed::Times(x)),
-        _ => Err(format!("'{s}' is not a positive number or max")),
+        Ok(x) if (MIN_SPEED..=MAX_SPEED).contains(&x) => Ok(Speed::Times(x)),
+        _ => Err(format!(
+            "'{s}' is not a speed from {MIN_SPEED} to {MAX_SPEED} times real time, or max"
+        )),
     }
+}
+
+/// Longest duration option, in ms (a day).
+pub const MAX_MS: u64 = 86_400_000;
+/// Largest watermark or latency, in ms.
+pub const MAX_BUFFER_MS: u32 = 60_000;
+/// Longest packet, in ms.
+pub const MAX_PACKET_MS: f64 = 1000.0;
+/// Longest run (`bench --duration`, `demo --seconds`, `impair --duration`), in seconds.
+pub const MAX_RUN_S: f64 = 86_400.0;
+/// Shortest run, in seconds.
+pub const MIN_RUN_S: f64 = 0.01;
+/// Largest clock drift `bench` simulates, in ppm either way.
+pub const MAX_DRIFT_PPM: f64 = 10_000.0;
+
+/// A number of `T` from `s`, or a one-line reason naming `what` it should have been.
+fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.trim()
+        .parse::<T>()
+        .map_err(|_| format!("'{s}' is not {what}"))
+}
+
+/// Parses a duration in whole ms, 1 to [`MAX_MS`] (`--idle-timeout-ms`, ...).
+pub fn parse_ms(s: &str) -> Result<u64, String> {
+    let what = format!("a whole number of ms from 1 to {MAX_MS}");
+    match number::<u64>(s, &what)? {
+        ms @ 1..=MAX_MS => Ok(ms),
+        _ => Err(format!("'{s}' is not {what}")),
+    }
+}
+
+/// Parses a watermark or a latency in whole ms, 1 to [`MAX_BUFFER_MS`].
+pub fn parse_buffer_ms(s: &str) -> Result<u32, String> {
+    let what = format!("a whole number of ms from 1 to {MAX_BUFFER_MS}");
+    match number::<u32>(s, &what)? {
+        ms @ 1..=MAX_BUFFER_MS => Ok(ms),
+        _ => Err(format!("'{s}' is not {what}")),
+    }
+}
+
+/// A finite number of `s` in `range`, or a one-line reason (`what`: what it should be).
+fn bounded_f64(s: &str, range: std::ops::RangeInclusive<f64>, what: &str) -> Result<f64, String> {
+    match number::<f64>(s, what)? {
+        x if range.contains(&x) => Ok(x),
+        _ => Err(format!("'{s}' is not {what}")),
+    }
+}
+
+/// Parses `--packet-ms`: above 0, at most [`MAX_PACKET_MS`] (fractions allowed: 2.5).
+pub fn parse_packet_ms(s: &str) -> Result<f64, String> {
+    let x = bounded_f64(
+        s,
+        0.0..=MAX_PACKET_MS,
+        &format!("a packet duration above 0 and at most {MAX_PACKET_MS} ms"),
+    )?;
+    if x == 0.0 {
+        return Err(format!(
+            "'{s}' ms is no packet duration: it must be above 0"
+        ));
+    }
+    Ok(x)
+}
+
+/// Parses a deprecated duration option in seconds (`--idle-timeout`): 0.001 to a day.
+pub fn parse_deprecated_seconds(s: &str) -> Result<f64, String> {
+    bounded_f64(
+        s,
+        0.001..=MAX_MS as f64 / 1000.0,
+        "a number of seconds from 0.001 to 86400",
+    )
+}
+
+/// Parses the length of a run in seconds: [`MIN_RUN_S`] to [`MAX_RUN_S`].
+pub fn parse_run_seconds(s: &str) -> Result<f64, String> {
+    bounded_f64(
+        s,
+        MIN_RUN_S..=MAX_RUN_S,
+        &format!("a number of seconds from {MIN_RUN_S} to {MAX_RUN_S}"),
+    )
+}
+
+/// Checks the options of `bench` that its own module takes as they are: the length of the
+/// run, the simulated drift, the loss rates of a sweep and where the plot goes.
+pub fn check_bench(
+    duration: f64,
+    drift_ppm: f64,
+    sweep_loss: &[f64],
+    plot: Option<&std::path::Path>,
+) -> Result<()> {
+    if !(MIN_RUN_S..=MAX_RUN_S).contains(&duration) {
+        bail!(
+            "invalid value '{duration}' for '--duration': not a number of seconds from {MIN_RUN_S} to {MAX_RUN_S}"
+        );
+    }
+    if let Some(p) = plot {
+        super::common::check_writable(p)?;
+    }
+    if !(-MAX_DRIFT_PPM..=MAX_DRIFT_PPM).contains(&drift_ppm) {
+        bail!(
+            "invalid value '{drift_ppm}' for '--drift-ppm': not a drift from -{MAX_DRIFT_PPM} to {MAX_DRIFT_PPM} ppm"
+        );
+    }
+    if let Some(l) = sweep_loss.iter().find(|l| !(0.0..=100.0).contains(*l)) {
+        bail!("invalid value '{l}' for '--sweep-loss': not a loss rate from 0 to 100 %");
+    }
+    Ok(())
 }
 
 impl StreamOpts {
@@ -138,10 +251,10 @@ pub fn parse_substreams(s: &str, channels: u16) -> Result<Vec<u16>> {
 pub struct BufferOpts {
     /// Playback starts (and RESUME is sent) at this much buffered audio, in ms.
     /// Default: 200 for stored media, 40 with --live.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_buffer_ms)]
     pub low_water: Option<u32>,
     /// PAUSE is sent above this much buffered audio, in ms. Default: 1000, 200 with --live.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_buffer_ms)]
     pub high_water: Option<u32>,
 }
 
@@ -163,7 +276,8 @@ impl BufferOpts {
 /// 250 ms.
 pub fn ms_or_deprecated_s(ms: u64, deprecated_s: Option<f64>) -> Duration {
     match deprecated_s {
-        Some(s) => Duration::from_secs_f64(s),
+        // parse_deprecated_seconds keeps it finite and in range
+        Some(s) => Duration::from_millis((s * 1000.0).round().clamp(1.0, MAX_MS as f64) as u64),
         None => Duration::from_millis(ms),
     }
 }

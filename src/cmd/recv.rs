@@ -14,9 +14,11 @@ use isostream_drive::AudioSink;
 use isostream_media::{AudioSpec, PcmWriter, RawFormat, WavSink};
 use isostream_receiver::{ReceiverConfig, ReceiverSession, ReceiverStats};
 
-use super::common::{bind_udp, os_seed};
+use super::common::{bind_udp, check_writable, os_seed};
 use super::devices;
-use super::opts::{ms_or_deprecated_s, BufferOpts};
+use super::opts::{
+    ms_or_deprecated_s, parse_buffer_ms, parse_deprecated_seconds, parse_ms, BufferOpts,
+};
 
 /// Arguments of `isostream recv`.
 #[derive(Args)]
@@ -37,15 +39,16 @@ pub struct RecvArgs {
     /// Raw PCM format on stdout: s16le, s16be, s24le or f32le (default: matches the stream).
     #[arg(long, value_parser = isostream::io::raw_format)]
     format: Option<RawFormat>,
-    /// Sample rate assumed for a stock RTP sender that sends no session description, in Hz.
-    #[arg(long, default_value_t = 48_000)]
+    /// Sample rate assumed for a stock RTP sender that sends no session description, in Hz
+    /// (1000 to 768000).
+    #[arg(long, default_value_t = 48_000, value_parser = clap::value_parser!(u32).range(1_000..=768_000))]
     rate: u32,
-    /// Channels assumed for a stock RTP sender.
-    #[arg(long, default_value_t = 2)]
+    /// Channels assumed for a stock RTP sender (1 to 255).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=255))]
     channels: u16,
     /// The payload type a stock sender uses for plain L16 (ffmpeg uses 97, which isostream
     /// otherwise reads as L24). Streams with an isostream session description ignore it.
-    #[arg(long, value_name = "PT", value_parser = clap::value_parser!(u8).range(0..=127))]
+    #[arg(long, value_name = "PT", value_parser = parse_l16_payload_type)]
     l16_payload_type: Option<u8>,
     /// Use the low-latency watermark defaults of live sources.
     #[arg(long)]
@@ -53,7 +56,7 @@ pub struct RecvArgs {
     /// Target latency for a live stream, in ms: playback starts with this much buffered
     /// (the low-water mark) and PAUSE is sent above twice as much (at least +100 ms).
     /// Implies --live; overrides --low-water and --high-water.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_buffer_ms)]
     latency: Option<u32>,
     #[command(flatten)]
     buffer: BufferOpts,
@@ -61,10 +64,15 @@ pub struct RecvArgs {
     #[arg(long)]
     exit_on_end: bool,
     /// A session with nothing from its sender for this long has ended, in ms.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = parse_ms)]
     idle_timeout_ms: u64,
     /// Deprecated spelling of --idle-timeout-ms, in seconds.
-    #[arg(long = "idle-timeout", hide = true, conflicts_with = "idle_timeout_ms")]
+    #[arg(
+        long = "idle-timeout",
+        hide = true,
+        conflicts_with = "idle_timeout_ms",
+        value_parser = parse_deprecated_seconds
+    )]
     idle_timeout_s: Option<f64>,
     /// Write an SDP description of the stream a stock sender should send (L16, payload type
     /// 96, --rate, --channels) to this file.
@@ -78,12 +86,9 @@ pub struct RecvArgs {
 /// `isostream recv`.
 pub async fn run(a: RecvArgs) -> Result<()> {
     let mut cfg = ReceiverConfig::default();
-    if !(1_000..=768_000).contains(&a.rate) || !(1..=255).contains(&a.channels) {
-        bail!(
-            "--rate {} --channels {}: expected 1000..768000 Hz and 1..255 channels",
-            a.rate,
-            a.channels
-        );
+    check_output(a.out.as_deref(), a.out_dir.as_deref())?;
+    if let Some(p) = &a.stats_json {
+        check_writable(p)?;
     }
     cfg.default_spec.rate = a.rate;
     cfg.default_spec.channels = a.channels;
@@ -222,6 +227,51 @@ pub async fn run(a: RecvArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())
+}
+
+/// Parses `--l16-payload-type`: a dynamic or static RTP payload type (0 to 127) other than
+/// the ones the demultiplexing reserves: 64 to 95 (they look like RTCP, RFC 5761), the
+/// repair packets' 110 and the retransmissions' 109.
+fn parse_l16_payload_type(s: &str) -> Result<u8, String> {
+    use isostream_transport::{fec::REPAIR_PAYLOAD_TYPE, rtp::PT_RTX};
+    match s.trim().parse::<u8>() {
+        Ok(pt @ (64..=95)) => Err(format!(
+            "payload type {pt} cannot be told from RTCP (RFC 5761): use 0 to 63 or 96 to 127"
+        )),
+        Ok(pt) if pt == REPAIR_PAYLOAD_TYPE || pt == PT_RTX => Err(format!(
+            "payload type {pt} is isostream's own (repair 110, retransmission 109)"
+        )),
+        Ok(pt @ 0..=127) => Ok(pt),
+        _ => Err(format!("'{s}' is not an RTP payload type (0 to 127)")),
+    }
+}
+
+/// Fails at once, before anything is received, if the output cannot be written at all: a
+/// WAV file in a directory that does not exist, an `--out-dir` that cannot be created, a
+/// sound card without the `device` feature.
+fn check_output(out: Option<&str>, out_dir: Option<&std::path::Path>) -> Result<()> {
+    if let Some(d) = out_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        return Ok(());
+    }
+    match out {
+        None | Some("-") => Ok(()),
+        Some(o) if devices::device_out(o).is_some() => devices::check_playback_available(),
+        Some(path) => {
+            let p = std::path::Path::new(path);
+            if p.is_dir() {
+                bail!("cannot write {path}: it is a directory (--out names a WAV file; --out-dir a directory)");
+            }
+            let parent = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            if !parent.is_dir() {
+                bail!("cannot write {path}: no directory {}", parent.display());
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM: either way every file is finalized.

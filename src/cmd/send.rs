@@ -12,9 +12,11 @@ use isostream_drive::AudioSource;
 use isostream_media::{AudioSpec, PcmReader, RawFormat, WavSource};
 use isostream_sender::{FinishReason, SenderConfig, SenderSession, SenderStats, Speed};
 
-use super::common::{bind_udp, os_seed, resolve};
+use super::common::{bind_udp, check_writable, os_seed, resolve};
 use super::devices;
-use super::opts::{ms_or_deprecated_s, parse_speed, StreamOpts};
+use super::opts::{
+    ms_or_deprecated_s, parse_deprecated_seconds, parse_ms, parse_speed, StreamOpts,
+};
 
 /// Arguments of `isostream send`.
 #[derive(Args)]
@@ -35,11 +37,11 @@ pub struct SendArgs {
     /// Raw PCM format on stdin: s16le, s16be, s24le or f32le.
     #[arg(long, default_value = "s16le", value_parser = isostream::io::raw_format)]
     format: RawFormat,
-    /// Sample rate of raw PCM on stdin, in Hz.
-    #[arg(long, default_value_t = 48_000)]
+    /// Sample rate of raw PCM on stdin, in Hz (1000 to 768000).
+    #[arg(long, default_value_t = 48_000, value_parser = clap::value_parser!(u32).range(1_000..=768_000))]
     rate: u32,
-    /// Channels of raw PCM on stdin.
-    #[arg(long, default_value_t = 2)]
+    /// Channels of raw PCM on stdin (1 to 255).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=255))]
     channels: u16,
     /// Treat stdin as a live source (audio produced while paused is dropped).
     #[arg(long)]
@@ -50,13 +52,14 @@ pub struct SendArgs {
     #[command(flatten)]
     stream: StreamOpts,
     /// Stop if the receiver, once heard, is silent this long, in ms.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = parse_ms)]
     receiver_timeout_ms: u64,
     /// Deprecated spelling of --receiver-timeout-ms, in seconds.
     #[arg(
         long = "receiver-timeout",
         hide = true,
-        conflicts_with = "receiver_timeout_ms"
+        conflicts_with = "receiver_timeout_ms",
+        value_parser = parse_deprecated_seconds
     )]
     receiver_timeout_s: Option<f64>,
     /// Write an SDP description of the stream to this file, for stock RTP receivers (ffmpeg,
@@ -87,6 +90,9 @@ fn open_input(path: &str, a: &SendArgs) -> Result<(Box<dyn AudioSource>, AudioSp
 
 /// `isostream send`.
 pub async fn run(a: SendArgs) -> Result<()> {
+    for p in a.stats_json.iter().chain(&a.sdp) {
+        check_writable(p)?;
+    }
     let mut device = match &a.device {
         Some(d) => Some(devices::capture_input(
             (!d.is_empty()).then_some(d.as_str()),
@@ -95,6 +101,9 @@ pub async fn run(a: SendArgs) -> Result<()> {
         )?),
         None => None,
     };
+    if a.inputs.iter().filter(|p| *p == "-").count() > 1 {
+        bail!("stdin ('-') can be one input only");
+    }
     let mut inputs = Vec::new();
     for p in &a.inputs {
         inputs.push(open_input(p, &a)?);
