@@ -91,9 +91,12 @@ pub(crate) fn swap_samples(buf: &mut [u8], sample_bytes: usize) {
 /// [`MediaError`] (`UnsupportedFormat`, `UnsupportedContainer`, `UnsupportedEncoding`,
 /// `TooManyChannels`). The data chunk is then read sequentially; [`WavSource::read_frames`]
 /// reads straight into the caller's buffer and byte-swaps in place.
+///
+/// It reads a file ([`WavSource::open`]) or any seekable reader ([`WavSource::from_reader`],
+/// e.g. bytes in memory).
 #[derive(Debug)]
-pub struct WavSource {
-    reader: BufReader<File>,
+pub struct WavSource<R: Read = File> {
+    reader: BufReader<R>,
     spec: AudioSpec,
     total_frames: Option<u64>,
     /// Sample bytes left in the data chunk, or `None` to read until end of file.
@@ -101,7 +104,7 @@ pub struct WavSource {
     done: bool,
 }
 
-impl WavSource {
+impl WavSource<File> {
     /// Opens a WAV file and parses its header; the reader is left at the first sample.
     ///
     /// If the header's data length is larger than the file (a file cut short), the available
@@ -111,7 +114,15 @@ impl WavSource {
     pub fn open(path: impl AsRef<Path>) -> Result<WavSource, MediaError> {
         let file = File::open(path.as_ref())?;
         let file_len = file.metadata()?.len();
-        let mut reader = BufReader::with_capacity(64 * 1024, file);
+        WavSource::from_reader(file, file_len)
+    }
+}
+
+impl<R: Read + Seek> WavSource<R> {
+    /// Parses the header of the WAV file `reader` holds, `file_len` bytes long, as
+    /// [`WavSource::open`] does; the reader is left at the first sample.
+    pub fn from_reader(reader: R, file_len: u64) -> Result<WavSource<R>, MediaError> {
+        let mut reader = BufReader::with_capacity(64 * 1024, reader);
 
         let mut riff = [0u8; 12];
         read_header_bytes(&mut reader, &mut riff, "file too short for a RIFF header")?;
