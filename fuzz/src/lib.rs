@@ -500,10 +500,10 @@ pub struct SenderSetup {
     pub rtx: bool,
     /// Seed of SSRCs and first numbers.
     pub seed: u64,
-    /// The first sequence number (to cross the wrap).
-    pub first_seq: Option<u16>,
-    /// The first timestamp (to cross the wrap).
-    pub first_ts: Option<u32>,
+    /// The first sequence number, this many packets before the wrap at 65535.
+    pub first_seq: Option<u8>,
+    /// The first timestamp, this many 5 ms steps at 48 kHz before the 32-bit wrap.
+    pub first_ts: Option<u8>,
 }
 
 /// Where a test's sender is, as the receiver sees it.
@@ -561,8 +561,8 @@ impl SenderSetup {
             cfg.retransmission = None;
         }
         cfg.seed = self.seed;
-        cfg.first_seq = self.first_seq;
-        cfg.first_timestamp = self.first_ts;
+        cfg.first_seq = self.first_seq.map(|x| u16::MAX - u16::from(x));
+        cfg.first_timestamp = self.first_ts.map(|x| u32::MAX - 240 * u32::from(x));
         cfg.receiver_addr = RECEIVER_ADDR;
         cfg
     }

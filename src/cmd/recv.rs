@@ -28,8 +28,8 @@ pub struct RecvArgs {
     listen: SocketAddr,
     /// Output: a WAV file, `-` for raw PCM on stdout at the playout pace, or `device[:NAME]`
     /// for an audio device (the default output, or NAME from `isostream devices`). A WAV
-    /// file is never overwritten: each session goes to the first name of FILE, FILE-2,
-    /// FILE-3, ... (out.wav, out-2.wav, ...) that holds no recording yet.
+    /// file is never overwritten: with `--out out.wav`, each session goes to the first of
+    /// out.wav, out-2.wav, out-3.wav, ... that holds no recording yet.
     #[arg(long, required_unless_present = "out_dir", value_name = "FILE")]
     out: Option<String>,
     /// Write one WAV file per substream into this directory instead (substream-1.wav, ...);
@@ -192,10 +192,8 @@ pub async fn run(a: RecvArgs) -> Result<()> {
             }
             Err(e) => {
                 refusals.set(refusals.get() + 1);
-                eprintln!(
-                        "isostream recv: warning: session of {spec} in {} substream(s) refused, its audio is discarded: {e}",
-                        channels.len()
-                    );
+                let n = channels.len();
+                eprintln!("isostream recv: warning: session of {spec} in {n} substream(s) refused, its audio is discarded: {e}");
                 Ok(Box::new(Discard))
             }
         }
