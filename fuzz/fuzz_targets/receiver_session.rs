@@ -8,6 +8,10 @@
 //! Checked: no panic; every output loop ends in a deadline; the deadlines do not livelock;
 //! playout never writes more frames than asked for, nor before a session exists; at most
 //! 32 substreams; the receiver answers only addresses it heard from.
+//!
+//! One input plays out at most [`MAX_PLAYED`] frames and simulates at most [`MAX_TIME`]:
+//! concealment is costly per frame (docs/FUZZING.md, findings), and the fuzzer should spend
+//! its time on new paths rather than long playouts.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -18,6 +22,11 @@ use isostream_sender::{SenderSession, Speed};
 use isostream_transport::sans_io::{Input, Transmit};
 use isostream_transport::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
+
+/// Most frames one input plays out (4 s at 48 kHz).
+const MAX_PLAYED: usize = 192_000;
+/// Most virtual time one input simulates.
+const MAX_TIME: Duration = Duration::from_secs(30);
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -58,6 +67,7 @@ struct Harness {
     heard_from: Vec<std::net::SocketAddr>,
     out: Vec<u8>,
     held: Option<Vec<u8>>,
+    played: usize,
 }
 
 impl Harness {
@@ -104,16 +114,21 @@ impl Harness {
         panic!("the receiver's deadline stays at or before now: a driver would spin");
     }
 
-    /// Pulls `frames` frames of playout.
+    /// Pulls `frames` frames of playout (no more than [`MAX_PLAYED`] in all).
     fn play(&mut self, frames: usize) {
         let Some(spec) = self.r.spec() else {
             assert_eq!(self.r.playout(self.now, &mut []), 0);
             return;
         };
+        let frames = frames.min(MAX_PLAYED - self.played);
+        if frames == 0 {
+            return;
+        }
         let fb = spec.frame_bytes();
         self.out.resize(frames * fb, 0);
         let n = self.r.playout(self.now, &mut self.out);
         assert!(n <= frames, "played {n} frames into room for {frames}");
+        self.played += n;
         self.settle_receiver();
     }
 
@@ -217,8 +232,12 @@ fuzz_target!(|case: Case| {
         heard_from: Vec::new(),
         out: Vec::new(),
         held: None,
+        played: 0,
     };
     for op in case.ops.iter().take(256) {
+        if h.now - Instant::ZERO > MAX_TIME {
+            break;
+        }
         match op {
             Op::Sender { ms, fates } => h.run_sender(*ms, fates),
             Op::SenderEnd => {
