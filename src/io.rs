@@ -2,6 +2,8 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use isostream_drive::AudioSink;
 use isostream_drive::AudioSource;
@@ -177,10 +179,26 @@ pub fn substream_file(dir: &Path, i: usize) -> PathBuf {
 /// Hands out where each session of a receiver run is written, so that no session ever
 /// overwrites a recording (an earlier session's, or one left by an earlier run): the next
 /// name of the pattern ([`numbered_file`], [`numbered_dir`]) that holds no recording.
+///
+/// A session that played nothing into its files (a stream without a description whose
+/// description then came, and replaced it before playback) gives its name back: its files
+/// are removed, and the next session is written in their place
+/// ([`Recordings::discard_last_if_empty`]).
 #[derive(Debug)]
 pub struct Recordings {
     base: PathBuf,
     next: u32,
+    last: Option<LastRecording>,
+}
+
+/// The files of the last session, and what was written to them.
+#[derive(Debug)]
+struct LastRecording {
+    n: u32,
+    files: Vec<PathBuf>,
+    /// The session's own directory (`DIR/session-N`), if it made one.
+    dir: Option<PathBuf>,
+    written: Arc<AtomicU64>,
 }
 
 impl Recordings {
@@ -189,47 +207,115 @@ impl Recordings {
         Recordings {
             base: base.into(),
             next: 1,
+            last: None,
         }
     }
 
     /// Creates the file of the next session of `--out FILE` with `create`: at the first
     /// name from the last one used on that holds no recording. A name is used once `create`
     /// succeeds; a session that could not be written leaves its name to the next one.
-    pub fn create_file<T, E>(
+    /// Returns the sink, wrapped to count what is written to it, and the file's name.
+    pub fn create_file<S: AudioSink, E>(
         &mut self,
-        create: impl FnOnce(&Path) -> Result<T, E>,
-    ) -> Result<(T, PathBuf), E> {
+        create: impl FnOnce(&Path) -> Result<S, E>,
+    ) -> Result<(Counted<S>, PathBuf), E> {
+        self.last = None;
         let mut n = self.next;
         while holds_recording(&numbered_file(&self.base, n)) {
             n += 1;
         }
         let p = numbered_file(&self.base, n);
-        let t = create(&p)?;
-        self.next = n + 1;
-        Ok((t, p))
+        let sink = create(&p)?;
+        Ok((self.used(n, vec![p.clone()], None, sink), p))
     }
 
     /// Creates the files of the next session of `--out-dir DIR` with `create`, in the first
     /// directory of the pattern from the last one used on where none of the `substreams`
     /// files ([`substream_file`]) holds a recording. As for [`Self::create_file`], a
     /// directory is used once `create` succeeds.
-    pub fn create_in_dir<T, E>(
+    pub fn create_in_dir<S: AudioSink, E>(
         &mut self,
         substreams: usize,
-        create: impl FnOnce(&Path) -> Result<T, E>,
-    ) -> Result<(T, PathBuf), E> {
+        create: impl FnOnce(&Path) -> Result<S, E>,
+    ) -> Result<(Counted<S>, PathBuf), E> {
+        self.last = None;
         let mut n = self.next;
         loop {
             let d = numbered_dir(&self.base, n);
             // a file where a session's directory would go is someone else's
             let clash = n > 1 && d.exists() && !d.is_dir();
             if !clash && !(0..substreams).any(|i| holds_recording(&substream_file(&d, i))) {
-                let t = create(&d)?;
-                self.next = n + 1;
-                return Ok((t, d));
+                let made_dir = (n > 1 && !d.exists()).then(|| d.clone());
+                let sink = create(&d)?;
+                let files = (0..substreams).map(|i| substream_file(&d, i)).collect();
+                return Ok((self.used(n, files, made_dir, sink), d));
             }
             n += 1;
         }
+    }
+
+    fn used<S: AudioSink>(
+        &mut self,
+        n: u32,
+        files: Vec<PathBuf>,
+        dir: Option<PathBuf>,
+        sink: S,
+    ) -> Counted<S> {
+        self.next = n + 1;
+        let written = Arc::new(AtomicU64::new(0));
+        self.last = Some(LastRecording {
+            n,
+            files,
+            dir,
+            written: written.clone(),
+        });
+        Counted {
+            inner: sink,
+            written,
+        }
+    }
+
+    /// The last session's files are kept whatever happens next (it played audio).
+    pub fn keep_last(&mut self) {
+        self.last = None;
+    }
+
+    /// If nothing was written to the last session's files (it played no audio), removes them
+    /// and gives their name back to the next session. Returns whether it did. A writer that
+    /// still holds such a file open writes into the removed file, never into the next one.
+    pub fn discard_last_if_empty(&mut self) -> bool {
+        let Some(last) = self.last.take() else {
+            return false;
+        };
+        if last.written.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        for f in &last.files {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Some(d) = &last.dir {
+            // only if empty: it never holds anything but the session's files
+            let _ = std::fs::remove_dir(d);
+        }
+        self.next = last.n;
+        true
+    }
+}
+
+/// A sink that counts the bytes written through it (see [`Recordings`]).
+pub struct Counted<S> {
+    inner: S,
+    written: Arc<AtomicU64>,
+}
+
+impl<S: AudioSink> AudioSink for Counted<S> {
+    fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {
+        self.written
+            .fetch_add(frames.len() as u64, Ordering::AcqRel);
+        self.inner.write_frames(frames)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

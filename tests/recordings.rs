@@ -2,7 +2,9 @@
 //!
 //! - a stray stream after a finished session goes to the next file of the pattern
 //!   (`out-2.wav`) and leaves the first recording bit-exact; a recording left by an earlier
-//!   run is never overwritten, nor is an earlier session's `--out-dir` set;
+//!   run is never overwritten, nor is an earlier session's `--out-dir` set; a session
+//!   replaced by its description before it played (its first description was lost) gives
+//!   its file back, so one stream is one file;
 //! - a description the WAV sink cannot take (12 channels) is refused with a one-line
 //!   warning, counted in the stats JSON, and the receiver then plays the next stream exactly;
 //! - SIGTERM mid-stream finalizes the WAV like Ctrl-C: its header states every frame in
@@ -275,6 +277,48 @@ fn sessions_of_an_out_dir_go_to_numbered_subdirectories() {
             assert_frames_exact(&want_ch, &got, 4, &format!("{} channel {ch}", d.display()));
         }
     }
+}
+
+#[test]
+fn a_session_replaced_by_its_description_gives_its_file_back() {
+    // the sender's first datagram (its first description) is lost: the first media packet
+    // starts a provisional session (48 kHz stereo, the receiver's assumption), which the
+    // next description replaces (44.1 kHz mono) before it plays anything
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(44_100, 1, SampleFormat::S16);
+    let (input, want) = make_input(dir.path(), "in.wav", Program::Speech, spec, 44_100, 39);
+    let out = dir.path().join("out.wav");
+    let stats = dir.path().join("recv.json");
+    let addr = free_addr();
+    let recv = lasting_recv(addr, out.to_str().unwrap(), &stats, &[]);
+    let relay = Relay::start(addr, 1, |p, _| p.dir == 0 && p.control_index == Some(0));
+    send_file(&input, relay.front, dir.path());
+    wait_for_count(&recv, ENDED, 1, CHILD_TIMEOUT);
+    recv.interrupt();
+    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let c = relay.stop();
+    assert_eq!(
+        c.control_dropped,
+        [1, 0],
+        "the first description was not dropped"
+    );
+    assert_eq!(
+        r.stderr.matches(&format!("-> {}", out.display())).count(),
+        2,
+        "the provisional session and its replacement both write out.wav: {}",
+        r.stderr
+    );
+    assert_wav_exact(
+        &out,
+        spec,
+        &want,
+        "the stream whose first description was lost",
+    );
+    assert!(
+        !dir.path().join("out-2.wav").exists(),
+        "a second file for one stream: {}",
+        r.stderr
+    );
 }
 
 /// A sender report and a description of `channels` channels in one substream of SSRC

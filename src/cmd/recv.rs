@@ -139,8 +139,19 @@ pub async fn run(a: RecvArgs) -> Result<()> {
         .map(Recordings::new);
     let refused = Rc::new(Cell::new(0u64));
     let refusals = refused.clone();
+    // whether the current session was seen playing (the observer below sets it)
+    let seen_playing = Rc::new(Cell::new(false));
+    let playing = seen_playing.clone();
     let mut create_sink =
         move |spec: AudioSpec, channels: &[u16]| -> std::io::Result<(Box<dyn AudioSink>, String)> {
+            // a session that played nothing (replaced by its description) gives its file back
+            if let Some(r) = recordings.as_mut() {
+                if seen_playing.replace(false) {
+                    r.keep_last();
+                } else {
+                    r.discard_last_if_empty();
+                }
+            }
             if a.out_dir.is_some() {
                 let r = recordings.as_mut().expect("--out-dir names the recordings");
                 let (sink, dir) = r.create_in_dir(channels.len(), |d| {
@@ -168,11 +179,11 @@ pub async fn run(a: RecvArgs) -> Result<()> {
                 Some(_) => {
                     let r = recordings.as_mut().expect("--out names the recordings");
                     let (sink, path) = r.create_file(|p| {
-                        WavSink::create(p, spec).map_err(|e| {
+                        WavSink::create(p, spec).map(WavOutput).map_err(|e| {
                             std::io::Error::other(format!("cannot write {}: {e}", p.display()))
                         })
                     })?;
-                    Ok((Box::new(WavOutput(sink)), path.display().to_string()))
+                    Ok((Box::new(sink), path.display().to_string()))
                 }
                 None => unreachable!("clap requires --out or --out-dir"),
             }
@@ -207,6 +218,9 @@ pub async fn run(a: RecvArgs) -> Result<()> {
         a.exit_on_end,
         shutdown,
         &mut |_, s: &ReceiverSession| {
+            if s.is_playing() {
+                playing.set(true);
+            }
             if s.is_ended() && !ended && !a.exit_on_end {
                 eprintln!("isostream recv: the session ended; waiting for the next one");
             }
