@@ -306,10 +306,12 @@ mod tests {
                     ssrc: 1,
                     channels: 1,
                     ts_base: Some(0),
+                    rtx_ssrc: None,
                 }],
                 fec: false,
                 live: false,
                 provisional: false,
+                framing: Default::default(),
             };
             let mut s = Substreams::new(&layout, 1_000, false);
             let mut b = BytesMut::new();

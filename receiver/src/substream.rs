@@ -715,6 +715,7 @@ mod tests {
             fec,
             live: false,
             provisional: false,
+            framing: Default::default(),
         };
         Substreams::new(&layout, 1_000, false)
     }
