@@ -2,10 +2,10 @@
 //! impairment model, under a virtual clock. No socket, no thread, no sleeping: an hour of
 //! lossy streaming runs in seconds, and the same seed gives the same output byte for byte.
 
+use isostream_netsim::{Link, LinkConfig, LinkStats, Profile};
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession, ReceiverStats};
 use isostream_sender::driver::AudioSource;
 use isostream_sender::{SenderConfig, SenderSession, SenderStats};
-use isostream_transport::impair::{Link, LinkConfig, LinkStats, Profile};
 use isostream_transport::rtp::{self, DatagramKind};
 use isostream_transport::time::{Duration, Instant};
 

@@ -5,9 +5,9 @@
 use isostream::io::SignalInput;
 use isostream::sim::{self, SimOptions};
 use isostream_media::{AudioSpec, Program, SampleFormat, SignalSource};
+use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
-use isostream_transport::impair::Profile;
 use isostream_transport::time::Duration;
 
 fn hour_with_drift(ppm: f64) -> sim::SimResult {

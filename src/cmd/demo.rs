@@ -11,11 +11,11 @@ use isostream::sim::{MemorySource, Sample};
 use isostream_media::{
     compare, synthesize, write_wav_all, AudioSpec, Program, SampleFormat, WavSink,
 };
+use isostream_netsim::Profile;
 use isostream_receiver::driver::{self as rdriver, AudioSink};
 use isostream_receiver::{ReceiverConfig, ReceiverSession};
 use isostream_sender::driver::{self as sdriver, Input};
 use isostream_sender::{SenderConfig, SenderSession};
-use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, Instant, MediaClock};
 
 use super::opts::{BufferOpts, StreamOpts};
