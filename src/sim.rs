@@ -6,7 +6,7 @@ use isostream_netsim::{Link, LinkConfig, LinkStats, Profile};
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession, ReceiverStats};
 use isostream_sender::driver::AudioSource;
 use isostream_sender::{SenderConfig, SenderSession, SenderStats};
-use isostream_transport::rtp::{self, DatagramKind};
+use isostream_transport::rtp::{self, DatagramKind, RtpHeader};
 use isostream_transport::time::{Duration, Instant};
 
 /// How often the simulated sound card pulls audio from the receiver.
@@ -163,13 +163,10 @@ pub fn run_with(
         }
         sender.handle_timeout(s_now);
         while let Some(d) = sender.poll_transmit(s_now) {
-            let path =
-                (!paths.is_empty() && rtp::classify(&d) != DatagramKind::Rtcp && d.len() >= 12)
-                    .then(|| {
-                        let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
-                        ssrcs.iter().position(|&s| s == ssrc)
-                    })
-                    .flatten();
+            let path = (!paths.is_empty() && rtp::classify(&d) != DatagramKind::Rtcp)
+                .then(|| RtpHeader::parse(&d).ok())
+                .flatten()
+                .and_then(|(h, _)| ssrcs.iter().position(|&s| s == h.ssrc));
             match path.and_then(|i| paths.get_mut(i)) {
                 Some(l) => l.send(now, d),
                 None => fwd.send(now, d),

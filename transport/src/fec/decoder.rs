@@ -7,8 +7,9 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::codec::ErasureCodec;
-use super::header::{RepairHeader, RTP_HEADER_LEN, SHARD_PREFIX_LEN};
+use super::header::{RepairHeader, SHARD_PREFIX_LEN};
 use super::params::MAX_SHARDS;
+use crate::rtp;
 
 /// Hard cap on the number of source datagrams a [`BlockDecoder`] keeps, in packets.
 pub const DECODER_MAX_SOURCES: usize = 4096;
@@ -414,7 +415,7 @@ impl BlockDecoder {
                 continue;
             }
             let len = u16::from_be_bytes([buf[0], buf[1]]) as usize;
-            if !(RTP_HEADER_LEN..=l - SHARD_PREFIX_LEN).contains(&len) {
+            if !(rtp::HEADER_LEN..=l - SHARD_PREFIX_LEN).contains(&len) {
                 stats.recovered_bad_length += 1;
                 continue;
             }
@@ -494,7 +495,7 @@ mod tests {
                 }
             }
             for d in &out {
-                prop_assert!(d.len() >= RTP_HEADER_LEN);
+                prop_assert!(d.len() >= rtp::HEADER_LEN);
             }
             let s = dec.stats();
             prop_assert_eq!(s.recovered as usize, out.len());

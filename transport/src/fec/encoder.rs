@@ -5,18 +5,9 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 use super::codec::ErasureCodec;
-use super::header::{RepairHeader, MAX_SOURCE_LEN, REPAIR_HEADER_LEN, RTP_HEADER_LEN};
+use super::header::{RepairHeader, MAX_SOURCE_LEN, REPAIR_HEADER_LEN};
 use super::params::FecParams;
-
-/// The RTP sequence number of a datagram at least 12 bytes long.
-pub(crate) fn rtp_seq(datagram: &[u8]) -> u16 {
-    u16::from_be_bytes([datagram[2], datagram[3]])
-}
-
-/// The RTP timestamp of a datagram at least 12 bytes long.
-fn rtp_ts(datagram: &[u8]) -> u32 {
-    u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]])
-}
+use crate::rtp::RtpHeader;
 
 /// Sender side: groups consecutive source RTP datagrams into blocks of `k` and emits `m`
 /// repair datagrams per block.
@@ -94,21 +85,23 @@ impl BlockEncoder {
     /// appends the m repair datagrams to `out`.
     ///
     /// A datagram whose sequence number does not follow the previous one closes the current
-    /// block early (as [`flush`](Self::flush) does) and starts a new block. Datagrams shorter
-    /// than an RTP header or longer than [`MAX_SOURCE_LEN`] are not protected (counted by
-    /// [`rejected`](Self::rejected)).
+    /// block early (as [`flush`](Self::flush) does) and starts a new block. Datagrams that are
+    /// not RTP (see [`RtpHeader::parse`]) or longer than [`MAX_SOURCE_LEN`] are not protected
+    /// (counted by [`rejected`](Self::rejected)).
     pub fn push(&mut self, source: &[u8], out: &mut Vec<Bytes>) {
-        if source.len() < RTP_HEADER_LEN || source.len() > MAX_SOURCE_LEN {
-            self.rejected += 1;
-            return;
-        }
-        let seq = rtp_seq(source);
-        if self.count > 0 && seq != self.base_seq.wrapping_add(self.count as u16) {
+        let rtp = match RtpHeader::parse(source) {
+            Ok((h, _)) if source.len() <= MAX_SOURCE_LEN => h,
+            _ => {
+                self.rejected += 1;
+                return;
+            }
+        };
+        if self.count > 0 && rtp.seq != self.base_seq.wrapping_add(self.count as u16) {
             self.flush(out);
         }
         if self.count == 0 {
-            self.base_seq = seq;
-            self.base_ts = rtp_ts(source);
+            self.base_seq = rtp.seq;
+            self.base_ts = rtp.timestamp;
         }
         let buf = &mut self.data[self.count];
         buf.clear();

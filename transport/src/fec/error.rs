@@ -1,6 +1,7 @@
 //! Errors of the FEC layer.
 
-use super::header::{MIN_SHARD_LEN, REPAIR_HEADER_LEN, REPAIR_PAYLOAD_TYPE};
+use super::header::{MIN_SHARD_LEN, REPAIR_HEADER_LEN};
+use crate::rtp::PT_REPAIR;
 
 /// Errors of the FEC layer: bad parameters, unparsable repair datagrams, codec failures.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -25,8 +26,8 @@ pub enum FecError {
     /// The first byte is not `V=2, P=0, X=0, CC=0`.
     #[error("repair datagram has RTP first byte {0:#04x}, expected 0x80")]
     BadRtpHeader(u8),
-    /// The RTP payload type is not [`REPAIR_PAYLOAD_TYPE`].
-    #[error("payload type {0} is not the repair payload type {REPAIR_PAYLOAD_TYPE}")]
+    /// The RTP payload type is not [`PT_REPAIR`].
+    #[error("payload type {0} is not the repair payload type {PT_REPAIR}")]
     WrongPayloadType(u8),
     /// `k`, `m` or the repair index in the FEC header are out of range.
     #[error("repair header out of range: k={k}, m={m}, index={index}")]

@@ -5,22 +5,19 @@ use bytes::{BufMut, BytesMut};
 
 use super::error::FecError;
 use super::params::check_km;
+use crate::rtp::{self, RtpHeader};
 
-/// RTP payload type of repair datagrams (dynamic range, fixed by this protocol).
-pub const REPAIR_PAYLOAD_TYPE: u8 = 110;
-/// Length of the RTP fixed header (RFC 3550), in bytes.
-pub const RTP_HEADER_LEN: usize = 12;
 /// Length of the FEC header that follows the RTP header in a repair datagram, in bytes.
 pub const FEC_HEADER_LEN: usize = 8;
 /// Total header length of a repair datagram (RTP + FEC header) before the shard, in bytes.
-pub const REPAIR_HEADER_LEN: usize = RTP_HEADER_LEN + FEC_HEADER_LEN;
+pub const REPAIR_HEADER_LEN: usize = rtp::HEADER_LEN + FEC_HEADER_LEN;
 /// Length of the length prefix at the start of every source shard, in bytes.
 pub const SHARD_PREFIX_LEN: usize = 2;
 /// Largest source datagram that can be protected, in bytes (its length must fit the u16
 /// prefix and `L = length + 2` must fit the u16 shard length field).
 pub const MAX_SOURCE_LEN: usize = u16::MAX as usize - SHARD_PREFIX_LEN;
 /// Smallest shard length a valid repair datagram can carry, in bytes (prefix + RTP header).
-pub const MIN_SHARD_LEN: usize = SHARD_PREFIX_LEN + RTP_HEADER_LEN;
+pub const MIN_SHARD_LEN: usize = SHARD_PREFIX_LEN + rtp::HEADER_LEN;
 
 /// The 20 header bytes of a repair datagram (RTP fixed header + FEC header), decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,25 +60,25 @@ impl RepairHeader {
             });
         }
         let (h, shard) = datagram.split_at(REPAIR_HEADER_LEN);
-        if h[0] != 0x80 {
+        if h[0] != rtp::PLAIN_FIRST_BYTE {
             return Err(FecError::BadRtpHeader(h[0]));
         }
-        let pt = h[1] & 0x7f;
-        if pt != REPAIR_PAYLOAD_TYPE {
-            return Err(FecError::WrongPayloadType(pt));
+        // A plain first byte (no padding, extension or CSRC): the RTP payload is the FEC header.
+        let (r, f) = RtpHeader::parse(h).map_err(|_| FecError::BadRtpHeader(h[0]))?;
+        if r.payload_type != rtp::PT_REPAIR {
+            return Err(FecError::WrongPayloadType(r.payload_type));
         }
-        let be16 = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-        let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let be16 = |i: usize| u16::from_be_bytes([f[i], f[i + 1]]);
         let header = RepairHeader {
-            seq: be16(2),
-            timestamp: be32(4),
-            ssrc: be32(8),
-            base_seq: be16(12),
-            k: h[14],
-            m: h[15],
-            index: h[16],
-            // h[17] is reserved
-            shard_len: be16(18),
+            seq: r.seq,
+            timestamp: r.timestamp,
+            ssrc: r.ssrc,
+            base_seq: be16(0),
+            k: f[2],
+            m: f[3],
+            index: f[4],
+            // f[5] is reserved
+            shard_len: be16(6),
         };
         if check_km(header.k as usize, header.m as usize).is_err() || header.index >= header.m {
             return Err(FecError::BadFecHeader {
@@ -103,11 +100,14 @@ impl RepairHeader {
     /// Appends the 20 header bytes to `out` (the caller appends the `shard_len` shard bytes).
     pub fn write(&self, out: &mut BytesMut) {
         out.reserve(REPAIR_HEADER_LEN);
-        out.put_u8(0x80);
-        out.put_u8(REPAIR_PAYLOAD_TYPE);
-        out.put_u16(self.seq);
-        out.put_u32(self.timestamp);
-        out.put_u32(self.ssrc);
+        RtpHeader {
+            marker: false,
+            payload_type: rtp::PT_REPAIR,
+            seq: self.seq,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+        }
+        .write(out);
         out.put_u16(self.base_seq);
         out.put_u8(self.k);
         out.put_u8(self.m);
@@ -197,7 +197,7 @@ mod tests {
         fn parse_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = RepairHeader::parse(&bytes);
             // the same bytes behind a valid-looking prefix
-            let mut b = vec![0x80, REPAIR_PAYLOAD_TYPE];
+            let mut b = vec![0x80, rtp::PT_REPAIR];
             b.extend_from_slice(&bytes);
             if let Ok((h, shard)) = RepairHeader::parse(&b) {
                 prop_assert_eq!(shard.len(), h.shard_len as usize);

@@ -33,7 +33,8 @@
 //!
 //! * `params.rs`: the block geometry [`FecParams`] (`k`, `m`) and its limits.
 //! * `header.rs`: the wire format of a repair datagram ([`RepairHeader`]) and of a source
-//!   shard, with their length constants.
+//!   shard, with their length constants. The RTP part (fixed header length, the repair
+//!   payload type [`PT_REPAIR`](crate::rtp::PT_REPAIR)) is [`crate::rtp`]'s.
 //! * `codec.rs`: the [`ErasureCodec`] interface and its Reed-Solomon implementation
 //!   [`ReedSolomonCodec`].
 //! * `encoder.rs`: the sender side, [`BlockEncoder`].
@@ -60,6 +61,6 @@ pub use encoder::BlockEncoder;
 pub use error::FecError;
 pub use header::{
     RepairHeader, FEC_HEADER_LEN, MAX_SOURCE_LEN, MIN_SHARD_LEN, REPAIR_HEADER_LEN,
-    REPAIR_PAYLOAD_TYPE, RTP_HEADER_LEN, SHARD_PREFIX_LEN,
+    SHARD_PREFIX_LEN,
 };
 pub use params::{FecParams, MAX_SHARDS};

@@ -3,9 +3,14 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub(crate) use super::encoder::rtp_seq;
 use super::{BlockDecoder, BlockEncoder, FecParams, ReedSolomonCodec, RepairHeader};
+use crate::rtp::RtpHeader;
 use crate::seq::SeqUnwrapper;
+
+/// The RTP sequence number of a datagram.
+pub(crate) fn rtp_seq(datagram: &[u8]) -> u16 {
+    RtpHeader::parse(datagram).expect("an RTP datagram").0.seq
+}
 
 /// Tiny deterministic RNG for tests (xorshift64*).
 pub(crate) struct XorShift(pub(crate) u64);
