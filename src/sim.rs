@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use isostream_drive::{
     AudioSink, AudioSource, Feed, ReceiverHost, ReceiverPump, SenderHost, SenderPump,
 };
+use isostream_netsim::Link;
+pub use isostream_netsim::{LinkConfig, LinkStats, Profile};
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession, ReceiverStats};
 use isostream_sender::{SenderConfig, SenderEvent, SenderSession, SenderStats};
-use isostream_transport::impair::Link;
-pub use isostream_transport::impair::{LinkConfig, LinkStats, Profile};
 use isostream_transport::rtp::{self, DatagramKind};
 use isostream_transport::sans_io::Transmit;
 use isostream_transport::time::{Duration, Instant};

@@ -10,10 +10,10 @@ use std::process::Command;
 use common::mds_residual;
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
+use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::Profile;
 use isostream_transport::time::Duration;
 
 fn bench(args: &[&str]) -> std::process::Output {

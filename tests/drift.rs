@@ -8,9 +8,9 @@
 use isostream::io::SignalInput;
 use isostream::sim::{self, SimOptions};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat, SignalSource};
+use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
-use isostream_transport::impair::Profile;
 use isostream_transport::time::Duration;
 
 /// 8 kHz mono keeps an hour of resampling cheap; the controller works in frames and ms,

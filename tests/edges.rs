@@ -12,10 +12,10 @@ use common::{
 use isostream::io::SignalInput;
 use isostream::sim::{self, MemorySource, SimOptions, SimResult};
 use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat, SignalSource};
+use isostream_netsim::{LinkConfig, Outages, Profile};
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession};
 use isostream_sender::{SenderConfig, SenderSession};
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::{LinkConfig, Outages, Profile};
 use isostream_transport::sans_io::Input;
 use isostream_transport::time::{Duration, Instant};
 
@@ -415,7 +415,7 @@ fn an_hour_at_48k_stereo_keeps_memory_flat_and_the_audio_exact() {
     cfg.first_timestamp = Some(u32::MAX - 48_000 * 60 + 1);
     // 0.1 % random loss: FEC rebuilds nearly all of it
     let p = lossy(LinkConfig {
-        loss: isostream_transport::impair::LossModel::Bernoulli { p: 0.001 },
+        loss: isostream_netsim::LossModel::Bernoulli { p: 0.001 },
         ..LinkConfig::default()
     });
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);

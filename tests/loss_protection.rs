@@ -8,10 +8,10 @@ mod common;
 use common::{differing_frames, differing_packets, losses_needed, mds_residual, runs};
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::{LinkConfig, LossModel, Outages, Profile};
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::{LinkConfig, LossModel, Outages, Profile};
 use isostream_transport::time::Duration;
 
 fn profile(forward: LinkConfig) -> Profile {

@@ -2,9 +2,9 @@
 
 use isostream::sim::{self, MemorySource};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::{SenderConfig, Speed};
-use isostream_transport::impair::Profile;
 use isostream_transport::sans_io::{Input, Output};
 use isostream_transport::time::Duration;
 

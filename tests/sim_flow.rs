@@ -9,9 +9,9 @@ mod common;
 use common::{datagram, drain, drain_until, profile, RECEIVER, SENDER};
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::{DelayModel, LinkConfig, LossModel};
 use isostream_receiver::{ReceiverConfig, ReceiverSession};
 use isostream_sender::{FinishReason, SenderConfig, SenderEvent, SenderSession, Speed};
-use isostream_transport::impair::{DelayModel, LinkConfig, LossModel};
 use isostream_transport::sans_io::Input;
 use isostream_transport::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ fn fixed_delay(ms: f64) -> LinkConfig {
 fn run(
     cfg: SenderConfig,
     rcfg: ReceiverConfig,
-    p: &isostream_transport::impair::Profile,
+    p: &isostream_netsim::Profile,
     input: &[u8],
 ) -> SimResult {
     let mut src = MemorySource::new(input, cfg.spec.frame_bytes());

@@ -3,10 +3,10 @@
 
 use isostream::sim::{self, MemorySource, SimOptions, SimResult};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::{DelayModel, LinkConfig, LossModel, Outages, Profile};
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::{DelayModel, LinkConfig, LossModel, Outages, Profile};
 use isostream_transport::time::Duration;
 
 const RATE: u32 = 48_000;

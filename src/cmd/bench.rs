@@ -7,10 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat, WavSource};
+use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::{SenderConfig, Speed};
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, MediaClock};
 use serde::Serialize;
 

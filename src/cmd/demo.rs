@@ -14,9 +14,9 @@ use isostream_drive::AudioSink;
 use isostream_media::{
     compare, synthesize, write_wav_all, AudioSpec, Program, SampleFormat, WavSink,
 };
+use isostream_netsim::Profile;
 use isostream_receiver::{ReceiverConfig, ReceiverSession};
 use isostream_sender::{SenderConfig, SenderSession};
-use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, Instant, MediaClock};
 
 use super::opts::{BufferOpts, StreamOpts};

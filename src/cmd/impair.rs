@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use isostream_transport::impair::{Link, LinkStats, Profile};
+use isostream_netsim::{Link, LinkStats, Profile};
 use isostream_transport::time::Instant;
 use tokio::net::UdpSocket;
 
