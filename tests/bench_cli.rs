@@ -71,14 +71,20 @@ fn same_seed_same_report_byte_for_byte() {
     assert_ne!(a.stdout, c.stdout);
 }
 
-/// The session `isostream bench IN.wav --profile P --seed SEED --fec 8,2` runs, run here
-/// through the library (bench's defaults: 5 ms packets, 200/1000 ms watermarks).
+/// The session `isostream bench IN.wav --profile P --seed SEED --fec 8,2 --retransmission
+/// off` runs, run here through the library (bench's defaults: 5 ms packets, twice real
+/// time, 200/2000/4000 ms watermarks).
 fn same_session(spec: AudioSpec, input: &[u8], p: &Profile, seed: u64) -> SimResult {
     let mut scfg = SenderConfig::new(spec);
     scfg.fec = Some(FecParams::new(8, 2).unwrap());
     scfg.seed = seed;
+    scfg.speed = isostream_sender::Speed::Times(2.0);
+    scfg.retransmission = None;
     let rcfg = ReceiverConfig {
         seed,
+        low_water_ms: 200,
+        resume_water_ms: Some(2000),
+        high_water_ms: 4000,
         ..ReceiverConfig::default()
     };
     let mut src = MemorySource::new(input, spec.frame_bytes());
@@ -125,6 +131,9 @@ fn what_bench_says_about_the_audio_is_what_the_audio_is() {
             &seed.to_string(),
             "--fec",
             "8,2",
+            // without retransmission FEC alone repairs, and bursty leaves damage to compare
+            "--retransmission",
+            "off",
             "--json",
         ]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

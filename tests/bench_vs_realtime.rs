@@ -48,6 +48,9 @@ fn bench_and_real_time_relay_agree_on_residual_loss() {
             "--json",
             "--seed",
             "5",
+            // FEC alone, against its MDS bound
+            "--retransmission",
+            "off",
         ])
         .output()
         .unwrap();
@@ -106,6 +109,8 @@ fn bench_and_real_time_relay_agree_on_residual_loss() {
             &format!("127.0.0.1:{ip}"),
             "--speed",
             "16",
+            "--retransmission",
+            "off",
         ],
     );
     send.wait_ok(CHILD_TIMEOUT);

@@ -50,6 +50,8 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
     let input = synthesize(Program::Sine { hz: 440.0 }, spec, packets * 40, 1);
     for (p, seed) in [(0.05, 11), (0.10, 12)] {
         let mut cfg = SenderConfig::new(spec);
+        // FEC alone: what these tests measure
+        cfg.retransmission = None;
         cfg.fec = Some(FecParams::new(8, 2).unwrap());
         let link = LinkConfig {
             loss: LossModel::Bernoulli { p },
@@ -106,6 +108,8 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
     let input = synthesize(Program::Music, spec, 48_000 * 4, 5);
     for at_ms in [1000.0, 1502.5, 2217.0] {
         let mut cfg = SenderConfig::new(spec);
+        // FEC alone: what these tests measure
+        cfg.retransmission = None;
         cfg.interleave = 4;
         cfg.spread = 4;
         let link = LinkConfig {
@@ -184,6 +188,8 @@ fn without_interleaving_the_same_burst_is_concealed() {
         ..LinkConfig::default()
     };
     let mut cfg = SenderConfig::new(spec);
+    // FEC alone: what these tests measure
+    cfg.retransmission = None;
     cfg.fec = None;
     let r = run(cfg, &input, &profile(link), 1);
     assert!(r.receiver.frames_concealed >= 48 * 25, "{:?}", r.receiver);

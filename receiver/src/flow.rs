@@ -89,7 +89,8 @@ impl FlowController {
     /// Decides from the buffer levels (frames) whether to issue a new request.
     ///
     /// `fullest` is the occupancy of the fullest substream: it tracks how far ahead the sender
-    /// is, so it alone triggers PAUSE (above `high`) and RESUME (at or below `low`).
+    /// is, so it alone triggers PAUSE (above `high`) and RESUME (at or below `low`, the
+    /// RESUME mark).
     pub fn update(&mut self, now: Instant, fullest: i64, low: i64, high: i64) -> Option<Request> {
         let want_pause = if self.paused {
             fullest > low

@@ -134,12 +134,17 @@ pub struct ReceiverSession {
     successor: VecDeque<(Instant, Bytes)>,
     /// A description is among them.
     successor_described: bool,
+    /// The current session was ended because its sender went silent while a described
+    /// successor waited: the successor starts when it has played out.
+    handing_over: bool,
     /// The time of the latest input.
     now: Instant,
     /// Where the current session's datagrams come from: where replies go.
     peer: Option<std::net::SocketAddr>,
     /// The timers (see [`Timer`]), brought up to date after every input.
     timers: TimerTable<TIMERS>,
+    /// Bytes of RTCP handed out for the sender (reports, PAUSE/RESUME, NACKs).
+    control_bytes: u64,
 }
 
 /// The receiver's timers, indexes into its [`TimerTable`].
@@ -171,9 +176,11 @@ impl ReceiverSession {
             queue: VecDeque::new(),
             successor: VecDeque::new(),
             successor_described: false,
+            handing_over: false,
             now: Instant::ZERO,
             peer: None,
             timers: TimerTable::default(),
+            control_bytes: 0,
         })
     }
 
@@ -201,6 +208,13 @@ impl ReceiverSession {
 
     /// The watermarks in frames (low, high) at the session's rate.
     pub fn watermarks(&self) -> (i64, i64) {
+        let (low, _, high) = self.marks();
+        (low, high)
+    }
+
+    /// The low-water mark, the RESUME mark and the high-water mark in frames at the
+    /// session's rate.
+    fn marks(&self) -> (i64, i64, i64) {
         let rate = self
             .active
             .as_ref()
@@ -208,6 +222,7 @@ impl ReceiverSession {
         let c = MediaClock::new(rate);
         (
             c.frames_in_ms(self.cfg.low_water_ms) as i64,
+            c.frames_in_ms(self.cfg.resume_water_ms_or_low()) as i64,
             c.frames_in_ms(self.cfg.high_water_ms) as i64,
         )
     }
@@ -283,6 +298,7 @@ impl ReceiverSession {
     pub fn poll_output(&mut self) -> Output<ReceiverEvent> {
         while let Some(data) = self.control.poll() {
             if let Some(to) = self.peer {
+                self.control_bytes += data.len() as u64;
                 return Output::Transmit(Transmit { to, data });
             }
         }
@@ -390,10 +406,16 @@ impl ReceiverSession {
                 && now - a.last_heard >= HANDOVER_SILENCE
             {
                 a.end_pos = Some(a.subs.data_end());
+                self.handing_over = true;
             }
             return false;
         }
         self.successor_described = false;
+        if !std::mem::take(&mut self.handing_over) {
+            // the session ended by itself (BYE, idle timeout): nothing was waiting for it
+            self.successor.clear();
+            return false;
+        }
         for (_, d) in self.successor.drain(..) {
             self.queue.push_back(Work::Replay(d));
         }
@@ -502,7 +524,7 @@ impl ReceiverSession {
     /// After the buffers changed: starts playback at the low-water mark (or the high-water
     /// mark, or once the end is known), and asks for PAUSE or RESUME.
     fn after_write(&mut self, now: Instant) {
-        let (low, high) = self.watermarks();
+        let (low, resume, high) = self.marks();
         let Some(a) = self.active.as_mut() else {
             return;
         };
@@ -518,7 +540,7 @@ impl ReceiverSession {
             a.playout.start(now);
             self.events.push_back(ReceiverEvent::PlaybackStarted);
         }
-        if let Some(req) = self.flow.update(now, fullest, low, high) {
+        if let Some(req) = self.flow.update(now, fullest, resume, high) {
             self.send_request(req);
         }
     }
@@ -727,14 +749,16 @@ impl ReceiverSession {
 
     /// Counters of the current (or last) session.
     pub fn stats(&self) -> ReceiverStats {
-        match &self.active {
+        let mut s = match &self.active {
             Some(a) => a.stats(self.flow.stats(), self.drops),
             None => ReceiverStats {
                 malformed: self.drops.malformed,
                 foreign: self.drops.foreign,
                 ..self.done.clone().unwrap_or_default()
             },
-        }
+        };
+        s.control_bytes = self.control_bytes;
+        s
     }
 }
 

@@ -98,6 +98,8 @@ pub struct ReceiverStats {
     pub underruns: u64,
     /// PAUSE/RESUME requests and acknowledgements.
     pub flow: FlowStats,
+    /// Bytes of RTCP sent to the sender (reports, PAUSE/RESUME, NACKs).
+    pub control_bytes: u64,
     /// Smallest buffered audio seen at playout (emptiest substream), in ms.
     pub buffer_min_ms: f64,
     /// Mean buffered audio at playout (emptiest substream), in ms.

@@ -37,8 +37,9 @@ pub struct BenchArgs {
     pub stream: StreamOpts,
     #[command(flatten)]
     pub buffer: BufferOpts,
-    /// How fast the sender sends stored media: times real time, or `max`.
-    #[arg(long, default_value = "1", value_parser = super::opts::parse_speed)]
+    /// How fast the sender sends stored media: times real time, or `max`. Default: twice
+    /// real time, until the receiver's high-water mark pauses it (`1`: real time).
+    #[arg(long, default_value = "2", value_parser = super::opts::parse_speed)]
     pub speed: Speed,
     /// Print the report as JSON on stdout.
     #[arg(long)]
@@ -51,7 +52,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub drift_correction: bool,
     /// Sweep network loss (Bernoulli, in %, replacing the profile's loss) for each FEC
-    /// setting of --sweep-fec, and report residual loss.
+    /// setting of --sweep-fec, and report residual loss (with retransmission off: the sweep
+    /// measures what FEC alone does).
     #[arg(long)]
     pub sweep: bool,
     /// Network loss rates of a sweep, in %.
@@ -113,7 +115,13 @@ pub struct BenchReport {
     pub media_lost: u64,
     /// Media packets rebuilt from repair packets.
     pub recovered: u64,
-    /// Media packets that could not be rebuilt.
+    /// Lost media packets that arrived as retransmissions (NACK answered).
+    pub retransmitted: u64,
+    /// Requests for lost packets the receiver sent in NACKs.
+    pub nack_requested: u64,
+    /// Retransmissions the sender sent.
+    pub retransmissions_sent: u64,
+    /// Media packets neither rebuilt nor retransmitted.
     pub unrecoverable: u64,
     /// Residual loss: unrecoverable / media packets.
     pub residual_loss: f64,
@@ -137,8 +145,20 @@ pub struct BenchReport {
     pub startup_ms: f64,
     /// Playout latency: the network's mean one-way delay plus the mean buffered audio, in ms.
     pub latency_ms: f64,
-    /// Bandwidth overhead of repair packets: repair bytes / media bytes.
+    /// Bandwidth overhead of repair packets: repair packets / media packets.
     pub overhead: f64,
+    /// Bytes of media datagrams sent (first transmissions).
+    pub media_bytes: u64,
+    /// Bytes of repair datagrams sent.
+    pub repair_bytes: u64,
+    /// Bytes of retransmissions sent.
+    pub retransmission_bytes: u64,
+    /// Bytes of RTCP sent by the sender (reports, descriptions, acknowledgements, BYE).
+    pub control_bytes: u64,
+    /// Bytes of RTCP sent by the receiver (reports, PAUSE/RESUME, NACKs).
+    pub feedback_bytes: u64,
+    /// Every byte on the wire, both ways, over the bytes of the raw PCM streamed.
+    pub wire_to_pcm_ratio: f64,
     /// Fraction of output frames identical to the input (null when the input was generated
     /// on the fly and not kept: runs over 10 minutes).
     pub bit_exact_fraction: Option<f64>,
@@ -283,6 +303,9 @@ pub fn simulate(
         network_loss: r.forward.loss_rate(),
         media_lost: r.receiver.lost,
         recovered: r.receiver.recovered,
+        retransmitted: r.receiver.retransmitted,
+        nack_requested: r.receiver.nack_requested,
+        retransmissions_sent: r.sender.retransmission.retransmissions_sent,
         unrecoverable: r.receiver.unrecoverable,
         residual_loss: r.receiver.residual_loss,
         interpolated_ms: clock.ms_of(r.receiver.frames_interpolated),
@@ -304,6 +327,24 @@ pub fn simulate(
             0.0
         } else {
             r.sender.repair_sent as f64 / media_bytes
+        },
+        media_bytes: r.sender.media_bytes,
+        repair_bytes: r.sender.repair_bytes,
+        retransmission_bytes: r.sender.retransmission.retransmission_bytes,
+        control_bytes: r.sender.control_bytes,
+        feedback_bytes: r.receiver.control_bytes,
+        wire_to_pcm_ratio: {
+            let wire = r.sender.media_bytes
+                + r.sender.repair_bytes
+                + r.sender.retransmission.retransmission_bytes
+                + r.sender.control_bytes
+                + r.receiver.control_bytes;
+            let pcm = frames * spec.frame_bytes() as u64;
+            if pcm == 0 {
+                0.0
+            } else {
+                wire as f64 / pcm as f64
+            }
         },
         bit_exact_fraction: (!streaming).then_some(cmp.bit_exact_fraction),
         snr_db: cmp.snr_db.is_finite().then_some(cmp.snr_db),
@@ -355,8 +396,25 @@ fn print_table(r: &BenchReport) {
         (
             "media packets lost",
             format!(
-                "{}: {} recovered, {} unrecoverable",
-                r.media_lost, r.recovered, r.unrecoverable
+                "{}: {} rebuilt by FEC, {} retransmitted ({} asked for, {} sent), {} unrecoverable",
+                r.media_lost,
+                r.recovered,
+                r.retransmitted,
+                r.nack_requested,
+                r.retransmissions_sent,
+                r.unrecoverable
+            ),
+        ),
+        (
+            "bytes on the wire",
+            format!(
+                "{:.2} x the raw PCM: media {}, repair {}, retransmission {}, control {} + {}",
+                r.wire_to_pcm_ratio,
+                r.media_bytes,
+                r.repair_bytes,
+                r.retransmission_bytes,
+                r.control_bytes,
+                r.feedback_bytes
             ),
         ),
         ("residual loss", format!("{:.3} %", r.residual_loss * 100.0)),
@@ -415,6 +473,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let (spec, input) = load_input(&args)?;
     let wall = std::time::Instant::now();
     if args.sweep {
+        // a sweep measures what each FEC setting does alone
+        let mut fec_only = args.clone();
+        fec_only.stream.retransmission = false;
+        let args = &fec_only;
         let mut settings = Vec::new();
         for s in args.sweep_fec.split(';') {
             settings.push(

@@ -74,6 +74,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     args.stream.apply(&mut scfg)?;
     scfg.seed = super::common::os_seed();
     scfg.receiver_addr = relay_addr;
+    // stored media streams ahead, as `send` does by default
+    scfg.speed = isostream_sender::Speed::Times(2.0);
     let mut rcfg = ReceiverConfig::default();
     args.buffer.apply(&mut rcfg, false);
     rcfg.seed = super::common::os_seed();

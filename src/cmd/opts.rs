@@ -28,6 +28,23 @@ pub struct StreamOpts {
     /// contiguous channels in order). Default: one substream with every channel.
     #[arg(long)]
     pub substreams: Option<String>,
+    /// Answer the receiver's NACKs with retransmissions (RFC 4585/4588): `on` or `off`.
+    /// With `off` and `--fec off` the stream is plain RTP.
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub retransmission: bool,
+    /// The most retransmissions may cost, in % of the media's own byte rate (a token
+    /// bucket, so an outage or a forged NACK cannot turn into a storm).
+    #[arg(long, default_value_t = 50.0)]
+    pub retransmission_cap: f64,
+}
+
+/// Parses `on` or `off`.
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{s}': expected on or off")),
+    }
 }
 
 /// Packet duration of a live source by default, in ms.
@@ -94,6 +111,18 @@ impl StreamOpts {
         cfg.fec = self.fec(cfg.live);
         cfg.interleave = self.interleave;
         cfg.spread = self.spread;
+        if !(self.retransmission_cap.is_finite()
+            && (0.0..=1000.0).contains(&self.retransmission_cap))
+        {
+            bail!(
+                "--retransmission-cap {}: expected a percentage from 0 to 1000",
+                self.retransmission_cap
+            );
+        }
+        cfg.retransmission = self.retransmission.then(|| isostream_sender::RtxParams {
+            cap: self.retransmission_cap / 100.0,
+            ..Default::default()
+        });
         if let Some(s) = &self.substreams {
             cfg.substream_channels = parse_substreams(s, cfg.spec.channels)?;
         }
@@ -133,14 +162,19 @@ pub fn parse_substreams(s: &str, channels: u16) -> Result<Vec<u16>> {
     Ok(out)
 }
 
-/// Options shared by `recv` and `bench`: how the receiver buffers.
+/// Options shared by `recv`, `bench` and `demo`: how the receiver buffers.
 #[derive(Args, Clone, Debug)]
 pub struct BufferOpts {
-    /// Playback starts (and RESUME is sent) at this much buffered audio, in ms.
+    /// Playback starts at this much buffered audio, in ms.
     /// Default: 200 for stored media, 40 with --live.
     #[arg(long)]
     pub low_water: Option<u32>,
-    /// PAUSE is sent above this much buffered audio, in ms. Default: 1000, 200 with --live.
+    /// A paused sender is resumed when the buffer drains to this much audio, in ms.
+    /// Default: 2000 for stored media (at most half the high-water mark, at least the
+    /// low-water mark); the low-water mark with --live.
+    #[arg(long)]
+    pub resume_water: Option<u32>,
+    /// PAUSE is sent above this much buffered audio, in ms. Default: 4000, 200 with --live.
     #[arg(long)]
     pub high_water: Option<u32>,
 }
@@ -155,6 +189,14 @@ impl BufferOpts {
         };
         cfg.low_water_ms = self.low_water.unwrap_or(lo);
         cfg.high_water_ms = self.high_water.unwrap_or(hi.max(cfg.low_water_ms * 2));
+        let resume = if live {
+            cfg.low_water_ms
+        } else {
+            rconfig::STORED_RESUME_WATER_MS
+                .min(cfg.high_water_ms / 2)
+                .max(cfg.low_water_ms)
+        };
+        cfg.resume_water_ms = Some(self.resume_water.unwrap_or(resume));
     }
 }
 

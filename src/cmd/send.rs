@@ -44,8 +44,10 @@ pub struct SendArgs {
     /// Treat stdin as a live source (audio produced while paused is dropped).
     #[arg(long)]
     live: bool,
-    /// How fast stored media is sent: times real time, or `max` (as fast as PAUSE/RESUME allow).
-    #[arg(long, default_value = "1", value_parser = parse_speed)]
+    /// How fast stored media is sent: times real time, or `max` (as fast as PAUSE/RESUME
+    /// allow). Default: twice real time, so the receiver's buffer fills up to its high-water
+    /// mark and PAUSE/RESUME keep it deep (`1`: real time). A live source ignores it.
+    #[arg(long, default_value = "2", value_parser = parse_speed)]
     speed: Speed,
     #[command(flatten)]
     stream: StreamOpts,
