@@ -82,12 +82,15 @@ impl Control {
         self.next_report.is_none_or(|t| now >= t)
     }
 
-    /// Queues a receiver report with `blocks` at `now`; the next is due one interval later.
-    pub fn report(&mut self, now: Instant, blocks: &[ReportBlock]) {
+    /// Queues a receiver report with `blocks` at `now` (the receiver's wall clock `ntp`,
+    /// 64-bit NTP, goes with it as a reference time, RFC 3611, so the sender's answer gives
+    /// the round trip); the next is due one interval later.
+    pub fn report(&mut self, now: Instant, ntp: u64, blocks: &[ReportBlock]) {
         self.next_report = Some(now + self.report_interval);
         self.buf.clear();
         rtcp::write_receiver_report(&mut self.buf, self.ssrc, blocks);
         rtcp::write_sdes_cname(&mut self.buf, self.ssrc, CNAME);
+        rtcp::write_rrtr(&mut self.buf, self.ssrc, ntp);
         self.queue.push_back(self.buf.split().freeze());
     }
 

@@ -5,12 +5,15 @@
 //! packets *missing*. A missing packet is first asked for once the packets that could still
 //! fill it have had their chance: reordering (a few ms and the jitter), and the FEC block it
 //! belongs to (the block's span, spread included), so that nothing FEC will rebuild is asked
-//! for. It is asked again, an estimated round trip later, until it arrives (late, rebuilt or
+//! for. It is asked again, an estimated round trip later (the wait doubling after every
+//! unanswered request, up to [`MAX_RETRY`]), until it arrives (late, rebuilt or
 //! retransmitted), its playout deadline no longer leaves a round trip, or it was asked for
 //! [`MAX_TRIES`] times.
 //!
 //! The round-trip time is estimated from the answers (the time from the first request for a
-//! packet to its retransmission), smoothed as TCP does (RFC 6298). Everything is explicit
+//! packet to its retransmission, when it was asked for once) and from the sender's answers
+//! to the receiver's reference times (RFC 3611 RRTR/DLRR, handed in), smoothed as TCP does
+//! (RFC 6298). Everything is explicit
 //! input: the caller says when each packet is played ([`Deadlines`]).
 
 use std::collections::VecDeque;
@@ -25,6 +28,9 @@ pub const MAX_MISSING: usize = 4096;
 pub const INITIAL_RTT: Duration = Duration::from_millis(100);
 /// Shortest time between two requests for one packet.
 pub const MIN_RETRY: Duration = Duration::from_millis(10);
+/// Longest time between two requests for one packet: the wait doubles after every
+/// unanswered request (an answer may be stuck behind a delay spike), up to this.
+pub const MAX_RETRY: Duration = Duration::from_millis(800);
 
 /// What the NACK stage did, in packets unless named otherwise.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -125,6 +131,18 @@ impl Nacker {
         }
     }
 
+    /// The stream is known to hold packets up to `ext_last` (its end, from the sender's
+    /// BYE): those after the highest seen are missing too (a loss at the very end leaves no
+    /// later packet to reveal it).
+    pub fn expect_until(&mut self, now: Instant, ext_last: u64) {
+        if let Some(h) = self.highest {
+            if ext_last > h {
+                self.on_arrival(now, ext_last + 1);
+                self.highest = Some(ext_last);
+            }
+        }
+    }
+
     /// Packet `ext` was rebuilt by FEC: no longer missing.
     pub fn on_recovered(&mut self, ext: u64) {
         self.forget(ext);
@@ -140,6 +158,11 @@ impl Nacker {
                 self.sample(now.saturating_duration_since(t));
             }
         }
+    }
+
+    /// A round trip measured elsewhere (the sender's answer to a reference time, RFC 3611).
+    pub fn on_rtt(&mut self, r: Duration) {
+        self.sample(r);
     }
 
     fn sample(&mut self, r: Duration) {
@@ -185,7 +208,8 @@ impl Nacker {
             out.push(m.ext as u16);
             m.tries += 1;
             m.first_asked.get_or_insert(now);
-            m.next_ask = now + retry;
+            let wait = retry.saturating_mul(1 << (m.tries - 1).min(6));
+            m.next_ask = now + wait.min(MAX_RETRY.max(retry));
             true
         });
         self.counts.given_up += given_up;
@@ -280,6 +304,20 @@ mod tests {
         }
         assert_eq!(asked, MAX_TRIES as usize);
         assert_eq!(n.counts().given_up, 1);
+    }
+
+    #[test]
+    fn a_loss_at_the_end_is_asked_for_once_the_end_is_known() {
+        let mut n = Nacker::new(Duration::ZERO);
+        n.on_arrival(at(0), 0);
+        n.on_arrival(at(0), 1);
+        n.expect_until(at(5), 4);
+        assert_eq!(due(&mut n, 5), vec![2, 3, 4]);
+        // packet 5 was never sent: nothing past the end is asked for, and the end arriving
+        // late is not a gap
+        n.on_arrival(at(6), 4);
+        n.expect_until(at(7), 3);
+        assert_eq!(due(&mut n, 500), vec![2, 3]);
     }
 
     #[test]

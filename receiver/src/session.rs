@@ -615,6 +615,18 @@ impl ReceiverSession {
                     ours = true;
                     self.flow.on_ack(request);
                 }
+                RtcpPacket::Dlrr {
+                    ssrc,
+                    last_rr,
+                    delay_since_last_rr,
+                } if ssrc == self.control.ssrc() && self.active.is_some() => {
+                    // the sender answered our reference time: the round trip (RFC 3611)
+                    if let Some(rtt) = rtcp::round_trip(self.ntp(now), last_rr, delay_since_last_rr)
+                    {
+                        ours = true;
+                        self.active.as_mut().expect("checked").subs.on_rtt(rtt);
+                    }
+                }
                 _ => {}
             }
         }
@@ -626,7 +638,9 @@ impl ReceiverSession {
             a.last_heard = now;
             if bye && a.end_pos.is_none() {
                 let data_end = a.subs.data_end();
-                a.end_pos = Some(a.subs.sr_end().unwrap_or(data_end).max(data_end));
+                let end = a.subs.sr_end().unwrap_or(data_end).max(data_end);
+                a.end_pos = Some(end);
+                a.subs.expect_until(now, end);
             }
         }
         self.after_write(now);
@@ -713,13 +727,20 @@ impl ReceiverSession {
             return;
         };
         if self.control.report_due(now) {
-            self.control.report(now, a.subs.report_blocks(now));
+            let ntp =
+                rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128);
+            self.control.report(now, ntp, a.subs.report_blocks(now));
         }
         // lost packets whose answer can still arrive in time
         let (rate, playing) = (a.spec.rate, a.playout.is_running());
         let control = &mut self.control;
         a.subs
             .nacks(now, rate, playing, |ssrc, seqs| control.nack(ssrc, seqs));
+    }
+
+    /// The receiver's wall clock at `now`, as a 64-bit NTP timestamp.
+    fn ntp(&self, now: Instant) -> u64 {
+        rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128)
     }
 
     /// Brings the timer table up to date with the stages that own the deadlines: the flow

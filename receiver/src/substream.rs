@@ -505,6 +505,30 @@ impl Substreams {
         true
     }
 
+    /// The stream ends at position `end` (frames, from the sender's BYE): every substream
+    /// expects the packets up to it, so a loss at the very end is asked for too.
+    pub fn expect_until(&mut self, now: Instant, end: i64) {
+        for s in &mut self.subs {
+            let (Some((n, _)), Some((aext, apos))) = (&mut s.nack, s.anchor) else {
+                continue;
+            };
+            let pf = s.packet_frames.max(1);
+            let after = (end - apos + pf - 1).div_euclid(pf) - 1;
+            if after >= 1 {
+                n.expect_until(now, aext + after as u64);
+            }
+        }
+    }
+
+    /// A round trip measured at `rtt` (from the sender's answer to a reference time).
+    pub fn on_rtt(&mut self, rtt: Duration) {
+        for s in &mut self.subs {
+            if let Some((n, _)) = &mut s.nack {
+                n.on_rtt(rtt);
+            }
+        }
+    }
+
     /// The index of the substream whose retransmission stream is `rtx_ssrc`.
     pub fn index_of_rtx(&self, rtx_ssrc: u32) -> Option<usize> {
         self.subs

@@ -131,6 +131,8 @@ pub struct ReceiverView {
     pub fraction_lost: f64,
     /// Interarrival jitter, in ms.
     pub jitter_ms: f64,
+    /// Round-trip time from the report's LSR and DLSR (RFC 3550, 6.4.1), in ms.
+    pub rtt_ms: Option<f64>,
 }
 
 /// One substream's stages.
@@ -182,6 +184,13 @@ pub struct SenderSession {
     rtx_queue: VecDeque<Bytes>,
     /// The SSRC the receiver's reports come from.
     reporter_ssrc: Option<u32>,
+    /// The round-trip time from the receiver's last report.
+    rtt: Option<Duration>,
+    /// BYE was sent; NACKs are still answered since this instant.
+    lingering_since: Option<Instant>,
+    /// The receiver's last reference time (RFC 3611): its SSRC, the middle of its NTP
+    /// timestamp, and when it arrived.
+    last_rrtr: Option<(u32, u32, Instant)>,
     rtcp_buf: BytesMut,
     /// Frames sent, summed over substreams and divided by their number (not rounded).
     frames_sent_exact: f64,
@@ -201,8 +210,14 @@ enum Timer {
     Bye = 1,
     /// The receiver, heard from earlier, has been silent too long.
     ReceiverLost = 2,
+    /// After BYE: the receiver has stopped asking (or the history ran out), the session is over.
+    Linger = 3,
 }
-const TIMERS: usize = 3;
+const TIMERS: usize = 4;
+
+/// After BYE, the sender answers NACKs until the receiver has been silent this long (it
+/// stops reporting once it has played the stream out).
+const LINGER_SILENCE: Duration = Duration::from_millis(1000);
 
 impl SenderSession {
     /// Creates a session. Errors if the configuration is inconsistent.
@@ -297,6 +312,9 @@ impl SenderSession {
             rtx,
             rtx_queue: VecDeque::new(),
             reporter_ssrc: None,
+            rtt: None,
+            lingering_since: None,
+            last_rrtr: None,
             rtcp_buf: BytesMut::with_capacity(2048),
             frames_sent_exact: 0.0,
             cfg,
@@ -548,12 +566,19 @@ impl SenderSession {
                             || self.receiver_ssrc == Some(sender_ssrc));
                     let answered = own
                         && self.rtx.as_mut().is_some_and(|r| {
-                            r.on_nack(now, media_ssrc, &lost, &mut self.rtx_queue)
+                            r.on_nack(now, self.rtt, media_ssrc, &lost, &mut self.rtx_queue)
                         });
                     if answered {
                         heard = true;
                     } else {
                         self.stats.nacks_foreign += 1;
+                    }
+                }
+                Ok(RtcpPacket::ReceiverReferenceTime { ssrc, ntp }) => {
+                    // answered in the next report's DLRR, so the receiver measures the round
+                    // trip (RFC 3611)
+                    if from == self.cfg.receiver_addr {
+                        self.last_rrtr = Some((ssrc, (ntp >> 16) as u32, now));
                     }
                 }
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
@@ -564,10 +589,17 @@ impl SenderSession {
                         self.reporter_ssrc = Some(ssrc);
                     }
                     if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
+                        // RFC 3550, 6.4.1: now - LSR - DLSR
+                        if let Some(rtt) =
+                            rtcp::round_trip(self.ntp(now), b.last_sr, b.delay_since_last_sr)
+                        {
+                            self.rtt = Some(rtt);
+                        }
                         self.stats.receiver_report = Some(ReceiverView {
                             lost: b.cumulative_lost,
                             fraction_lost: b.fraction_lost as f64 / 256.0,
                             jitter_ms: b.jitter as f64 * 1000.0 / self.cfg.spec.rate as f64,
+                            rtt_ms: self.rtt.map(|r| r.as_secs_f64() * 1000.0),
                         });
                     }
                 }
@@ -646,6 +678,18 @@ impl SenderSession {
                 return;
             }
         }
+        if let Some(since) = self.lingering_since {
+            let heard = self.last_heard.unwrap_or(since).max(since);
+            let max =
+                Duration::from_millis(self.cfg.retransmission.map_or(0, |p| p.history_ms) as u64);
+            if now - heard >= LINGER_SILENCE || now - since >= max {
+                self.finish(FinishReason::EndOfInput);
+            } else {
+                let until = (heard + LINGER_SILENCE).min(since + max);
+                self.timers.set(Timer::Linger as usize, until);
+            }
+            return;
+        }
         let report = Timer::Report as usize;
         if self.timers.get(report).is_none_or(|t| now >= t) {
             self.queue_report(now, false);
@@ -660,9 +704,23 @@ impl SenderSession {
             self.byes_left -= 1;
             self.timers.set(bye, now + BYE_GAP);
             if self.byes_left == 0 {
-                self.finish(FinishReason::EndOfInput);
+                if self.rtx.is_some() && self.last_heard.is_some() {
+                    // the receiver may still ask for what it lost: answer until it is done
+                    self.lingering_since = Some(now);
+                    self.timers.stop(Timer::Report as usize);
+                    self.timers.stop(bye);
+                    self.timers
+                        .set(Timer::Linger as usize, now + LINGER_SILENCE);
+                } else {
+                    self.finish(FinishReason::EndOfInput);
+                }
             }
         }
+    }
+
+    /// The sender's wall clock at `now`, as a 64-bit NTP timestamp.
+    fn ntp(&self, now: Instant) -> u64 {
+        rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128)
     }
 
     fn finish(&mut self, why: FinishReason) {
@@ -700,6 +758,10 @@ impl SenderSession {
         }
         rtcp::write_sdes_cname(b, self.subs[0].ssrc, &self.cfg.cname);
         rtcp::write_desc(b, self.subs[0].ssrc, &desc);
+        if let Some((receiver, last_rr, at)) = self.last_rrtr {
+            let delay = ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32;
+            rtcp::write_dlrr(b, self.subs[0].ssrc, receiver, last_rr, delay);
+        }
         if bye {
             for s in &self.subs {
                 rtcp::write_bye(b, s.ssrc);
@@ -759,7 +821,7 @@ impl SenderSession {
         if !self.rtx_queue.is_empty() || !self.control.is_empty() {
             t = Some(now);
         }
-        if self.input_ended && self.queue.is_empty() {
+        if self.input_ended && self.queue.is_empty() && self.lingering_since.is_none() {
             t = earliest(t, Some(self.timers.get(Timer::Bye as usize).unwrap_or(now)));
         }
         t

@@ -121,6 +121,10 @@ pub struct BenchReport {
     pub nack_requested: u64,
     /// Retransmissions the sender sent.
     pub retransmissions_sent: u64,
+    /// Retransmissions asked for beyond the sender's retransmission cap, not sent.
+    pub retransmissions_over_cap: u64,
+    /// Retransmissions asked for of packets no longer in the sender's history.
+    pub retransmissions_unavailable: u64,
     /// Media packets neither rebuilt nor retransmitted.
     pub unrecoverable: u64,
     /// Residual loss: unrecoverable / media packets.
@@ -306,6 +310,8 @@ pub fn simulate(
         retransmitted: r.receiver.retransmitted,
         nack_requested: r.receiver.nack_requested,
         retransmissions_sent: r.sender.retransmission.retransmissions_sent,
+        retransmissions_over_cap: r.sender.retransmission.retransmissions_over_cap,
+        retransmissions_unavailable: r.sender.retransmission.retransmissions_unavailable,
         unrecoverable: r.receiver.unrecoverable,
         residual_loss: r.receiver.residual_loss,
         interpolated_ms: clock.ms_of(r.receiver.frames_interpolated),
@@ -493,7 +499,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 if !(0.0..100.0).contains(&loss) {
                     bail!("--sweep-loss {loss}: expected a percentage in [0, 100)");
                 }
-                let (r, _) = simulate(&args, &profile.with_loss(loss / 100.0), *fec, spec, &input)?;
+                let (r, _) = simulate(args, &profile.with_loss(loss / 100.0), *fec, spec, &input)?;
                 pts.push((r.network_loss * 100.0, r.residual_loss * 100.0));
                 reports.push(r);
             }

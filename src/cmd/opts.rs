@@ -15,7 +15,7 @@ pub struct StreamOpts {
     #[arg(long)]
     pub packet_ms: Option<f64>,
     /// Reed-Solomon repair: K source packets + M repair packets per block, or `off`
-    /// (default 8,2; 4,1 for a live source, so a block spans 10 ms instead of 40 ms).
+    /// (default: off for stored media, which retransmission repairs; 4,1 for a live source).
     #[arg(long, value_parser = parse_fec)]
     pub fec: Option<FecSetting>,
     /// Interleave depth D: packet j of a group of D carries samples j, j+D, ... (1 = plain).
@@ -82,19 +82,13 @@ impl StreamOpts {
             .unwrap_or(if live { LIVE_PACKET_MS } else { 5.0 })
     }
 
-    /// FEC setting: as given, or the default for stored media or a live source.
+    /// FEC setting: as given, or the default for stored media (off: stored media streams
+    /// seconds ahead of playout and lost packets are asked for again, which costs less
+    /// bandwidth and repairs more on every bench profile, see docs/BENCHMARKS.md) or a live
+    /// source (4,1).
     pub fn fec(&self, live: bool) -> Option<FecParams> {
         self.fec.map_or_else(
-            || {
-                Some(
-                    if live {
-                        FecParams::new(4, 1)
-                    } else {
-                        FecParams::new(8, 2)
-                    }
-                    .expect("valid defaults"),
-                )
-            },
+            || live.then(|| FecParams::new(4, 1).expect("valid default")),
             |f| f.0,
         )
     }
