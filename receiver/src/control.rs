@@ -110,11 +110,21 @@ mod tests {
         let mut c = Control::new(0, Duration::from_millis(250));
         let t0 = Instant::ZERO;
         assert!(c.report_due(t0));
-        c.report(t0, &[]);
+        c.report(t0, 0x1234_5678_9abc_def0, &[]);
         assert!(!c.report_due(t0 + Duration::from_millis(249)));
         assert!(c.report_due(t0 + Duration::from_millis(250)));
         assert_eq!(c.next_report(), Some(t0 + Duration::from_millis(250)));
-        assert!(c.poll().is_some());
+        // a receiver report, its CNAME and its reference time (RFC 3611)
+        let d = c.poll().unwrap();
+        let p: Vec<_> = rtcp::parse_compound(&d).map(Result::unwrap).collect();
+        assert!(matches!(p[0], RtcpPacket::ReceiverReport { .. }));
+        assert_eq!(
+            p[2],
+            RtcpPacket::ReceiverReferenceTime {
+                ssrc: c.ssrc(),
+                ntp: 0x1234_5678_9abc_def0
+            }
+        );
         assert!(c.poll().is_none());
     }
 
