@@ -51,6 +51,8 @@ fn bench_and_real_time_relay_agree_on_residual_loss() {
             // FEC alone, against its MDS bound
             "--retransmission",
             "off",
+            "--fec",
+            "8,2",
         ])
         .output()
         .unwrap();
@@ -111,6 +113,8 @@ fn bench_and_real_time_relay_agree_on_residual_loss() {
             "16",
             "--retransmission",
             "off",
+            "--fec",
+            "8,2",
         ],
     );
     send.wait_ok(CHILD_TIMEOUT);

@@ -61,7 +61,7 @@ pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
 
 /// How long a stream that is not the playing session's is remembered, in case the session's
 /// sender turns out to have restarted with new SSRCs.
-pub const SUCCESSOR_WINDOW: Duration = Duration::from_secs(1);
+pub const SUCCESSOR_WINDOW: Duration = Duration::from_secs(10);
 /// How long the playing session's sender must have been silent (its reports come every
 /// 250 ms, even while paused) before a described new stream takes over.
 pub const HANDOVER_SILENCE: Duration = Duration::from_millis(400);
@@ -132,8 +132,8 @@ pub struct ReceiverSession {
     /// playing session's sender has gone (a sender restarted with new SSRCs), they start the
     /// next session once the current one has played out.
     successor: VecDeque<(Instant, Bytes)>,
-    /// A description is among them.
-    successor_described: bool,
+    /// The newest description among them (kept whatever else is forgotten: it goes first).
+    successor_desc: Option<Bytes>,
     /// The current session was ended because its sender went silent while a described
     /// successor waited: the successor starts when it has played out.
     handing_over: bool,
@@ -175,7 +175,7 @@ impl ReceiverSession {
             done: None,
             queue: VecDeque::new(),
             successor: VecDeque::new(),
-            successor_described: false,
+            successor_desc: None,
             handing_over: false,
             now: Instant::ZERO,
             peer: None,
@@ -385,8 +385,11 @@ impl ReceiverSession {
         {
             self.successor.pop_front();
         }
-        self.successor.push_back((now, d.clone()));
-        self.successor_described |= desc;
+        if desc {
+            self.successor_desc = Some(d.clone());
+        } else {
+            self.successor.push_back((now, d.clone()));
+        }
     }
 
     /// A described stream waits behind a session whose sender has been silent for
@@ -394,14 +397,14 @@ impl ReceiverSession {
     /// current session ends where its audio ends; once it has played out, the waiting
     /// stream's datagrams start the next session.
     fn hand_over(&mut self, now: Instant) -> bool {
-        if self.successor.is_empty() {
+        if self.successor.is_empty() && self.successor_desc.is_none() {
             return false;
         }
         let Some(a) = self.active.as_mut() else {
             return false;
         };
         if !a.ended {
-            if self.successor_described
+            if self.successor_desc.is_some()
                 && a.end_pos.is_none()
                 && now - a.last_heard >= HANDOVER_SILENCE
             {
@@ -410,12 +413,14 @@ impl ReceiverSession {
             }
             return false;
         }
-        self.successor_described = false;
+        let desc = self.successor_desc.take();
         if !std::mem::take(&mut self.handing_over) {
             // the session ended by itself (BYE, idle timeout): nothing was waiting for it
             self.successor.clear();
             return false;
         }
+        // the description first, so the next session starts described, then its media
+        self.queue.extend(desc.map(Work::Replay));
         for (_, d) in self.successor.drain(..) {
             self.queue.push_back(Work::Replay(d));
         }
@@ -616,10 +621,11 @@ impl ReceiverSession {
                     self.flow.on_ack(request);
                 }
                 RtcpPacket::Dlrr {
+                    sender_ssrc,
                     ssrc,
                     last_rr,
                     delay_since_last_rr,
-                } if ssrc == self.control.ssrc() && self.active.is_some() => {
+                } if ssrc == self.control.ssrc() && self.sub_index(sender_ssrc).is_some() => {
                     // the sender answered our reference time: the round trip (RFC 3611)
                     if let Some(rtt) = rtcp::round_trip(self.ntp(now), last_rr, delay_since_last_rr)
                     {

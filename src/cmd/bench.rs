@@ -44,6 +44,14 @@ pub struct BenchArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Simulate a live source: audio is captured as time passes (not read ahead), with the
+    /// live defaults (2.5 ms packets, FEC 4,1, live watermarks).
+    #[arg(long)]
+    pub live: bool,
+    /// The receiver's latency budget for a live stream, in ms (as `recv --latency`).
+    /// Implies --live.
+    #[arg(long)]
+    pub latency: Option<u32>,
     /// The sender's clock runs this many ppm fast (negative: slow) against the receiver's.
     /// Turns on the receiver's drift compensation.
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
@@ -66,6 +74,13 @@ pub struct BenchArgs {
     /// (or, with --sweep, residual loss against network loss).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// Whether the simulated source is live.
+    pub fn is_live(&self) -> bool {
+        self.live || self.latency.is_some()
+    }
 }
 
 /// Percentiles of buffered audio, in ms.
@@ -222,15 +237,20 @@ pub fn simulate(
     spec: AudioSpec,
     input: &[u8],
 ) -> Result<(BenchReport, SimResult)> {
+    let live = args.is_live();
     let mut scfg = SenderConfig::new(spec);
+    scfg.live = live;
     args.stream.apply(&mut scfg)?;
     scfg.fec = fec;
     scfg.speed = args.speed;
     scfg.seed = args.seed;
     let mut rcfg = ReceiverConfig::default();
-    args.buffer.apply(&mut rcfg, false);
+    args.buffer.apply(&mut rcfg, live);
     rcfg.seed = args.seed;
-    rcfg.drift_correction = args.drift_correction || args.drift_ppm != 0.0;
+    rcfg.drift_correction = args.drift_correction || args.drift_ppm != 0.0 || live;
+    if let Some(ms) = args.latency {
+        super::opts::apply_latency(&mut rcfg, ms);
+    }
     let streaming = input.is_empty();
     let program: Program = args
         .program
@@ -297,7 +317,7 @@ pub fn simulate(
         fec: fec.map_or("off".into(), |f| f.to_string()),
         interleave: scfg.interleave,
         spread: scfg.spread,
-        packet_ms: args.stream.packet_ms(false),
+        packet_ms: args.stream.packet_ms(live),
         audio_s: audio.as_secs_f64(),
         session_s: r.elapsed.as_secs_f64(),
         completed: r.completed,
@@ -535,7 +555,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             eprintln!("isostream bench: wrote {}", p.display());
         }
     } else {
-        let (report, r) = simulate(&args, &profile, args.stream.fec(false), spec, &input)?;
+        let fec = args.stream.fec(args.is_live());
+        let (report, r) = simulate(&args, &profile, fec, spec, &input)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -543,7 +564,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         if let Some(p) = &args.plot {
             let mut rcfg = ReceiverConfig::default();
-            args.buffer.apply(&mut rcfg, false);
+            args.buffer.apply(&mut rcfg, args.is_live());
+            if let Some(ms) = args.latency {
+                super::opts::apply_latency(&mut rcfg, ms);
+            }
             let mut title = format!(
                 "profile {}, FEC {}, interleave {}, spread {}",
                 report.profile, report.fec, report.interleave, report.spread

@@ -15,7 +15,8 @@ pub struct StreamOpts {
     #[arg(long)]
     pub packet_ms: Option<f64>,
     /// Reed-Solomon repair: K source packets + M repair packets per block, or `off`
-    /// (default: off for stored media, which retransmission repairs; 4,1 for a live source).
+    /// (default: off for stored media, which retransmission repairs, or 8,2 with --spread;
+    /// 4,1 for a live source).
     #[arg(long, value_parser = parse_fec)]
     pub fec: Option<FecSetting>,
     /// Interleave depth D: packet j of a group of D carries samples j, j+D, ... (1 = plain).
@@ -88,7 +89,16 @@ impl StreamOpts {
     /// source (4,1).
     pub fn fec(&self, live: bool) -> Option<FecParams> {
         self.fec.map_or_else(
-            || live.then(|| FecParams::new(4, 1).expect("valid default")),
+            || {
+                if live {
+                    Some(FecParams::new(4, 1).expect("valid default"))
+                } else if self.spread > 1 {
+                    // --spread interleaves FEC blocks: asking for it asks for FEC
+                    Some(FecParams::new(8, 2).expect("valid default"))
+                } else {
+                    None
+                }
+            },
             |f| f.0,
         )
     }
@@ -192,6 +202,16 @@ impl BufferOpts {
         };
         cfg.resume_water_ms = Some(self.resume_water.unwrap_or(resume));
     }
+}
+
+/// Sets a receiver's buffer for a live stream with a latency budget of `ms`: playback starts
+/// with that much buffered, RESUME at the same mark, PAUSE only above twice as much (at least
+/// 100 ms more), and clock drift compensated.
+pub fn apply_latency(cfg: &mut ReceiverConfig, ms: u32) {
+    cfg.low_water_ms = ms.max(1);
+    cfg.high_water_ms = (2 * ms).max(ms + 100);
+    cfg.resume_water_ms = Some(cfg.low_water_ms);
+    cfg.drift_correction = true;
 }
 
 /// A duration option given in ms, unless its deprecated spelling (in seconds, from before

@@ -85,9 +85,7 @@ pub async fn run(a: RecvArgs) -> Result<()> {
     cfg.stock_l16_payload_type = a.l16_payload_type;
     a.buffer.apply(&mut cfg, a.live || a.latency.is_some());
     if let Some(ms) = a.latency {
-        cfg.low_water_ms = ms.max(1);
-        cfg.high_water_ms = (2 * ms).max(ms + 100);
-        cfg.resume_water_ms = Some(cfg.low_water_ms);
+        super::opts::apply_latency(&mut cfg, ms);
     }
     cfg.idle_timeout = ms_or_deprecated_s(a.idle_timeout_ms, a.idle_timeout_s);
     cfg.drift_correction = a.live || a.latency.is_some();

@@ -239,6 +239,8 @@ pub enum RtcpPacket {
     /// An extended report (RFC 3611) with a DLRR sub-block for receiver `ssrc`: the middle
     /// of its last reference time, and the delay since it arrived (1/65536 s).
     Dlrr {
+        /// The sender of the report (the media SSRC it reports from).
+        sender_ssrc: u32,
         /// The receiver the sub-block is for.
         ssrc: u32,
         /// Middle 32 bits of the NTP timestamp of its last RRTR.
@@ -355,6 +357,7 @@ fn parse_one(d: &[u8]) -> Result<(RtcpPacket, usize), WireError> {
             } else {
                 need(24)?;
                 RtcpPacket::Dlrr {
+                    sender_ssrc: be32(body, 4),
                     ssrc: be32(body, 12),
                     last_rr: be32(body, 16),
                     delay_since_last_rr: be32(body, 20),
@@ -669,6 +672,7 @@ mod tests {
                     ntp: 0x0001_0002_0003_0004
                 }),
                 Ok(RtcpPacket::Dlrr {
+                    sender_ssrc: 9,
                     ssrc: 7,
                     last_rr: 0x0002_0003,
                     delay_since_last_rr: 65_536 / 10
