@@ -313,10 +313,7 @@ pub fn run_with(
                 source: &mut *source,
                 audio: &mut audio,
                 frame_bytes,
-                live: live.as_mut().map(|c| {
-                    c.now = s_now;
-                    c
-                }),
+                live: live.as_mut().inspect(|c| c.now = s_now),
                 now,
                 fwd: &mut fwd,
                 paths: &mut paths,
