@@ -307,13 +307,16 @@ pub fn run_with(
         while let Some(d) = rev.poll_deliver(now) {
             sender.receive(s_now, RECEIVER_ADDR, d);
         }
+        if let Some(c) = live.as_mut() {
+            c.now = s_now;
+        }
         let sender_wake = sender.turn(
             s_now,
             &mut SimSender {
                 source: &mut *source,
                 audio: &mut audio,
                 frame_bytes,
-                live: live.as_mut().inspect(|c| c.now = s_now),
+                live: live.as_mut(),
                 now,
                 fwd: &mut fwd,
                 paths: &mut paths,
