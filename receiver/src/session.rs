@@ -572,8 +572,17 @@ impl ReceiverSession {
             match p {
                 RtcpPacket::Desc { desc, .. } => {
                     let ssrcs = desc.substreams.iter().map(|s| s.ssrc);
-                    let known = (self.active.as_ref())
-                        .is_some_and(|a| !a.provisional && a.subs.ssrcs().eq(ssrcs));
+                    // this session's own description; for a provisional session already
+                    // playing (its first description was lost), one naming its stream
+                    let known = (self.active.as_ref()).is_some_and(|a| {
+                        if a.provisional && a.playout.is_running() {
+                            a.subs
+                                .ssrcs()
+                                .all(|s| desc.substreams.iter().any(|d| d.ssrc == s))
+                        } else {
+                            !a.provisional && a.subs.ssrcs().eq(ssrcs)
+                        }
+                    });
                     if known {
                         ours = true;
                     } else if self.can_start_new() {
