@@ -542,6 +542,11 @@ impl ReceiverSession {
             && !a.ended
             && ((emptiest >= low && described) || fullest >= high || a.end_pos.is_some())
         {
+            if a.live && a.playout.first_start().is_some() && emptiest > low {
+                // a live stream that ran dry restarts at its latency: what a loss burst
+                // left behind beyond the low-water mark is dropped, not played late
+                a.subs.discard((emptiest - low) as usize);
+            }
             a.playout.start(now);
             self.events.push_back(ReceiverEvent::PlaybackStarted);
         }

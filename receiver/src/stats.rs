@@ -49,6 +49,9 @@ pub struct SubstreamStats {
     pub frames_skipped: u64,
     /// Lost media packets that arrived as retransmissions (NACK answered).
     pub retransmitted: u64,
+    /// Frames of a live stream dropped to hold its latency after it ran dry (the audio a
+    /// loss burst left behind beyond the low-water mark).
+    pub frames_dropped: u64,
     /// Requests for lost packets sent in NACKs (a packet as often as it was asked for).
     pub nack_requested: u64,
     /// Lost packets no longer asked for: their deadline left no round trip, or they were

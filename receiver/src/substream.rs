@@ -87,6 +87,8 @@ pub struct SubstreamRx {
     /// packet's first frame may lie (for deadlines).
     packet_frames: i64,
     spread_frames: i64,
+    /// Frames dropped to hold a live stream's latency after it ran dry.
+    frames_dropped: u64,
 }
 
 /// When packets play, from a substream's anchor and the playout position.
@@ -142,6 +144,7 @@ impl SubstreamRx {
             anchor: None,
             packet_frames: 0,
             spread_frames: 0,
+            frames_dropped: 0,
         }
     }
 
@@ -255,6 +258,7 @@ impl SubstreamRx {
             jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
             frames_skipped: self.deint.timeline().frames_skipped(),
             retransmitted: a.retransmitted,
+            frames_dropped: self.frames_dropped,
             nack_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
             nack_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
             rtt_ms: self
@@ -529,6 +533,15 @@ impl Substreams {
         }
     }
 
+    /// Drops the oldest `frames` frames of every substream (a live stream that ran dry
+    /// restarting at its latency); counted as dropped.
+    pub fn discard(&mut self, frames: usize) {
+        for s in &mut self.subs {
+            s.jb.advance(frames);
+            s.frames_dropped += frames as u64;
+        }
+    }
+
     /// The index of the substream whose retransmission stream is `rtx_ssrc`.
     pub fn index_of_rtx(&self, rtx_ssrc: u32) -> Option<usize> {
         self.subs
@@ -598,8 +611,13 @@ impl Substreams {
             self.align_start(i, p.pos);
         }
         let sub = &mut self.subs[i];
-        self.last_media = Some((now, (p.frames.len() / sub.frame_bytes) as i64));
+        let end = sub.jb.end();
         sub.deint.write(&p, &mut sub.jb);
+        if sub.jb.end() > end {
+            // the newest audio moved on (a late, rebuilt or retransmitted packet filling a
+            // hole does not tell how far the sender is)
+            self.last_media = Some((now, (p.frames.len() / sub.frame_bytes) as i64));
+        }
         Some(p.pos)
     }
 

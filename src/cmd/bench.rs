@@ -148,6 +148,9 @@ pub struct BenchReport {
     pub interpolated_ms: f64,
     /// Audio concealed, in ms.
     pub concealed_ms: f64,
+    /// Damaged audio, judged from the output against the input: 1 ms windows with an SNR
+    /// under 20 dB, in ms (null when the input was not kept: runs over 10 minutes).
+    pub damaged_ms: Option<u64>,
     /// Gaps of digital silence of 10 ms or more in the output where the input had sound.
     pub audible_gaps: usize,
     /// The longest such gap, in ms.
@@ -336,6 +339,8 @@ pub fn simulate(
         residual_loss: r.receiver.residual_loss,
         interpolated_ms: clock.ms_of(r.receiver.frames_interpolated),
         concealed_ms: clock.ms_of(r.receiver.frames_concealed),
+        damaged_ms: (!streaming)
+            .then(|| isostream_media::damaged_windows(input, &r.output, spec, 1.0, 20.0)),
         audible_gaps: cmp.gaps.len(),
         longest_gap_ms: cmp.longest_gap_ms,
         underruns: r.receiver.underruns,
