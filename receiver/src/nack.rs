@@ -20,12 +20,17 @@ use std::collections::VecDeque;
 
 use isostream_transport::time::{Duration, Instant};
 
-/// Times a missing packet is asked for at most.
-pub const MAX_TRIES: u8 = 10;
+/// Times a missing packet is asked for at most (with the waits doubling up to
+/// [`MAX_RETRY`], this spans over 20 s: the playout deadline is what ends the asking).
+pub const MAX_TRIES: u8 = 30;
 /// Missing packets tracked at most per substream (a longer outage forgets its oldest).
 pub const MAX_MISSING: usize = 4096;
-/// The round trip assumed before the first answer.
+/// The round trip assumed before the first measurement, to time repeated requests.
 pub const INITIAL_RTT: Duration = Duration::from_millis(100);
+/// The round trip assumed before the first measurement when deciding whether an answer can
+/// still arrive in time: optimistic, since a request not made costs the audio and one made
+/// in vain only its bytes (the first measurement comes within a round trip or two).
+pub const INITIAL_DEADLINE_RTT: Duration = Duration::from_millis(40);
 /// Shortest time between two requests for one packet.
 pub const MIN_RETRY: Duration = Duration::from_millis(10);
 /// Longest time between two requests for one packet: the wait doubles after every
@@ -193,7 +198,9 @@ impl Nacker {
     /// whose turn has come and whose deadline leaves a round trip. Packets whose deadline
     /// no longer does, or that were asked for [`MAX_TRIES`] times, are given up.
     pub fn due(&mut self, now: Instant, deadlines: &dyn Deadlines, out: &mut Vec<u16>) {
-        let rtt = self.rtt();
+        // before any round trip was measured, ask anyway: an answer that comes too late only
+        // costs its bytes, a request not made costs the audio
+        let rtt = self.srtt.unwrap_or(INITIAL_DEADLINE_RTT);
         let retry = self.retry();
         let mut given_up = 0;
         self.missing.retain_mut(|m| {

@@ -37,7 +37,7 @@ impl Default for RtxParams {
     fn default() -> Self {
         RtxParams {
             history_ms: 10_000,
-            cap: 0.5,
+            cap: 1.0,
             burst_ms: 2000,
         }
     }

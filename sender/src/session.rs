@@ -578,6 +578,11 @@ impl SenderSession {
                     // answered in the next report's DLRR, so the receiver measures the round
                     // trip (RFC 3611)
                     if from == self.cfg.receiver_addr {
+                        if self.last_rrtr.is_none() && self.lingering_since.is_none() {
+                            // answer the first one at once: the receiver needs its round
+                            // trip early, to know which losses it can still ask for
+                            self.timers.set(Timer::Report as usize, now);
+                        }
                         self.last_rrtr = Some((ssrc, (ntp >> 16) as u32, now));
                     }
                 }

@@ -35,7 +35,7 @@ pub struct StreamOpts {
     pub retransmission: bool,
     /// The most retransmissions may cost, in % of the media's own byte rate (a token
     /// bucket, so an outage or a forged NACK cannot turn into a storm).
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 100.0)]
     pub retransmission_cap: f64,
 }
 
