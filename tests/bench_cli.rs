@@ -73,7 +73,7 @@ fn same_seed_same_report_byte_for_byte() {
 
 /// The session `isostream bench IN.wav --profile P --seed SEED --fec 8,2 --retransmission
 /// off` runs, run here through the library (bench's defaults: 5 ms packets, twice real
-/// time, 200/2000/4000 ms watermarks).
+/// time, 300/2000/4000 ms watermarks).
 fn same_session(spec: AudioSpec, input: &[u8], p: &Profile, seed: u64) -> SimResult {
     let mut scfg = SenderConfig::new(spec);
     scfg.fec = Some(FecParams::new(8, 2).unwrap());
@@ -82,7 +82,7 @@ fn same_session(spec: AudioSpec, input: &[u8], p: &Profile, seed: u64) -> SimRes
     scfg.retransmission = None;
     let rcfg = ReceiverConfig {
         seed,
-        low_water_ms: 200,
+        low_water_ms: 300,
         resume_water_ms: Some(2000),
         high_water_ms: 4000,
         ..ReceiverConfig::default()

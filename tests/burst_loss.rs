@@ -24,7 +24,7 @@ fn stereo() -> AudioSpec {
 }
 
 /// `send` and `recv` with their defaults for stored media: twice real time, FEC off,
-/// retransmission on; watermarks 200 / 2000 / 4000 ms.
+/// retransmission on; watermarks 300 / 2000 / 4000 ms.
 fn stored_defaults(seed: u64) -> (SenderConfig, ReceiverConfig) {
     let mut s = SenderConfig::new(stereo());
     s.seed = seed;
@@ -32,7 +32,7 @@ fn stored_defaults(seed: u64) -> (SenderConfig, ReceiverConfig) {
     s.fec = None;
     let r = ReceiverConfig {
         seed,
-        low_water_ms: 200,
+        low_water_ms: 300,
         resume_water_ms: Some(2000),
         high_water_ms: 4000,
         ..ReceiverConfig::default()

@@ -4,7 +4,7 @@ use isostream_media::{AudioSpec, SampleFormat};
 use isostream_transport::time::Duration;
 
 /// Default low-water mark for stored media, in ms: playback starts with this much buffered.
-pub const STORED_LOW_WATER_MS: u32 = 200;
+pub const STORED_LOW_WATER_MS: u32 = 300;
 /// Default high-water mark for stored media, in ms: above it the sender is paused. Stored
 /// media is sent ahead of playout (at twice the media rate by default) until the buffer
 /// holds this much: enough to ride out delay spikes of a second or two and to ask for lost
@@ -60,7 +60,7 @@ impl Default for ReceiverConfig {
                 channels: 2,
                 format: SampleFormat::S16,
             },
-            low_water_ms: STORED_LOW_WATER_MS,
+            low_water_ms: 200,
             resume_water_ms: None,
             high_water_ms: 1000,
             headroom_ms: 5_000,

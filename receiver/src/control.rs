@@ -15,6 +15,9 @@ use rand::{RngExt, SeedableRng};
 
 use crate::flow::Request;
 
+/// Most bytes of one datagram of NACKs (within a common MTU).
+pub const MAX_NACK_BYTES: usize = 1200;
+
 /// The CNAME the receiver announces in its reports.
 pub const CNAME: &str = "isostream-recv";
 
@@ -64,7 +67,10 @@ impl Control {
     pub fn nack(&mut self, media_ssrc: u32, seqs: &[u16]) {
         self.buf.clear();
         let mut from = 0;
-        while from < seqs.len() {
+        // one datagram within a common MTU: what does not fit is asked for next time
+        while from < seqs.len()
+            && self.buf.len() + 12 + 4 * rtcp::MAX_NACK_ENTRIES <= MAX_NACK_BYTES
+        {
             let (lost, used) = rtcp::NackList::pack(&seqs[from..]);
             rtcp::write_nack(&mut self.buf, self.ssrc, media_ssrc, &lost);
             from += used.max(1);

@@ -272,16 +272,15 @@ impl SenderSession {
         // first numbers stay what they were without retransmission
         let mut rtx_rng = StdRng::seed_from_u64(cfg.seed ^ 0x0072_7478_5eed);
         let rtx = cfg.retransmission.map(|p| {
-            let streams: Vec<(u32, u32, u16)> = subs
-                .iter()
-                .map(|s| {
-                    let mut r: u32 = rtx_rng.random();
-                    while subs.iter().any(|o| o.ssrc == r) {
-                        r = rtx_rng.random();
-                    }
-                    (s.ssrc, r, rtx_rng.random())
-                })
-                .collect();
+            let mut streams: Vec<(u32, u32, u16)> = Vec::with_capacity(subs.len());
+            for s in &subs {
+                let mut r: u32 = rtx_rng.random();
+                // unique among the media SSRCs and the other RTX SSRCs
+                while subs.iter().any(|o| o.ssrc == r) || streams.iter().any(|x| x.1 == r) {
+                    r = rtx_rng.random();
+                }
+                streams.push((s.ssrc, r, rtx_rng.random()));
+            }
             let packets_per_s = cfg.spec.rate as f64 / cfg.packet_frames as f64;
             let history = (packets_per_s * p.history_ms as f64 / 1000.0).ceil() as usize;
             let media_bytes_per_s = (cfg.spec.rate as usize * cfg.spec.frame_bytes()) as f64;

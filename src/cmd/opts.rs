@@ -170,7 +170,8 @@ pub fn parse_substreams(s: &str, channels: u16) -> Result<Vec<u16>> {
 #[derive(Args, Clone, Debug)]
 pub struct BufferOpts {
     /// Playback starts at this much buffered audio, in ms.
-    /// Default: 200 for stored media, 40 with --live.
+    /// Default: 300 for stored media (sent at twice real time, that is about 150 ms after
+    /// the first packet), 40 with --live.
     #[arg(long)]
     pub low_water: Option<u32>,
     /// A paused sender is resumed when the buffer drains to this much audio, in ms.
