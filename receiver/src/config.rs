@@ -52,6 +52,10 @@ pub struct ReceiverConfig {
     pub stock_l16_payload_type: Option<u8>,
 }
 
+/// A library configuration: low-water 200 ms, high-water 1000 ms, RESUME at the low-water
+/// mark. The command line's defaults for stored media differ (300 / 2000 / 4000 ms, the
+/// `STORED_*` constants, applied by `src/cmd/opts.rs`), chosen by the measurements in
+/// docs/BENCHMARKS.md.
 impl Default for ReceiverConfig {
     fn default() -> Self {
         ReceiverConfig {

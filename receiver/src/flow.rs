@@ -2,7 +2,8 @@
 //! them reliably over lossy UDP.
 //!
 //! Above the high-water mark the receiver asks the sender to PAUSE; when the buffer drains to
-//! the low-water mark it asks it to RESUME. Every request carries a number one higher than
+//! the RESUME mark (`ReceiverConfig::resume_water_ms`, the low-water mark unless set) it asks
+//! it to RESUME. Every request carries a number one higher than
 //! the previous one; the sender acknowledges every request it receives and applies only
 //! numbers higher than any it applied before, so a duplicate or a stale request has no effect
 //! (at-most-once). An unacknowledged request is sent again after a timeout that doubles (from

@@ -52,8 +52,10 @@ pub struct SenderConfig {
 }
 
 impl SenderConfig {
-    /// A configuration with isostream's defaults for `spec` (5 ms packets, FEC 8,2, no
-    /// interleaving, real-time speed, one substream).
+    /// A library configuration for `spec`: 5 ms packets, FEC 8,2, no interleaving,
+    /// real-time speed, retransmission on, one substream. The command line's defaults for
+    /// stored media differ (twice real time, FEC off: `src/cmd/opts.rs`), chosen by the
+    /// measurements in docs/BENCHMARKS.md; tests that mean the CLI's behaviour set them.
     pub fn new(spec: AudioSpec) -> Self {
         SenderConfig {
             spec,
