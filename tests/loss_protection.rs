@@ -150,7 +150,7 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
             "at {at_ms} ms: {} frames differ, {unrec} packets unrecoverable",
             bad.len()
         );
-        // the burst's packets: transmission interleaves 4 blocks (160 ms of audio)
+        // the burst's packets: transmission spreads 4 blocks (160 ms of audio)
         let near = |f: usize| (f as f64 / 48.0 - at_ms).abs() < 300.0;
         assert!(
             bad.iter().all(|&f| near(f)),

@@ -41,7 +41,7 @@ pub struct BenchArgs {
     /// real time, until the receiver's high-water mark pauses it (`1`: real time).
     #[arg(long, default_value = "2", value_parser = super::opts::parse_speed)]
     pub speed: Speed,
-    /// Print the report as JSON on stdout.
+    /// Print the report as JSON on stdout (every field: docs/STATS.md).
     #[arg(long)]
     pub json: bool,
     /// Simulate a live source: audio is captured as time passes (not read ahead), with the

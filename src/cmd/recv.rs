@@ -65,7 +65,7 @@ pub struct RecvArgs {
     /// 96, --rate, --channels) to this file.
     #[arg(long)]
     sdp: Option<PathBuf>,
-    /// Write the summary as JSON to this file.
+    /// Write the summary as JSON to this file (every field: docs/STATS.md).
     #[arg(long)]
     stats_json: Option<PathBuf>,
 }
