@@ -196,8 +196,8 @@ fn flow_control_survives_30_percent_control_loss_both_ways() {
         dropped[0] > 0 && dropped[1] > 0,
         "the relay dropped nothing: {ctx}"
     );
-    let pause_sent = count(&rj, &["receiver", "flow", "pauses_sent"]);
-    assert!(pause_sent >= 1, "{ctx}");
+    let pauses_sent = count(&rj, &["receiver", "flow", "pauses_sent"]);
+    assert!(pauses_sent >= 1, "{ctx}");
     assert!(
         count(&rj, &["receiver", "flow", "resumes_sent"]) >= 1,
         "{ctx}"
@@ -220,7 +220,7 @@ fn flow_control_survives_30_percent_control_loss_both_ways() {
     // at-most-once: however often a request arrived, it was applied once
     let pauses = count(&sj, &["sender", "pauses_applied"]);
     assert!(pauses >= 1, "{ctx}");
-    assert!(pauses <= pause_sent, "{ctx}");
+    assert!(pauses <= pauses_sent, "{ctx}");
     assert!(
         count(&sj, &["sender", "resumes_applied"])
             <= count(&rj, &["receiver", "flow", "resumes_sent"]),

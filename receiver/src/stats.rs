@@ -285,12 +285,12 @@ pub fn carry_over(mut retired: ReceiverStats, earlier: Option<ReceiverStats>) ->
 mod tests {
     use super::*;
 
-    fn sub(received: u64, expected: u64, recovered: u64) -> SubstreamStats {
+    fn sub(received: u64, expected: u64, rebuilt: u64) -> SubstreamStats {
         SubstreamStats {
             packets_received: received,
             packets_expected: expected,
             packets_lost: expected - received,
-            packets_rebuilt: recovered,
+            packets_rebuilt: rebuilt,
             frames_concealed: 10,
             ..Default::default()
         }
