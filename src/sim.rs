@@ -163,15 +163,15 @@ pub struct Sample {
     /// Buffered audio of the fullest substream, in ms.
     pub buffer_ms: f64,
     /// Media packets lost on the wire so far.
-    pub lost: u64,
-    /// Media packets recovered so far.
-    pub recovered: u64,
+    pub packets_lost: u64,
+    /// Media packets rebuilt by FEC so far.
+    pub packets_rebuilt: u64,
     /// Audio concealed so far, in ms (summed over substreams).
     pub concealed_ms: f64,
     /// Whether the sender was paused.
     pub paused: bool,
     /// The receiver's estimate of the sender's clock drift, in ppm, if it compensates drift.
-    pub drift_ppm: Option<f64>,
+    pub drift_estimate_ppm: Option<f64>,
 }
 
 impl Sample {
@@ -182,11 +182,11 @@ impl Sample {
         Sample {
             t: now.as_secs_f64(),
             buffer_ms: receiver.occupancy().1 as f64 * 1000.0 / rate,
-            lost: s.lost,
-            recovered: s.recovered,
+            packets_lost: s.packets_lost,
+            packets_rebuilt: s.packets_rebuilt,
             concealed_ms: s.frames_concealed as f64 * 1000.0 / rate,
             paused,
-            drift_ppm: s.drift_ppm,
+            drift_estimate_ppm: s.drift_estimate_ppm,
         }
     }
 }

@@ -51,7 +51,7 @@ fn same_seed_same_report_byte_for_byte() {
     let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
     assert_eq!(v["completed"], true);
     assert!(
-        v["lost_on_wire"].as_u64().unwrap() > 0,
+        v["datagrams_lost_on_wire"].as_u64().unwrap() > 0,
         "bursty must lose packets: {v}"
     );
     // another seed meets another network
@@ -140,8 +140,14 @@ fn what_bench_says_about_the_audio_is_what_the_audio_is() {
         let r = same_session(spec, &input, &Profile::builtin(name).unwrap(), seed);
         // it is the same session: same traffic, same losses
         assert_eq!(v["packets_sent"], r.sender.packets_sent, "{name}: {v}");
-        assert_eq!(v["repair_sent"], r.sender.repair_sent, "{name}: {v}");
-        assert_eq!(v["unrecoverable"], r.receiver.unrecoverable, "{name}: {v}");
+        assert_eq!(
+            v["repair_packets_sent"], r.sender.repair_packets_sent,
+            "{name}: {v}"
+        );
+        assert_eq!(
+            v["packets_unrecoverable"], r.receiver.packets_unrecoverable,
+            "{name}: {v}"
+        );
         assert_eq!(r.output.len(), input.len(), "{name}: the timeline slipped");
         let exact = exact_fraction(&input, &r.output, fb);
         let reported = v["bit_exact_fraction"].as_f64().unwrap();
@@ -150,7 +156,7 @@ fn what_bench_says_about_the_audio_is_what_the_audio_is() {
             "{name}: bench says {reported} bit-exact, the audio is {exact}"
         );
         // repair overhead: 2 repair packets per 8 (the last block may be short)
-        let overhead = r.sender.repair_sent as f64 / r.sender.packets_sent as f64;
+        let overhead = r.sender.repair_packets_sent as f64 / r.sender.packets_sent as f64;
         assert!((v["overhead"].as_f64().unwrap() - overhead).abs() < 1e-9);
         assert!((overhead - 0.25).abs() < 0.01, "{overhead}");
         if name == "perfect" {
@@ -158,7 +164,7 @@ fn what_bench_says_about_the_audio_is_what_the_audio_is() {
             assert_eq!(reported, 1.0);
             assert_eq!(v["residual_loss"], 0.0);
         } else {
-            assert!(v["lost_on_wire"].as_u64().unwrap() > 0, "{v}");
+            assert!(v["datagrams_lost_on_wire"].as_u64().unwrap() > 0, "{v}");
             assert!(exact < 1.0, "bursty left the audio intact?");
         }
     }

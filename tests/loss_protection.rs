@@ -61,7 +61,7 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
         assert!(r.completed);
         let expected = r.receiver.substreams[0].packets_expected as f64;
         assert!(expected >= 99_900.0, "{expected}");
-        let measured = r.receiver.unrecoverable as f64 / expected;
+        let measured = r.receiver.packets_unrecoverable as f64 / expected;
         // a source packet stays lost iff its block of 10 lost more than m = 2 packets (any
         // 8 of 10 rebuild the block). Losses are independent per packet but come in whole
         // blocks: the standard error is that of the mean of the per-block counts.
@@ -79,7 +79,7 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
         // and the audio: every packet that arrived or was rebuilt is bit-exact in place.
         // Only an unrecoverable packet differs, and the start of the packet after it (the
         // 3 ms fade back in from concealment)
-        let unrec = r.receiver.unrecoverable as usize;
+        let unrec = r.receiver.packets_unrecoverable as usize;
         let bad = differing_packets(&input, &r.output, 2, 40);
         assert!(
             losses_needed(&bad, 1) <= unrec,
@@ -87,11 +87,11 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
             bad.len(),
             runs(&bad),
             losses_needed(&bad, 1),
-            r.receiver.recovered
+            r.receiver.packets_rebuilt
         );
         assert!(bad.len() >= unrec / 2, "{} differ, {unrec} lost", bad.len());
         assert!(
-            r.receiver.recovered as f64 > expected * (p - bound) * 0.9,
+            r.receiver.packets_rebuilt as f64 > expected * (p - bound) * 0.9,
             "{:?}",
             r.receiver
         );
@@ -140,7 +140,7 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
         // everything that arrived is bit-exact where it belongs
         let fb = spec.frame_bytes();
         let bad = differing_frames(&input, &r.output, fb);
-        let unrec = r.receiver.unrecoverable as usize;
+        let unrec = r.receiver.packets_unrecoverable as usize;
         eprintln!(
             "burst at {at_ms} ms: {unrec} packets unrecoverable, {} frames differ",
             bad.len()
@@ -150,7 +150,7 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
             "at {at_ms} ms: {} frames differ, {unrec} packets unrecoverable",
             bad.len()
         );
-        // the burst's packets: transmission interleaves 4 blocks (160 ms of audio)
+        // the burst's packets: transmission spreads 4 blocks (160 ms of audio)
         let near = |f: usize| (f as f64 / 48.0 - at_ms).abs() < 300.0;
         assert!(
             bad.iter().all(|&f| near(f)),

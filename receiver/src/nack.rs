@@ -149,7 +149,7 @@ impl Nacker {
     }
 
     /// Packet `ext` was rebuilt by FEC: no longer missing.
-    pub fn on_recovered(&mut self, ext: u64) {
+    pub fn on_rebuilt(&mut self, ext: u64) {
         self.forget(ext);
     }
 
@@ -271,7 +271,7 @@ mod tests {
         n.on_arrival(at(0), 1);
         n.on_arrival(at(1), 5);
         n.on_arrival(at(2), 2); // reordered
-        n.on_recovered(3); // FEC
+        n.on_rebuilt(3); // FEC
         assert_eq!(due(&mut n, 30), vec![4]);
     }
 

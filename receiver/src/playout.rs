@@ -243,8 +243,8 @@ impl Playout {
         s.frames_played = self.clock.frames_played();
         s.underruns = self.underruns;
         self.levels.fill(self.rate, s);
-        s.latency_ms = self.latency.stats();
-        s.drift_ppm = self.steering.as_ref().map(DriftSteering::estimate_ppm);
+        s.capture_to_playout_ms = self.latency.stats();
+        s.drift_estimate_ppm = self.steering.as_ref().map(DriftSteering::estimate_ppm);
         s.drift_correction_ppm = self.steering.as_ref().map(DriftSteering::correction_ppm);
     }
 }
@@ -414,7 +414,7 @@ mod tests {
             assert_eq!(p.first_start(), Some(t0));
             let mut st = ReceiverStats::default();
             p.fill_stats(&mut st);
-            assert!(st.drift_ppm.is_some());
+            assert!(st.drift_estimate_ppm.is_some());
         }
     }
 }

@@ -144,7 +144,7 @@ pub struct ReceiverSession {
     /// The timers (see [`Timer`]), brought up to date after every input.
     timers: TimerTable<TIMERS>,
     /// Bytes of RTCP handed out for the sender (reports, PAUSE/RESUME, NACKs).
-    control_bytes: u64,
+    rtcp_bytes: u64,
 }
 
 /// The receiver's timers, indexes into its [`TimerTable`].
@@ -180,7 +180,7 @@ impl ReceiverSession {
             now: Instant::ZERO,
             peer: None,
             timers: TimerTable::default(),
-            control_bytes: 0,
+            rtcp_bytes: 0,
         })
     }
 
@@ -298,7 +298,7 @@ impl ReceiverSession {
     pub fn poll_output(&mut self) -> Output<ReceiverEvent> {
         while let Some(data) = self.control.poll() {
             if let Some(to) = self.peer {
-                self.control_bytes += data.len() as u64;
+                self.rtcp_bytes += data.len() as u64;
                 return Output::Transmit(Transmit { to, data });
             }
         }
@@ -793,12 +793,12 @@ impl ReceiverSession {
         let mut s = match &self.active {
             Some(a) => a.stats(self.flow.stats(), self.drops),
             None => ReceiverStats {
-                malformed: self.drops.malformed,
-                foreign: self.drops.foreign,
+                datagrams_malformed: self.drops.malformed,
+                datagrams_foreign: self.drops.foreign,
                 ..self.done.clone().unwrap_or_default()
             },
         };
-        s.control_bytes = self.control_bytes;
+        s.rtcp_bytes = self.rtcp_bytes;
         s
     }
 }
@@ -942,7 +942,14 @@ mod tests {
         assert_eq!(started(&ev), 1);
         assert!(ev.contains(&ReceiverEvent::PlaybackStarted));
         let st = rx.stats();
-        assert_eq!((st.packets_received, st.duplicate, st.foreign), (3, 0, 0));
+        assert_eq!(
+            (
+                st.packets_received,
+                st.packets_duplicate,
+                st.datagrams_foreign
+            ),
+            (3, 0, 0)
+        );
         // the BYE came after the replay: the end is after the replayed audio
         let out = play(&mut rx, at(10), 1_000);
         assert_eq!(out.len(), 720 * FB);
@@ -1000,7 +1007,14 @@ mod tests {
         assert!(!rx.handle_bytes(at(2), b.freeze()));
         assert!(!rx.handle_bytes(at(3), Bytes::from_static(&[0x80, 0x60, 0, 0])));
         let st = rx.stats();
-        assert_eq!((st.foreign, st.malformed, st.packets_received), (2, 1, 1));
+        assert_eq!(
+            (
+                st.datagrams_foreign,
+                st.datagrams_malformed,
+                st.packets_received
+            ),
+            (2, 1, 1)
+        );
     }
 
     #[test]
@@ -1010,7 +1024,7 @@ mod tests {
         assert!(rx.handle_bytes(at(0), media(SSRC, 0)));
         assert!(rx.handle_bytes(at(1), media(SSRC, 0)));
         let st = rx.stats();
-        assert_eq!((st.packets_received, st.duplicate), (1, 1));
+        assert_eq!((st.packets_received, st.packets_duplicate), (1, 1));
     }
 
     #[test]
@@ -1052,7 +1066,7 @@ mod tests {
             .flat_map(|d| rtcp::parse_compound(d).collect::<Vec<_>>())
             .any(|p| matches!(p, Ok(RtcpPacket::Pause { request: 1, .. })));
         assert!(pause);
-        assert_eq!(rx.stats().flow.pause_sent, 1);
+        assert_eq!(rx.stats().flow.pauses_sent, 1);
         rx.handle_timeout(at(1));
         let report = outputs(&mut rx).0.remove(0);
         assert!(rtcp::parse_compound(&report)

@@ -246,21 +246,22 @@ impl SubstreamRx {
             channels: self.channels,
             packets_received: a.received,
             packets_expected: expected,
-            lost: expected.saturating_sub(a.received),
-            recovered: a.recovered,
-            repair_received: a.repair_received,
-            late: d.late,
-            duplicate: a.duplicate,
-            overflow: d.overflow,
+            packets_lost: expected.saturating_sub(a.received),
+            packets_rebuilt: a.rebuilt,
+            repair_packets_received: a.repair_received,
+            packets_late: d.late,
+            packets_duplicate: a.duplicate,
+            packets_overflowed: d.overflow,
             frames_interpolated: self.repaired.interpolated,
             frames_concealed: self.repaired.concealed,
-            occupancy_frames: self.jb.occupancy(),
+            buffer_frames: self.jb.occupancy(),
             jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
             frames_skipped: self.deint.timeline().frames_skipped(),
-            retransmitted: a.retransmitted,
+            packets_retransmitted: a.retransmitted,
             frames_dropped: self.frames_dropped,
-            nack_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
-            nack_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
+            retransmissions_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
+            retransmissions_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
+            fec: self.fec.as_ref().map(FecDecoder::stats),
             rtt_ms: self
                 .nack
                 .as_ref()
@@ -449,9 +450,9 @@ impl Substreams {
             let Ok((h, payload)) = RtpHeader::parse(&r) else {
                 continue;
             };
-            if let Some(ext) = self.subs[i].arrival.admit_recovered(h.seq) {
+            if let Some(ext) = self.subs[i].arrival.admit_rebuilt(h.seq) {
                 if let Some((n, _)) = &mut self.subs[i].nack {
-                    n.on_recovered(ext);
+                    n.on_rebuilt(ext);
                 }
                 self.deliver(now, i, &h, payload, ctx, drops);
             }
@@ -830,7 +831,7 @@ mod tests {
         assert_eq!(out, expected);
         let st = s.stats(RATE).next().unwrap();
         assert_eq!(
-            (st.packets_received, st.packets_expected, st.lost),
+            (st.packets_received, st.packets_expected, st.packets_lost),
             (4, 4, 0)
         );
         assert_eq!(st.frames_concealed, 0);
@@ -854,9 +855,17 @@ mod tests {
         assert!(!media(&mut s, 0, &packets[2], false));
         let st = s.stats(RATE).next().unwrap();
         assert_eq!(
-            (st.recovered, st.repair_received, st.duplicate, st.lost),
+            (
+                st.packets_rebuilt,
+                st.repair_packets_received,
+                st.packets_duplicate,
+                st.packets_lost
+            ),
             (1, 1, 1, 1)
         );
+        // the FEC decoder's own counters are reported with the substream's
+        let fec = st.fec.expect("a stream with FEC reports its decoder");
+        assert_eq!((fec.packets_rebuilt, fec.repair_packets_received), (1, 1));
         let out = play(&mut s, 40);
         assert_eq!(&out[40..60], &packets[2][12..]);
     }
@@ -869,7 +878,9 @@ mod tests {
         enc.push(&packet(1, 0), &mut repairs);
         let (h, shard) = RepairHeader::parse(&repairs[0]).unwrap();
         assert!(!s.on_repair(at(0), 0, &h, shard, &ctx(false), &mut Drops::default()));
-        assert_eq!(s.stats(RATE).next().unwrap().repair_received, 1);
+        let st = s.stats(RATE).next().unwrap();
+        assert_eq!(st.repair_packets_received, 1);
+        assert!(st.fec.is_none());
         assert_eq!(s.occupancy(), (0, 0));
     }
 
@@ -881,7 +892,7 @@ mod tests {
         play(&mut s, 30);
         let st = s.stats(RATE).next().unwrap();
         assert_eq!(st.frames_interpolated + st.frames_concealed, FRAMES as u64);
-        assert_eq!(st.lost, 1);
+        assert_eq!(st.packets_lost, 1);
     }
 
     #[test]
@@ -899,7 +910,7 @@ mod tests {
         // once playing, nothing moves
         media(&mut s, 0, &packet(1, 490), true);
         assert_eq!(s.read_pos(), 4_980);
-        assert_eq!(s.stats(RATE).next().unwrap().late, 1);
+        assert_eq!(s.stats(RATE).next().unwrap().packets_late, 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct SenderConfig {
     pub fec: Option<FecParams>,
     /// Interleave depth D in packets (1 = plain L16/L24).
     pub interleave: u8,
-    /// FEC blocks whose transmission order is interleaved (1 = none).
+    /// FEC blocks whose transmission is spread over one another (1 = none).
     pub spread: u8,
     /// How fast stored media is sent.
     pub speed: Speed,
@@ -108,9 +108,7 @@ impl SenderConfig {
             )));
         }
         if self.spread > 1 && self.fec.is_none() {
-            return Err(Config(
-                "--spread interleaves FEC blocks: it needs --fec".into(),
-            ));
+            return Err(Config("--spread spreads FEC blocks: it needs --fec".into()));
         }
         if let Speed::Times(x) = self.speed {
             if !(x > 0.0 && x.is_finite()) {

@@ -43,14 +43,15 @@ impl Default for RtxParams {
     }
 }
 
-/// What the retransmission stage did.
+/// What the retransmission stage did (`retransmission` in the sender's stats;
+/// docs/STATS.md). Counts are in packets unless the name says otherwise.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct RtxStats {
-    /// NACKs taken from the session's own receiver.
+    /// NACKs (RTCP feedback messages) taken from the session's own receiver.
     pub nacks_received: u64,
-    /// Packets those NACKs asked for.
+    /// Retransmissions those NACKs asked for, in packets.
     pub retransmissions_requested: u64,
-    /// Retransmissions sent.
+    /// Retransmissions sent, in packets.
     pub retransmissions_sent: u64,
     /// Bytes of retransmission datagrams sent.
     pub retransmission_bytes: u64,

@@ -79,39 +79,38 @@ pub enum FinishReason {
     },
 }
 
-/// Counters of a sender session, for the summary and `--stats-json`.
+/// Counters of a sender session, for the summary and `--stats-json` (`sender`;
+/// docs/STATS.md).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SenderStats {
-    /// Source (media) packets sent.
+    /// Media packets sent (first transmissions).
     pub packets_sent: u64,
     /// Repair packets sent.
-    pub repair_sent: u64,
-    /// Bytes of all media and repair datagrams sent.
-    pub bytes_sent: u64,
+    pub repair_packets_sent: u64,
     /// Frames (samples per channel) of audio sent.
     pub frames_sent: u64,
-    /// RTCP datagrams sent (reports, acknowledgements, BYE).
-    pub rtcp_sent: u64,
+    /// RTCP packets (datagrams) sent: reports, descriptions, acknowledgements, BYE.
+    pub rtcp_packets_sent: u64,
     /// Bytes of media datagrams sent (first transmissions).
     pub media_bytes: u64,
     /// Bytes of repair datagrams sent.
     pub repair_bytes: u64,
     /// Bytes of RTCP datagrams sent.
-    pub control_bytes: u64,
+    pub rtcp_bytes: u64,
     /// PAUSE requests that took effect.
-    pub pauses: u64,
+    pub pauses_applied: u64,
     /// RESUME requests that took effect.
-    pub resumes: u64,
+    pub resumes_applied: u64,
     /// PAUSE/RESUME requests received again after they took effect (acknowledged, no effect).
     pub duplicate_requests: u64,
-    /// Acknowledgements sent.
+    /// Acknowledgements of PAUSE/RESUME requests sent.
     pub acks_sent: u64,
     /// Time spent paused, in ms.
     pub paused_ms: u64,
     /// Frames of a live source dropped because the receiver had paused the stream.
-    pub live_frames_dropped: u64,
-    /// Datagrams received that were not understood (malformed or foreign), dropped.
-    pub malformed_received: u64,
+    pub frames_dropped: u64,
+    /// Datagrams received that were not RTCP or not parseable, dropped.
+    pub datagrams_malformed: u64,
     /// What the receiver last reported for the first substream (RTCP receiver report), if it
     /// sends reports.
     pub receiver_report: Option<ReceiverView>,
@@ -126,8 +125,8 @@ pub struct SenderStats {
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct ReceiverView {
     /// Media packets lost so far (cumulative, may be negative with duplicates).
-    pub lost: i32,
-    /// Fraction of packets lost since its previous report (0..1).
+    pub packets_lost: i32,
+    /// Fraction (0..1) of packets lost since its previous report.
     pub fraction_lost: f64,
     /// Interarrival jitter, in ms.
     pub jitter_ms: f64,
@@ -436,7 +435,7 @@ impl SenderSession {
             // queue, paused, drops it; the media time of this audio is skipped
             self.flush_stages();
             self.drop_queued_live();
-            self.stats.live_frames_dropped += total as u64;
+            self.stats.frames_dropped += total as u64;
             for s in &mut self.subs {
                 s.packetizer.skip(total as u64);
             }
@@ -536,14 +535,14 @@ impl SenderSession {
     /// Anything else is counted and dropped.
     fn handle_datagram(&mut self, now: Instant, from: std::net::SocketAddr, d: &[u8]) {
         if rtp::classify(d) != DatagramKind::Rtcp {
-            self.stats.malformed_received += 1;
+            self.stats.datagrams_malformed += 1;
             return;
         }
         let mut heard = false;
         for p in rtcp::parse_compound(d) {
             match p {
                 Err(_) => {
-                    self.stats.malformed_received += 1;
+                    self.stats.datagrams_malformed += 1;
                     break;
                 }
                 Ok(RtcpPacket::Pause { ssrc, request }) => {
@@ -600,7 +599,7 @@ impl SenderSession {
                             self.rtt = Some(rtt);
                         }
                         self.stats.receiver_report = Some(ReceiverView {
-                            lost: b.cumulative_lost,
+                            packets_lost: b.cumulative_lost,
                             fraction_lost: b.fraction_lost as f64 / 256.0,
                             jitter_ms: b.jitter as f64 * 1000.0 / self.cfg.spec.rate as f64,
                             rtt_ms: self.rtt.map(|r| r.as_secs_f64() * 1000.0),
@@ -644,7 +643,7 @@ impl SenderSession {
         }
         self.paused = pause;
         if pause {
-            self.stats.pauses += 1;
+            self.stats.pauses_applied += 1;
             self.paused_since = Some(now);
             self.events.push_back(SenderEvent::Paused);
             if self.cfg.live {
@@ -653,7 +652,7 @@ impl SenderSession {
                 self.drop_queued_live();
             }
         } else {
-            self.stats.resumes += 1;
+            self.stats.resumes_applied += 1;
             if let Some(t) = self.paused_since.take() {
                 self.stats.paused_ms += (now - t).as_millis() as u64;
             }
@@ -665,7 +664,7 @@ impl SenderSession {
     /// A live source cannot wait: what was captured but not sent while paused is dropped.
     fn drop_queued_live(&mut self) {
         let frames: u64 = self.queue.iter().map(|p| p.frames as u64).sum();
-        self.stats.live_frames_dropped += (frames as f64 * self.weight) as u64;
+        self.stats.frames_dropped += (frames as f64 * self.weight) as u64;
         self.queue.clear();
     }
 
@@ -755,7 +754,7 @@ impl SenderSession {
                     ntp,
                     rtp_ts: s.ts_base.wrapping_add(pos as u32),
                     packets: s.packetizer.packets() as u32,
-                    octets: (self.stats.bytes_sent * s.channels as u64
+                    octets: ((self.stats.media_bytes + self.stats.repair_bytes) * s.channels as u64
                         / self.cfg.spec.channels as u64) as u32,
                 },
             );
@@ -777,8 +776,8 @@ impl SenderSession {
     /// The next datagram to send now, if any.
     fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         if let Some(c) = self.control.pop_front() {
-            self.stats.rtcp_sent += 1;
-            self.stats.control_bytes += c.len() as u64;
+            self.stats.rtcp_packets_sent += 1;
+            self.stats.rtcp_bytes += c.len() as u64;
             return Some(c);
         }
         if let Some(r) = self.rtx_queue.pop_front() {
@@ -798,9 +797,8 @@ impl SenderSession {
         }
         let p = self.queue.pop_front()?;
         self.pacer.sent(now, p.frames, self.weight);
-        self.stats.bytes_sent += p.datagram.len() as u64;
         if p.frames == 0 {
-            self.stats.repair_sent += 1;
+            self.stats.repair_packets_sent += 1;
             self.stats.repair_bytes += p.datagram.len() as u64;
         } else {
             self.stats.media_bytes += p.datagram.len() as u64;

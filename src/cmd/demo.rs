@@ -113,7 +113,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 if now >= next_sample {
                     next_sample = now + Duration::from_millis(100);
                     let flow = s.stats().flow;
-                    timeline.push(Sample::of(now, s, flow.pause_sent > flow.resume_sent));
+                    timeline.push(Sample::of(now, s, flow.pauses_sent > flow.resumes_sent));
                 }
             },
         )
@@ -174,7 +174,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     super::impair::print_summary(&relay);
     eprintln!(
         "isostream send: {} media + {} repair packets sent",
-        sstats.packets_sent, sstats.repair_sent
+        sstats.packets_sent, sstats.repair_packets_sent
     );
     super::recv::print_receiver_summary(&rstats);
     let clock = MediaClock::new(spec.rate);
@@ -185,9 +185,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         relay.forward.dropped + relay.forward.dropped_outage,
         relay.forward.offered,
         relay.forward.loss_rate() * 100.0,
-        rstats.recovered,
-        rstats.lost,
-        rstats.unrecoverable,
+        rstats.packets_rebuilt,
+        rstats.packets_lost,
+        rstats.packets_unrecoverable,
         rstats.residual_loss * 100.0
     );
     println!(

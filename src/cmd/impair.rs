@@ -28,7 +28,7 @@ pub struct ImpairArgs {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Write the summary as JSON to this file.
+    /// Write the summary (per direction, in datagrams) as JSON to this file (docs/STATS.md).
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
 }

@@ -22,7 +22,8 @@ pub struct StreamOpts {
     /// Interleave depth D: packet j of a group of D carries samples j, j+D, ... (1 = plain).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub interleave: u8,
-    /// Interleave the transmission order of N FEC blocks against bursts (1 = off).
+    /// Spread the transmission of N consecutive FEC blocks over one another (their packets
+    /// leave column by column), so a burst costs each block fewer packets (1 = off).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub spread: u8,
     /// Split the input into substreams: `per-channel`, or groups like `1,2+3` (1-based,
@@ -93,7 +94,7 @@ impl StreamOpts {
                 if live {
                     Some(FecParams::new(4, 1).expect("valid default"))
                 } else if self.spread > 1 {
-                    // --spread interleaves FEC blocks: asking for it asks for FEC
+                    // --spread spreads FEC blocks: asking for it asks for FEC
                     Some(FecParams::new(8, 2).expect("valid default"))
                 } else {
                     None

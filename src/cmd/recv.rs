@@ -65,7 +65,7 @@ pub struct RecvArgs {
     /// 96, --rate, --channels) to this file.
     #[arg(long)]
     sdp: Option<PathBuf>,
-    /// Write the summary as JSON to this file.
+    /// Write the summary as JSON to this file (every field: docs/STATS.md).
     #[arg(long)]
     stats_json: Option<PathBuf>,
 }
@@ -183,27 +183,39 @@ pub async fn run(a: RecvArgs) -> Result<()> {
 /// Prints the receiver summary to stderr.
 pub fn print_receiver_summary(s: &ReceiverStats) {
     eprintln!(
-        "isostream recv: {} packets received, {} lost ({} recovered, {} unrecoverable, residual loss {:.3} %), {} late, {} duplicate, {} malformed, {} foreign; jitter {:.2} ms",
-        s.packets_received, s.lost, s.recovered, s.unrecoverable, s.residual_loss * 100.0, s.late, s.duplicate, s.malformed, s.foreign,
+        "isostream recv: {} packets received, {} lost ({} rebuilt by FEC, {} retransmitted, {} unrecoverable; residual loss {:.3} %), {} late, {} duplicate, {} overflowed; {} malformed and {} foreign datagrams; jitter {:.2} ms",
+        s.packets_received,
+        s.packets_lost,
+        s.packets_rebuilt,
+        s.packets_retransmitted,
+        s.packets_unrecoverable,
+        s.residual_loss * 100.0,
+        s.packets_late,
+        s.packets_duplicate,
+        s.packets_overflowed,
+        s.datagrams_malformed,
+        s.datagrams_foreign,
         s.substreams.iter().map(|x| x.jitter_ms).fold(0.0, f64::max)
     );
     eprintln!(
-        "isostream recv: {} frames played, {} interpolated, {} concealed, {} underrun(s); PAUSE sent {} (acked {}), RESUME sent {} (acked {}), {} retransmission(s); buffer min/mean/max {:.0}/{:.0}/{:.0} ms, startup delay {:.0} ms",
+        "isostream recv: {} frames played, {} interpolated ({:.1} ms), {} concealed ({:.1} ms), {} underrun(s); PAUSE sent {} (acked {}), RESUME sent {} (acked {}), {} request retransmission(s); buffer min/mean/max {:.0}/{:.0}/{:.0} ms, startup delay {:.0} ms",
         s.frames_played,
         s.frames_interpolated,
+        s.interpolated_ms,
         s.frames_concealed,
+        s.concealed_ms,
         s.underruns,
-        s.flow.pause_sent,
-        s.flow.pause_acked,
-        s.flow.resume_sent,
-        s.flow.resume_acked,
-        s.flow.retransmissions,
+        s.flow.pauses_sent,
+        s.flow.pauses_acked,
+        s.flow.resumes_sent,
+        s.flow.resumes_acked,
+        s.flow.request_retransmissions,
         s.buffer_min_ms,
         s.buffer_mean_ms,
         s.buffer_max_ms,
         s.startup_delay_ms
     );
-    if let Some(l) = s.latency_ms {
+    if let Some(l) = s.capture_to_playout_ms {
         eprintln!(
             "isostream recv: capture-to-playout latency mean {:.1} ms (min {:.1}, max {:.1}), from the sender's wall clock: exact on one machine, an estimate across machines",
             l.mean, l.min, l.max
@@ -212,8 +224,8 @@ pub fn print_receiver_summary(s: &ReceiverStats) {
     if s.substreams.len() > 1 {
         for (i, sub) in s.substreams.iter().enumerate() {
             eprintln!(
-                "isostream recv: substream {} ({} ch, SSRC {:08x}): {} received, {} lost, {} recovered, {} late, {} frames concealed, buffer {} frames",
-                i + 1, sub.channels, sub.ssrc, sub.packets_received, sub.lost, sub.recovered, sub.late, sub.frames_concealed, sub.occupancy_frames
+                "isostream recv: substream {} ({} ch, SSRC {:08x}): {} packets received, {} lost, {} rebuilt by FEC, {} retransmitted, {} late; {} frames concealed, buffer {} frames",
+                i + 1, sub.channels, sub.ssrc, sub.packets_received, sub.packets_lost, sub.packets_rebuilt, sub.packets_retransmitted, sub.packets_late, sub.frames_concealed, sub.buffer_frames
             );
         }
         eprintln!(

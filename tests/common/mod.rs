@@ -324,7 +324,7 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))
 }
 
-/// An unsigned counter at `path` (e.g. `["receiver", "flow", "pause_sent"]`).
+/// An unsigned counter at `path` (e.g. `["receiver", "flow", "pauses_sent"]`).
 pub fn count(v: &serde_json::Value, path: &[&str]) -> u64 {
     let mut x = v;
     for k in path {

@@ -165,7 +165,7 @@ pub struct SessionDesc {
     pub fec_k: u8,
     /// Repair packets per FEC block.
     pub fec_m: u8,
-    /// FEC blocks whose transmission order is interleaved (1 = none).
+    /// FEC blocks whose transmission is spread over one another (1 = none).
     pub spread: u8,
     /// Whether the source is live (audio produced while paused is dropped).
     pub live: bool,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
+use serde::Serialize;
 
 use super::codec::ErasureCodec;
 use super::header::{RepairHeader, SHARD_PREFIX_LEN};
@@ -18,36 +19,40 @@ pub const DECODER_MAX_BLOCKS: usize = 1024;
 /// Hard cap on the repair shard bytes a [`BlockDecoder`] keeps, in bytes.
 pub const DECODER_MAX_REPAIR_BYTES: usize = 16 << 20;
 
-/// Counters of a [`BlockDecoder`], all in packets (datagrams) unless stated otherwise.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Counters of a [`BlockDecoder`], in packets (datagrams) or blocks, as each name says.
+/// Reported per substream as `fec` in the receiver's stats (docs/STATS.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FecStats {
-    /// Repair datagrams handed to [`BlockDecoder::push_repair`].
-    pub repair_received: u64,
-    /// Repair datagrams whose (block, index) had already been received.
-    pub repair_duplicate: u64,
-    /// Repair datagrams dropped as malformed: out-of-range header, shard length mismatch,
-    /// k/m/shard length inconsistent with earlier repair datagrams of the block, or a block
+    /// Repair packets handed to [`BlockDecoder::push_repair`].
+    pub repair_packets_received: u64,
+    /// Repair packets whose (block, index) had already been received.
+    pub repair_packets_duplicate: u64,
+    /// Repair packets dropped as malformed: out-of-range header, shard length mismatch,
+    /// k/m/shard length inconsistent with earlier repair packets of the block, or a block
     /// overlapping another one.
-    pub repair_malformed: u64,
-    /// Repair datagrams for blocks that had already expired (playout deadline passed).
-    pub repair_late: u64,
-    /// Repair datagrams for blocks that were already complete or recovered.
-    pub repair_unneeded: u64,
-    /// Source datagrams received twice.
-    pub source_duplicate: u64,
-    /// Source datagrams that arrived after their slot had been forgotten.
-    pub source_late: u64,
-    /// Missing source datagrams restored and handed out.
-    pub recovered: u64,
-    /// Restored datagrams dropped because their length prefix was impossible.
-    pub recovered_bad_length: u64,
-    /// Blocks recovered (at least one datagram restored).
-    pub blocks_recovered: u64,
+    pub repair_packets_malformed: u64,
+    /// Repair packets for blocks that had already expired (playout deadline passed).
+    pub repair_packets_late: u64,
+    /// Repair packets for blocks that were already complete or rebuilt.
+    pub repair_packets_unneeded: u64,
+    /// Source (media) packets received twice.
+    pub source_packets_duplicate: u64,
+    /// Source packets that arrived after their slot had been forgotten.
+    pub source_packets_late: u64,
+    /// Missing source packets rebuilt and handed out.
+    pub packets_rebuilt: u64,
+    /// Rebuilt packets dropped because their length prefix was impossible.
+    pub rebuilt_packets_bad_length: u64,
+    /// Blocks rebuilt (at least one packet restored).
+    pub blocks_rebuilt: u64,
     /// Blocks given up because their stored data contradicted each other (a source longer than
     /// the shard length, or a codec error).
     pub blocks_failed: u64,
-    /// Source datagrams or blocks dropped early by the memory caps.
-    pub evicted: u64,
+    /// Source packets dropped early by the memory cap [`DECODER_MAX_SOURCES`].
+    pub source_packets_evicted: u64,
+    /// Blocks dropped early by the memory caps [`DECODER_MAX_BLOCKS`] and
+    /// [`DECODER_MAX_REPAIR_BYTES`].
+    pub blocks_evicted: u64,
 }
 
 /// Receiver state of one block, created by its first valid repair datagram.
@@ -129,12 +134,12 @@ impl BlockDecoder {
     /// any other source datagram and do not trigger anything.
     pub fn push_source(&mut self, ext_seq: u64, datagram: &Bytes, out: &mut Vec<Bytes>) {
         if ext_seq < self.retain_from {
-            self.stats.source_late += 1;
+            self.stats.source_packets_late += 1;
             return;
         }
         match self.sources.entry(ext_seq) {
             std::collections::btree_map::Entry::Occupied(_) => {
-                self.stats.source_duplicate += 1;
+                self.stats.source_packets_duplicate += 1;
                 return;
             }
             std::collections::btree_map::Entry::Vacant(v) => {
@@ -160,32 +165,32 @@ impl BlockDecoder {
         shard: &[u8],
         out: &mut Vec<Bytes>,
     ) {
-        self.stats.repair_received += 1;
+        self.stats.repair_packets_received += 1;
         if !header.is_consistent() || shard.len() != header.shard_len as usize {
-            self.stats.repair_malformed += 1;
+            self.stats.repair_packets_malformed += 1;
             return;
         }
         let k = header.k as u64;
         let Some(end) = ext_base_seq.checked_add(k) else {
-            self.stats.repair_malformed += 1;
+            self.stats.repair_packets_malformed += 1;
             return;
         };
         if end <= self.floor {
-            self.stats.repair_late += 1;
+            self.stats.repair_packets_late += 1;
             return;
         }
         let index = header.index as usize;
         if let Some(b) = self.blocks.get_mut(&ext_base_seq) {
             if b.k != header.k || b.m != header.m || b.shard_len != header.shard_len {
-                self.stats.repair_malformed += 1;
+                self.stats.repair_packets_malformed += 1;
                 return;
             }
             if b.done {
-                self.stats.repair_unneeded += 1;
+                self.stats.repair_packets_unneeded += 1;
                 return;
             }
             if b.repairs[index].is_some() {
-                self.stats.repair_duplicate += 1;
+                self.stats.repair_packets_duplicate += 1;
                 return;
             }
         } else {
@@ -200,7 +205,7 @@ impl BlockDecoder {
                 .next()
                 .is_some_and(|(&nb, _)| nb < end);
             if overlaps_prev || overlaps_next {
-                self.stats.repair_malformed += 1;
+                self.stats.repair_packets_malformed += 1;
                 return;
             }
             self.blocks.insert(
@@ -316,7 +321,7 @@ impl BlockDecoder {
             let Some((s, _)) = self.sources.pop_first() else {
                 break;
             };
-            self.stats.evicted += 1;
+            self.stats.source_packets_evicted += 1;
             self.retain_from = self.retain_from.max(s + 1);
             self.floor = self.floor.max(self.retain_from);
         }
@@ -325,7 +330,7 @@ impl BlockDecoder {
             let Some((base, block)) = self.blocks.pop_first() else {
                 break;
             };
-            self.stats.evicted += 1;
+            self.stats.blocks_evicted += 1;
             self.floor = self.floor.max(base + block.k as u64);
             self.recycle(block);
         }
@@ -416,15 +421,15 @@ impl BlockDecoder {
             }
             let len = u16::from_be_bytes([buf[0], buf[1]]) as usize;
             if !(rtp::HEADER_LEN..=l - SHARD_PREFIX_LEN).contains(&len) {
-                stats.recovered_bad_length += 1;
+                stats.rebuilt_packets_bad_length += 1;
                 continue;
             }
             out.push(Bytes::copy_from_slice(&buf[2..2 + len]));
             restored += 1;
         }
-        stats.recovered += restored;
+        stats.packets_rebuilt += restored;
         if restored > 0 {
-            stats.blocks_recovered += 1;
+            stats.blocks_rebuilt += 1;
         }
         self.finish(base);
     }
@@ -498,7 +503,7 @@ mod tests {
                 prop_assert!(d.len() >= rtp::HEADER_LEN);
             }
             let s = dec.stats();
-            prop_assert_eq!(s.recovered as usize, out.len());
+            prop_assert_eq!(s.packets_rebuilt as usize, out.len());
         }
 
         #[test]
@@ -541,8 +546,8 @@ mod tests {
                 // all surviving sources came first: exactly the lost ones are handed out
                 prop_assert_eq!(&emitted, &lost_sources);
             }
-            prop_assert_eq!(rx.dec.stats().recovered as usize, emitted.len());
-            prop_assert_eq!(rx.dec.stats().repair_malformed, 0);
+            prop_assert_eq!(rx.dec.stats().packets_rebuilt as usize, emitted.len());
+            prop_assert_eq!(rx.dec.stats().repair_packets_malformed, 0);
         }
 
         #[test]
@@ -561,7 +566,7 @@ mod tests {
                 }
             }
             prop_assert!(rx.out.is_empty());
-            prop_assert_eq!(rx.dec.stats().recovered, 0);
+            prop_assert_eq!(rx.dec.stats().packets_rebuilt, 0);
         }
     }
 
@@ -584,7 +589,7 @@ mod tests {
         rx.source(&sources[2]);
         rx.repair(&repairs[0]);
         assert_eq!(rx.out.len(), 2);
-        assert_eq!(rx.dec.stats().repair_unneeded, 1);
+        assert_eq!(rx.dec.stats().repair_packets_unneeded, 1);
     }
 
     #[test]
@@ -602,8 +607,8 @@ mod tests {
         rx.repair(&repairs[1]);
         assert!(rx.out.is_empty());
         assert_eq!(rx.dec.stored_blocks(), 0);
-        assert_eq!(rx.dec.stats().repair_late, 2);
-        assert_eq!(rx.dec.stats().recovered, 0);
+        assert_eq!(rx.dec.stats().repair_packets_late, 2);
+        assert_eq!(rx.dec.stats().packets_rebuilt, 0);
         // a block known before expiry is forgotten too, and its sources with it
         let (sources, repairs) = make_block(1, 504, &lens, 10);
         rx.source(&sources[0]);
@@ -685,7 +690,11 @@ mod tests {
             .push_repair(e + 1, &RepairHeader { index: 1, ..h }, shard, &mut out);
         let s = rx.dec.stats();
         assert_eq!(
-            (s.repair_received, s.repair_malformed, s.repair_duplicate),
+            (
+                s.repair_packets_received,
+                s.repair_packets_malformed,
+                s.repair_packets_duplicate
+            ),
             (7, 5, 1)
         );
         assert!(out.is_empty());
@@ -724,7 +733,7 @@ mod tests {
         };
         dec.push_repair(100, &h, &parity, &mut out);
         assert!(out.is_empty());
-        assert_eq!(dec.stats().recovered_bad_length, 1);
+        assert_eq!(dec.stats().rebuilt_packets_bad_length, 1);
     }
 
     #[test]
@@ -757,7 +766,8 @@ mod tests {
             assert!(dec.stored_blocks() <= DECODER_MAX_BLOCKS);
         }
         assert_eq!(out.len(), 2_500);
-        assert!(dec.stats().evicted > 0);
+        let st = dec.stats();
+        assert!(st.source_packets_evicted + st.blocks_evicted > 0);
     }
 
     /// P(X >= j) for X ~ Binomial(n, p).
