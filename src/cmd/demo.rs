@@ -181,12 +181,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!();
     println!("What happened:");
     println!(
-        "  The network dropped {} of {} datagrams ({:.2} %). FEC rebuilt {} of the {} media packets lost; {} could not be rebuilt (residual loss {:.3} %).",
+        "  The network dropped {} of {} datagrams ({:.2} %). Of the {} media packets lost, FEC rebuilt {} and {} were asked for again and retransmitted; {} could not be repaired (residual loss {:.3} %).",
         relay.forward.dropped + relay.forward.dropped_outage,
         relay.forward.offered,
         relay.forward.loss_rate() * 100.0,
-        rstats.packets_rebuilt,
         rstats.packets_lost,
+        rstats.packets_rebuilt,
+        rstats.packets_retransmitted,
         rstats.packets_unrecoverable,
         rstats.residual_loss * 100.0
     );
