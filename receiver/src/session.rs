@@ -35,6 +35,7 @@ use crate::layout::Layout;
 use crate::playout::{PlayInput, Playout};
 use crate::stats::{self, Drops};
 use crate::substream::{ReceiveContext, Substreams};
+use crate::successor::{Successor, HANDOVER_SILENCE};
 
 pub use crate::stats::{LatencyStats, ReceiverStats, SubstreamStats};
 
@@ -58,13 +59,6 @@ pub enum ReceiverEvent {
 /// playback starts, so that a lost first description is made good by the next one (sent
 /// every 250 ms) before the output format is fixed.
 pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
-
-/// How long a stream that is not the playing session's is remembered, in case the session's
-/// sender turns out to have restarted with new SSRCs.
-pub const SUCCESSOR_WINDOW: Duration = Duration::from_secs(10);
-/// How long the playing session's sender must have been silent (its reports come every
-/// 250 ms, even while paused) before a described new stream takes over.
-pub const HANDOVER_SILENCE: Duration = Duration::from_millis(400);
 
 /// At most this many datagrams are kept while a session waits for its description.
 const MAX_PENDING: usize = 4096;
@@ -128,15 +122,8 @@ pub struct ReceiverSession {
     done: Option<ReceiverStats>,
     /// Datagrams still to handle (see [`Work`]).
     queue: VecDeque<Work>,
-    /// Datagrams of a stream that is not the playing session's, kept for a while: if the
-    /// playing session's sender has gone (a sender restarted with new SSRCs), they start the
-    /// next session once the current one has played out.
-    successor: VecDeque<(Instant, Bytes)>,
-    /// The newest description among them (kept whatever else is forgotten: it goes first).
-    successor_desc: Option<Bytes>,
-    /// The current session was ended because its sender went silent while a described
-    /// successor waited: the successor starts when it has played out.
-    handing_over: bool,
+    /// Datagrams of a stream that is not the playing session's (see [`crate::successor`]).
+    successor: Successor,
     /// The time of the latest input.
     now: Instant,
     /// Where the current session's datagrams come from: where replies go.
@@ -174,9 +161,7 @@ impl ReceiverSession {
             drops: Drops::default(),
             done: None,
             queue: VecDeque::new(),
-            successor: VecDeque::new(),
-            successor_desc: None,
-            handing_over: false,
+            successor: Successor::default(),
             now: Instant::ZERO,
             peer: None,
             timers: TimerTable::default(),
@@ -367,28 +352,14 @@ impl ReceiverSession {
     }
 
     /// Keeps a datagram of another stream while the current session plays (see
-    /// [`ReceiverSession::successor`]): the last [`SUCCESSOR_WINDOW`] of them, at most
-    /// [`MAX_PENDING`].
+    /// [`crate::successor`]).
     fn keep_successor(&mut self, now: Instant, d: &Bytes, desc: bool) {
-        if !self
+        if self
             .active
             .as_ref()
             .is_some_and(|a| a.playout.is_running() && !a.ended)
         {
-            return;
-        }
-        while self
-            .successor
-            .front()
-            .is_some_and(|(t, _)| now - *t > SUCCESSOR_WINDOW)
-            || self.successor.len() >= MAX_PENDING
-        {
-            self.successor.pop_front();
-        }
-        if desc {
-            self.successor_desc = Some(d.clone());
-        } else {
-            self.successor.push_back((now, d.clone()));
+            self.successor.keep(now, d, desc);
         }
     }
 
@@ -397,33 +368,26 @@ impl ReceiverSession {
     /// current session ends where its audio ends; once it has played out, the waiting
     /// stream's datagrams start the next session.
     fn hand_over(&mut self, now: Instant) -> bool {
-        if self.successor.is_empty() && self.successor_desc.is_none() {
+        if !self.successor.is_waiting() {
             return false;
         }
         let Some(a) = self.active.as_mut() else {
             return false;
         };
         if !a.ended {
-            if self.successor_desc.is_some()
+            if self.successor.is_described()
                 && a.end_pos.is_none()
                 && now - a.last_heard >= HANDOVER_SILENCE
             {
                 a.end_pos = Some(a.subs.data_end());
-                self.handing_over = true;
+                self.successor.hand_over();
             }
             return false;
         }
-        let desc = self.successor_desc.take();
-        if !std::mem::take(&mut self.handing_over) {
-            // the session ended by itself (BYE, idle timeout): nothing was waiting for it
-            self.successor.clear();
+        let Some(replay) = self.successor.take_on_end() else {
             return false;
-        }
-        // the description first, so the next session starts described, then its media
-        self.queue.extend(desc.map(Work::Replay));
-        for (_, d) in self.successor.drain(..) {
-            self.queue.push_back(Work::Replay(d));
-        }
+        };
+        self.queue.extend(replay.map(Work::Replay));
         self.run_queue(now);
         true
     }
