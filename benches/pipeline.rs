@@ -5,9 +5,9 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use isostream::sim::{self, MemorySource};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
-use isostream_transport::impair::Profile;
 use isostream_transport::time::Duration;
 
 fn pipeline(c: &mut Criterion) {

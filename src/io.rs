@@ -395,32 +395,12 @@ impl AudioSink for SplitWavOutput {
 /// allocates once per 64 KiB, not once per chunk. Runs until the end or the driver is gone;
 /// a read error is passed on (it ends the stream with that error).
 pub fn forward_live(
-    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    read: impl FnMut(&mut [u8]) -> io::Result<usize>,
     tx: tokio::sync::mpsc::Sender<io::Result<bytes::Bytes>>,
     chunk_frames: usize,
     frame_bytes: usize,
 ) {
-    let chunk = chunk_frames * frame_bytes;
-    let mut arena = bytes::BytesMut::new();
-    loop {
-        if arena.capacity() < chunk {
-            arena = bytes::BytesMut::with_capacity(chunk.max(64 * 1024));
-        }
-        arena.resize(chunk, 0);
-        match read(&mut arena[..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                arena.truncate(n * frame_bytes);
-                if tx.blocking_send(Ok(arena.split().freeze())).is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                break;
-            }
-        }
-    }
+    isostream_drive::offload::forward_chunks(read, tx, chunk_frames, frame_bytes)
 }
 
 /// Parses a raw format name for stdin/stdout (`s16le`, `s16be`, `s24le`, `f32le`).

@@ -15,7 +15,7 @@ fn err(e: impl std::fmt::Display) -> std::io::Error {
 type Series = (&'static str, RGBColor, fn(&Sample) -> f64);
 
 /// Draws buffer occupancy (ms) with both watermarks over time, and below it the cumulative
-/// packets lost, recovered and frames concealed.
+/// packets lost, rebuilt and frames concealed.
 pub fn plot_timeline(
     path: &Path,
     title: &str,
@@ -76,7 +76,7 @@ pub fn plot_timeline(
 
     let y_max = samples
         .iter()
-        .map(|s| (s.lost.max(s.recovered) as f64).max(s.concealed_ms))
+        .map(|s| (s.packets_lost.max(s.packets_rebuilt) as f64).max(s.concealed_ms))
         .fold(1.0, f64::max)
         * 1.1;
     let mut c2 = ChartBuilder::on(&bottom)
@@ -91,8 +91,10 @@ pub fn plot_timeline(
         .draw()
         .map_err(err)?;
     let series: [Series; 3] = [
-        ("packets lost on the wire", RED, |s| s.lost as f64),
-        ("packets recovered by FEC", GREEN, |s| s.recovered as f64),
+        ("packets lost on the wire", RED, |s| s.packets_lost as f64),
+        ("packets rebuilt by FEC", GREEN, |s| {
+            s.packets_rebuilt as f64
+        }),
         ("ms concealed", BLACK, |s| s.concealed_ms),
     ];
     for (name, color, f) in series {

@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use isostream_drive::{
     AudioSink, AudioSource, Feed, ReceiverHost, ReceiverPump, SenderHost, SenderPump,
 };
+use isostream_netsim::Link;
+pub use isostream_netsim::{LinkConfig, LinkStats, Profile};
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession, ReceiverStats};
 use isostream_sender::{SenderConfig, SenderEvent, SenderSession, SenderStats};
-use isostream_transport::impair::Link;
-pub use isostream_transport::impair::{LinkConfig, LinkStats, Profile};
 use isostream_transport::rtp::{self, DatagramKind};
 use isostream_transport::sans_io::Transmit;
 use isostream_transport::time::{Duration, Instant};
@@ -29,6 +29,9 @@ struct SimSender<'a> {
     source: &'a mut dyn AudioSource,
     audio: &'a mut [u8],
     frame_bytes: usize,
+    /// A live source: audio becomes available as the sender's clock passes, a capture
+    /// period at a time; `None`: stored media, read on demand.
+    live: Option<&'a mut LiveCapture>,
     /// The real (receiver's) time, at which datagrams enter the links.
     now: Instant,
     fwd: &'a mut Link,
@@ -38,10 +41,20 @@ struct SimSender<'a> {
 
 impl SenderHost for SimSender<'_> {
     fn audio(&mut self, max_frames: usize) -> std::io::Result<Feed<'_>> {
-        let want = max_frames.min(self.audio.len() / self.frame_bytes);
+        let mut want = max_frames.min(self.audio.len() / self.frame_bytes);
+        if let Some(c) = self.live.as_deref_mut() {
+            let ready = c.ready_frames();
+            if ready == 0 {
+                return Ok(Feed::Pending);
+            }
+            want = want.min(ready);
+        }
         let n = self
             .source
             .read_frames(&mut self.audio[..want * self.frame_bytes])?;
+        if let Some(c) = self.live.as_deref_mut() {
+            c.captured += n as u64;
+        }
         Ok(if n == 0 {
             Feed::End
         } else {
@@ -66,6 +79,32 @@ impl SenderHost for SimSender<'_> {
         Ok(())
     }
     fn event(&mut self, _: SenderEvent) {}
+}
+
+/// A simulated live source: a sound card that delivers a period of `period_frames` every
+/// time that much audio has been captured, on the sender's clock.
+struct LiveCapture {
+    rate: u32,
+    period_frames: u64,
+    /// The sender's clock now.
+    now: Instant,
+    /// Frames handed over so far.
+    captured: u64,
+}
+
+impl LiveCapture {
+    /// Whole periods captured by now and not handed over yet, in frames.
+    fn ready_frames(&self) -> usize {
+        let by_now = self.now.as_nanos() as u128 * self.rate as u128 / 1_000_000_000;
+        let periods = (by_now as u64).saturating_sub(self.captured) / self.period_frames;
+        (periods * self.period_frames) as usize
+    }
+
+    /// When the next period is complete, on the sender's clock.
+    fn next_period(&self) -> Instant {
+        let frames = self.captured + self.period_frames;
+        Instant::from_nanos((frames as u128 * 1_000_000_000).div_ceil(self.rate as u128) as u64)
+    }
 }
 
 /// The simulated receiver's environment: played-out audio kept in memory, datagrams onto the
@@ -124,15 +163,15 @@ pub struct Sample {
     /// Buffered audio of the fullest substream, in ms.
     pub buffer_ms: f64,
     /// Media packets lost on the wire so far.
-    pub lost: u64,
-    /// Media packets recovered so far.
-    pub recovered: u64,
+    pub packets_lost: u64,
+    /// Media packets rebuilt by FEC so far.
+    pub packets_rebuilt: u64,
     /// Audio concealed so far, in ms (summed over substreams).
     pub concealed_ms: f64,
     /// Whether the sender was paused.
     pub paused: bool,
     /// The receiver's estimate of the sender's clock drift, in ppm, if it compensates drift.
-    pub drift_ppm: Option<f64>,
+    pub drift_estimate_ppm: Option<f64>,
 }
 
 impl Sample {
@@ -143,11 +182,11 @@ impl Sample {
         Sample {
             t: now.as_secs_f64(),
             buffer_ms: receiver.occupancy().1 as f64 * 1000.0 / rate,
-            lost: s.lost,
-            recovered: s.recovered,
+            packets_lost: s.packets_lost,
+            packets_rebuilt: s.packets_rebuilt,
             concealed_ms: s.frames_concealed as f64 * 1000.0 / rate,
             paused,
-            drift_ppm: s.drift_ppm,
+            drift_estimate_ppm: s.drift_estimate_ppm,
         }
     }
 }
@@ -226,6 +265,11 @@ pub fn run_with(
         receiver_addr: RECEIVER_ADDR,
         ..sender_cfg
     };
+    let (sender_cfg_live, sender_rate, sender_period) = (
+        sender_cfg.live,
+        sender_cfg.spec.rate,
+        sender_cfg.packet_frames,
+    );
     let sender = SenderSession::new(sender_cfg).map_err(std::io::Error::other)?;
     let receiver = ReceiverSession::new(receiver_cfg).map_err(std::io::Error::other)?;
     let mut fwd = Link::new(&profile.forward, seed);
@@ -238,6 +282,12 @@ pub fn run_with(
         .map(|(i, c)| Link::new(c, seed.wrapping_add(1 + i as u64)))
         .collect();
     let mut rev = Link::new(&profile.reverse, seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut live = sender_cfg_live.then(|| LiveCapture {
+        rate: sender_rate,
+        period_frames: sender_period.max(1) as u64,
+        now: Instant::ZERO,
+        captured: 0,
+    });
     let mut sender = SenderPump::new(sender);
     let mut receiver = ReceiverPump::new(receiver);
     let mut audio = vec![0u8; 16_384 * frame_bytes];
@@ -257,12 +307,16 @@ pub fn run_with(
         while let Some(d) = rev.poll_deliver(now) {
             sender.receive(s_now, RECEIVER_ADDR, d);
         }
+        if let Some(c) = live.as_mut() {
+            c.now = s_now;
+        }
         let sender_wake = sender.turn(
             s_now,
             &mut SimSender {
                 source: &mut *source,
                 audio: &mut audio,
                 frame_bytes,
+                live: live.as_mut(),
                 now,
                 fwd: &mut fwd,
                 paths: &mut paths,
@@ -303,8 +357,13 @@ pub fn run_with(
         }
         // advance virtual time to the earliest thing that can happen
         let mut next = next_sample;
+        let next_capture = live
+            .as_ref()
+            .filter(|_| !sender.input_done())
+            .map(|c| to_real(c.next_period()));
         for t in [
             sender_wake.at.map(to_real),
+            next_capture,
             receiver_wake.at,
             fwd.next_delivery(),
             rev.next_delivery(),

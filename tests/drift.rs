@@ -8,9 +8,9 @@
 use isostream::io::SignalInput;
 use isostream::sim::{self, SimOptions};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat, SignalSource};
+use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
-use isostream_transport::impair::Profile;
 use isostream_transport::time::Duration;
 
 /// 8 kHz mono keeps an hour of resampling cheap; the controller works in frames and ms,
@@ -168,13 +168,13 @@ fn check(ppm: f64) {
     let spec = narrow();
     let r = session(spec, ppm, 3_600, true);
     assert!(r.completed);
-    let est = r.receiver.drift_ppm.expect("drift is compensated");
+    let est = r.receiver.drift_estimate_ppm.expect("drift is compensated");
     assert!(
         (est - ppm).abs() < 5.0,
         "estimate {est:.2} ppm for {ppm} ppm"
     );
     assert_eq!(r.receiver.underruns, 0, "{:?}", r.receiver);
-    assert_eq!(r.receiver.flow.pause_sent, 0, "{:?}", r.receiver.flow);
+    assert_eq!(r.receiver.flow.pauses_sent, 0, "{:?}", r.receiver.flow);
     // the band: after 5 minutes the buffer stays in a band 25 ms wide, well above empty,
     // around the level the controller fixed 10 s into playback (about the 200 ms low-water
     // mark it started at); without compensation it moves by 360 ms in the hour (below)
@@ -207,10 +207,10 @@ fn plus_100_ppm_at_48k_stereo_for_ten_minutes_stays_in_band_and_sounds_right() {
     };
     let r = session(spec, 100.0, 600, true);
     assert!(r.completed);
-    let est = r.receiver.drift_ppm.expect("drift is compensated");
+    let est = r.receiver.drift_estimate_ppm.expect("drift is compensated");
     assert!((est - 100.0).abs() < 10.0, "estimate {est:.2} ppm");
     assert_eq!(r.receiver.underruns, 0, "{:?}", r.receiver);
-    assert_eq!(r.receiver.flow.pause_sent, 0, "{:?}", r.receiver.flow);
+    assert_eq!(r.receiver.flow.pauses_sent, 0, "{:?}", r.receiver.flow);
     let (lo, hi) = band(&r, 590.0);
     assert!(
         lo > 150.0 && hi < 250.0,
@@ -233,7 +233,7 @@ fn plus_100_ppm_at_48k_stereo_for_ten_minutes_stays_in_band_and_sounds_right() {
 fn without_compensation_the_same_100_ppm_leaves_the_band_or_runs_dry() {
     // a fast sender: the buffer grows by 360 ms in the hour, out of the 25 ms band
     let r = session(narrow(), 100.0, 3_600, false);
-    assert!(r.receiver.drift_ppm.is_none());
+    assert!(r.receiver.drift_estimate_ppm.is_none());
     let (lo, hi) = band(&r, 3_590.0);
     eprintln!("+100 ppm uncompensated: buffer {lo:.1}..{hi:.1} ms after 5 min");
     assert!(hi - lo > 250.0, "buffer between {lo:.1} and {hi:.1} ms");

@@ -73,17 +73,21 @@ fn speed_max_pauses_and_resumes_within_the_watermarks_and_is_exact() {
     let sj = read_json(&sstats);
     let ctx = format!("receiver {rj}\nsender {sj}\nrecv stderr {}", r.stderr);
     assert!(
-        count(&rj, &["receiver", "flow", "pause_sent"]) >= 1,
+        count(&rj, &["receiver", "flow", "pauses_sent"]) >= 1,
         "{ctx}"
     );
     assert!(
-        count(&rj, &["receiver", "flow", "resume_sent"]) >= 1,
+        count(&rj, &["receiver", "flow", "resumes_sent"]) >= 1,
         "{ctx}"
     );
-    assert!(count(&sj, &["sender", "pauses"]) >= 1, "{ctx}");
-    assert!(count(&sj, &["sender", "resumes"]) >= 1, "{ctx}");
-    assert_eq!(count(&rj, &["receiver", "overflow"]), 0, "{ctx}");
-    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{ctx}");
+    assert!(count(&sj, &["sender", "pauses_applied"]) >= 1, "{ctx}");
+    assert!(count(&sj, &["sender", "resumes_applied"]) >= 1, "{ctx}");
+    assert_eq!(count(&rj, &["receiver", "packets_overflowed"]), 0, "{ctx}");
+    assert_eq!(
+        count(&rj, &["receiver", "packets_unrecoverable"]),
+        0,
+        "{ctx}"
+    );
     let max = number(&rj, &["receiver", "buffer_max_ms"]);
     assert!(
         max > HIGH_WATER_MS,
@@ -98,7 +102,7 @@ fn speed_max_pauses_and_resumes_within_the_watermarks_and_is_exact() {
     // output shows that nothing was lost or invented either way)
     eprintln!(
         "speed max: buffer max {max} ms, {} pauses; sender {:?}, total {:?}",
-        count(&sj, &["sender", "pauses"]),
+        count(&sj, &["sender", "pauses_applied"]),
         s.elapsed,
         t0.elapsed()
     );
@@ -160,8 +164,8 @@ fn through_relay(
     eprintln!(
         "{what}: control dropped {dropped:?}, forwarded {forwarded:?}; receiver flow {}, sender pauses {} resumes {} duplicates {}; sender {:?}, total {:?}",
         rj["receiver"]["flow"],
-        count(&sj, &["sender", "pauses"]),
-        count(&sj, &["sender", "resumes"]),
+        count(&sj, &["sender", "pauses_applied"]),
+        count(&sj, &["sender", "resumes_applied"]),
         count(&sj, &["sender", "duplicate_requests"]),
         s.elapsed,
         t0.elapsed()
@@ -192,33 +196,34 @@ fn flow_control_survives_30_percent_control_loss_both_ways() {
         dropped[0] > 0 && dropped[1] > 0,
         "the relay dropped nothing: {ctx}"
     );
-    let pause_sent = count(&rj, &["receiver", "flow", "pause_sent"]);
-    assert!(pause_sent >= 1, "{ctx}");
+    let pauses_sent = count(&rj, &["receiver", "flow", "pauses_sent"]);
+    assert!(pauses_sent >= 1, "{ctx}");
     assert!(
-        count(&rj, &["receiver", "flow", "resume_sent"]) >= 1,
+        count(&rj, &["receiver", "flow", "resumes_sent"]) >= 1,
         "{ctx}"
     );
     // requests were delivered and acknowledged despite the loss
     assert!(
-        count(&rj, &["receiver", "flow", "pause_acked"]) >= 1,
+        count(&rj, &["receiver", "flow", "pauses_acked"]) >= 1,
         "{ctx}"
     );
     assert!(
-        count(&rj, &["receiver", "flow", "resume_acked"]) >= 1,
+        count(&rj, &["receiver", "flow", "resumes_acked"]) >= 1,
         "{ctx}"
     );
     // lost requests or lost acknowledgements were made up for: a retransmission (receiver)
     // or a repeated request the sender recognised (sender)
-    let retx = count(&rj, &["receiver", "flow", "retransmissions"]);
+    let retx = count(&rj, &["receiver", "flow", "request_retransmissions"]);
     let dups = count(&sj, &["sender", "duplicate_requests"]);
     assert!(retx + dups > 0, "{ctx}");
     assert!(retx > 0, "{ctx}");
     // at-most-once: however often a request arrived, it was applied once
-    let pauses = count(&sj, &["sender", "pauses"]);
+    let pauses = count(&sj, &["sender", "pauses_applied"]);
     assert!(pauses >= 1, "{ctx}");
-    assert!(pauses <= pause_sent, "{ctx}");
+    assert!(pauses <= pauses_sent, "{ctx}");
     assert!(
-        count(&sj, &["sender", "resumes"]) <= count(&rj, &["receiver", "flow", "resume_sent"]),
+        count(&sj, &["sender", "resumes_applied"])
+            <= count(&rj, &["receiver", "flow", "resumes_sent"]),
         "{ctx}"
     );
     // every acknowledgement answers a request that arrived; duplicates are a subset
@@ -226,7 +231,11 @@ fn flow_control_survives_30_percent_control_loss_both_ways() {
         count(&sj, &["sender", "acks_sent"]) >= pauses + dups,
         "{ctx}"
     );
-    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{ctx}");
+    assert_eq!(
+        count(&rj, &["receiver", "packets_unrecoverable"]),
+        0,
+        "{ctx}"
+    );
 }
 
 #[test]
@@ -245,7 +254,11 @@ fn losing_the_first_session_description_is_harmless() {
         "first description lost",
     );
     assert_eq!(dropped, [1, 0]);
-    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{rj}");
+    assert_eq!(
+        count(&rj, &["receiver", "packets_unrecoverable"]),
+        0,
+        "{rj}"
+    );
 }
 
 #[test]
@@ -285,7 +298,8 @@ fn speed_max_keeps_sending_at_its_pace_to_a_silent_peer() {
     stop.store(true, Ordering::Relaxed);
     drain.join().unwrap();
     let sj = read_json(&sstats);
-    let sent = count(&sj, &["sender", "packets_sent"]) + count(&sj, &["sender", "repair_sent"]);
+    let sent =
+        count(&sj, &["sender", "packets_sent"]) + count(&sj, &["sender", "repair_packets_sent"]);
     eprintln!(
         "speed max to a sink: {sent} datagrams in {took:?} ({} received)",
         got.load(Ordering::Relaxed)

@@ -45,12 +45,20 @@ fn roundtrip(
         "{what}: frames played; recv stderr:\n{}",
         r.stderr
     );
-    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{what}");
-    assert_eq!(count(&rj, &["receiver", "malformed"]), 0, "{what}");
-    assert_eq!(count(&rj, &["receiver", "foreign"]), 0, "{what}");
+    assert_eq!(
+        count(&rj, &["receiver", "packets_unrecoverable"]),
+        0,
+        "{what}"
+    );
+    assert_eq!(
+        count(&rj, &["receiver", "datagrams_malformed"]),
+        0,
+        "{what}"
+    );
+    assert_eq!(count(&rj, &["receiver", "datagrams_foreign"]), 0, "{what}");
     assert_eq!(
         count(&sj, &["sender", "packets_sent"]),
-        count(&rj, &["receiver", "packets_received"]) + count(&rj, &["receiver", "lost"]),
+        count(&rj, &["receiver", "packets_received"]) + count(&rj, &["receiver", "packets_lost"]),
         "{what}: every media packet sent is accounted for"
     );
     eprintln!(
@@ -135,9 +143,12 @@ fn fec_and_interleaving_are_exact_on_loopback() {
         RECV,
     );
     // repair packets were really sent and received
-    let repair = count(&sj, &["sender", "repair_sent"]);
+    let repair = count(&sj, &["sender", "repair_packets_sent"]);
     assert!(repair > 0, "{sj}");
-    assert!(count(&rj, &["receiver", "repair_received"]) > 0, "{rj}");
+    assert!(
+        count(&rj, &["receiver", "repair_packets_received"]) > 0,
+        "{rj}"
+    );
 }
 
 #[test]
@@ -152,8 +163,12 @@ fn plain_rtp_without_fec_or_interleaving_is_exact() {
         &["--speed", "4", "--fec", "off", "--interleave", "1"],
         RECV,
     );
-    assert_eq!(count(&sj, &["sender", "repair_sent"]), 0, "{sj}");
-    assert_eq!(count(&rj, &["receiver", "repair_received"]), 0, "{rj}");
+    assert_eq!(count(&sj, &["sender", "repair_packets_sent"]), 0, "{sj}");
+    assert_eq!(
+        count(&rj, &["receiver", "repair_packets_received"]),
+        0,
+        "{rj}"
+    );
 }
 
 #[test]
@@ -212,7 +227,8 @@ fn fec_rebuilds_datagrams_lost_between_real_sockets_bit_exact() {
             &input,
             relay.front,
             &sstats,
-            &["--speed", "4", "--fec", "8,2"],
+            // FEC alone rebuilds what the relay dropped (no retransmission)
+            &["--speed", "4", "--fec", "8,2", "--retransmission", "off"],
         ),
     );
     send.wait_ok(CHILD_TIMEOUT);
@@ -221,7 +237,7 @@ fn fec_rebuilds_datagrams_lost_between_real_sockets_bit_exact() {
     assert!(c.media_dropped[0] >= 30, "{c:?}");
     let rj = read_json(&rstats);
     let ctx = format!("relay {c:?}\nreceiver {rj}\nrecv stderr {}", r.stderr);
-    let lost = count(&rj, &["receiver", "lost"]);
+    let lost = count(&rj, &["receiver", "packets_lost"]);
     // the relay dropped source packets (the rest of its drops were repair packets) and the
     // receiver rebuilt every one
     let source_dropped = c
@@ -231,7 +247,11 @@ fn fec_rebuilds_datagrams_lost_between_real_sockets_bit_exact() {
         .count() as u64;
     assert!(source_dropped >= 25, "{ctx}");
     assert_eq!(lost, source_dropped, "{ctx}");
-    assert_eq!(count(&rj, &["receiver", "recovered"]), lost, "{ctx}");
-    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{ctx}");
+    assert_eq!(count(&rj, &["receiver", "packets_rebuilt"]), lost, "{ctx}");
+    assert_eq!(
+        count(&rj, &["receiver", "packets_unrecoverable"]),
+        0,
+        "{ctx}"
+    );
     assert_wav_exact(&out, spec, &want, "FEC over real sockets");
 }

@@ -200,9 +200,13 @@ fn junk_from_a_third_party_does_not_disturb_the_stream() {
         frames as u64,
         "{ctx}"
     );
-    assert_eq!(count(&rj, &["receiver", "unrecoverable"]), 0, "{ctx}");
-    let malformed = count(&rj, &["receiver", "malformed"]);
-    let foreign = count(&rj, &["receiver", "foreign"]);
+    assert_eq!(
+        count(&rj, &["receiver", "packets_unrecoverable"]),
+        0,
+        "{ctx}"
+    );
+    let malformed = count(&rj, &["receiver", "datagrams_malformed"]);
+    let foreign = count(&rj, &["receiver", "datagrams_foreign"]);
     assert!(malformed > 0, "{ctx}");
     assert!(foreign > 0, "{ctx}");
     // every junk datagram was dropped as malformed or foreign; none was taken as the
@@ -212,15 +216,15 @@ fn junk_from_a_third_party_does_not_disturb_the_stream() {
         "only {} of {n} junk datagrams were counted as malformed or foreign: {ctx}",
         malformed + foreign
     );
-    assert_eq!(count(&rj, &["receiver", "duplicate"]), 0, "{ctx}");
-    assert_eq!(count(&rj, &["receiver", "late"]), 0, "{ctx}");
-    assert_eq!(count(&rj, &["receiver", "overflow"]), 0, "{ctx}");
+    assert_eq!(count(&rj, &["receiver", "packets_duplicate"]), 0, "{ctx}");
+    assert_eq!(count(&rj, &["receiver", "packets_late"]), 0, "{ctx}");
+    assert_eq!(count(&rj, &["receiver", "packets_overflowed"]), 0, "{ctx}");
     let sj = read_json(&sstats);
     // every media packet the sender sent is accounted for, and no junk was counted as the
     // session's media (a loaded machine may drop a datagram: FEC rebuilt it, the output is
     // exact; what is proved here is that the counts add up, not that the kernel never drops)
     assert_eq!(
-        count(&rj, &["receiver", "packets_received"]) + count(&rj, &["receiver", "lost"]),
+        count(&rj, &["receiver", "packets_received"]) + count(&rj, &["receiver", "packets_lost"]),
         count(&sj, &["sender", "packets_sent"]),
         "{ctx}"
     );

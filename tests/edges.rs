@@ -12,10 +12,10 @@ use common::{
 use isostream::io::SignalInput;
 use isostream::sim::{self, MemorySource, SimOptions, SimResult};
 use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat, SignalSource};
+use isostream_netsim::{LinkConfig, Outages, Profile};
 use isostream_receiver::{ReceiverConfig, ReceiverEvent, ReceiverSession};
 use isostream_sender::{SenderConfig, SenderSession};
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::{LinkConfig, Outages, Profile};
 use isostream_transport::sans_io::Input;
 use isostream_transport::time::{Duration, Instant};
 
@@ -88,7 +88,10 @@ fn across_a_wrap(tune: impl Fn(&mut SenderConfig), wrap_ms: f64, what: &str) {
     let st = &r.receiver.substreams[0];
     // a wrap taken for a jump would count 65,536 (or 2^32 / 960) packets more
     assert_eq!(st.packets_expected, r.sender.packets_sent, "{what}: {st:?}");
-    assert!(st.lost > 50 && st.recovered == st.lost, "{what}: {st:?}");
+    assert!(
+        st.packets_lost > 50 && st.packets_rebuilt == st.packets_lost,
+        "{what}: {st:?}"
+    );
     assert_eq!(r.output.len(), input.len(), "{what}");
     assert!(
         r.output == input,
@@ -103,7 +106,7 @@ fn across_a_wrap(tune: impl Fn(&mut SenderConfig), wrap_ms: f64, what: &str) {
     );
     assert!(r.completed, "{what}");
     assert_eq!(r.output.len(), input.len(), "{what}: the timeline slipped");
-    let unrec = r.receiver.unrecoverable as usize;
+    let unrec = r.receiver.packets_unrecoverable as usize;
     assert!(
         unrec > 0,
         "{what}: the burst must cost packets: {:?}",
@@ -319,7 +322,7 @@ fn under_loss(s: AudioSpec, seconds: usize) {
     let pf = cfg().packet_frames as usize;
     assert_eq!(pf, s.rate as usize / 200);
     let r = run(cfg(), &input, &lossy(repairable()), &SimOptions::default());
-    assert!(r.receiver.recovered > 50, "{s}: {:?}", r.receiver);
+    assert!(r.receiver.packets_rebuilt > 50, "{s}: {:?}", r.receiver);
     assert!(r.output == input, "{s}: repairable loss, output not exact");
 
     let r = run(
@@ -332,7 +335,7 @@ fn under_loss(s: AudioSpec, seconds: usize) {
     assert_eq!(r.output.len(), input.len(), "{s}: the timeline slipped");
     let st = &r.receiver;
     assert!(
-        st.unrecoverable > 0 && st.frames_interpolated > 0 && st.frames_concealed > 0,
+        st.packets_unrecoverable > 0 && st.frames_interpolated > 0 && st.frames_concealed > 0,
         "{s}: the loss must reach interpolation and concealment: {st:?}"
     );
     // damage by interleave group (4 packets of `pf` frames): a group is damaged only if
@@ -345,11 +348,11 @@ fn under_loss(s: AudioSpec, seconds: usize) {
     groups.dedup();
     assert!(!groups.is_empty());
     assert!(
-        losses_needed(&groups, 1) <= st.unrecoverable as usize,
+        losses_needed(&groups, 1) <= st.packets_unrecoverable as usize,
         "{s}: {} damaged groups need at least {} lost packets, {} were unrecoverable",
         groups.len(),
         losses_needed(&groups, 1),
-        st.unrecoverable
+        st.packets_unrecoverable
     );
 }
 
@@ -380,10 +383,11 @@ fn wide(substreams: usize) {
     let r = run(cfg, &input, &lossy(repairable()), &SimOptions::default());
     assert!(r.completed);
     assert_eq!(r.receiver.substreams.len(), substreams);
-    let per = (r.sender.bytes_sent / (r.sender.packets_sent + r.sender.repair_sent)) as usize;
+    let per = ((r.sender.media_bytes + r.sender.repair_bytes)
+        / (r.sender.packets_sent + r.sender.repair_packets_sent)) as usize;
     assert!((7_600..7_800).contains(&per), "{per} bytes per datagram");
-    assert!(r.receiver.recovered > 20, "{:?}", r.receiver);
-    assert_eq!(r.receiver.unrecoverable, 0, "{:?}", r.receiver);
+    assert!(r.receiver.packets_rebuilt > 20, "{:?}", r.receiver);
+    assert_eq!(r.receiver.packets_unrecoverable, 0, "{:?}", r.receiver);
     assert_eq!(r.output.len(), input.len());
     assert!(
         r.output == input,
@@ -415,7 +419,7 @@ fn an_hour_at_48k_stereo_keeps_memory_flat_and_the_audio_exact() {
     cfg.first_timestamp = Some(u32::MAX - 48_000 * 60 + 1);
     // 0.1 % random loss: FEC rebuilds nearly all of it
     let p = lossy(LinkConfig {
-        loss: isostream_transport::impair::LossModel::Bernoulli { p: 0.001 },
+        loss: isostream_netsim::LossModel::Bernoulli { p: 0.001 },
         ..LinkConfig::default()
     });
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
@@ -472,19 +476,19 @@ fn an_hour_at_48k_stereo_keeps_memory_flat_and_the_audio_exact() {
     let st = &r.receiver.substreams[0];
     assert_eq!(st.packets_expected, r.sender.packets_sent, "{st:?}");
     assert_eq!(r.sender.packets_sent, frames / 240);
-    assert!(r.receiver.recovered > 500, "{:?}", r.receiver);
+    assert!(r.receiver.packets_rebuilt > 500, "{:?}", r.receiver);
     assert!(
-        losses_needed(&bad, 1) <= r.receiver.unrecoverable as usize,
+        losses_needed(&bad, 1) <= r.receiver.packets_unrecoverable as usize,
         "{} damaged packets (need {} lost) but {} unrecoverable",
         bad.len(),
         losses_needed(&bad, 1),
-        r.receiver.unrecoverable
+        r.receiver.packets_unrecoverable
     );
     // the counters add up after 720,000 packets (no 16- or 32-bit overflow)
-    assert_eq!(st.packets_received + st.lost, st.packets_expected);
+    assert_eq!(st.packets_received + st.packets_lost, st.packets_expected);
     let view = r.sender.receiver_report.expect("receiver reports");
     assert!(
-        view.lost >= 0 && view.lost as u64 <= r.receiver.lost,
+        view.packets_lost >= 0 && view.packets_lost as u64 <= r.receiver.packets_lost,
         "{view:?}"
     );
     // memory: flat from minute 5 to the end (an hour of output would be 691 MB, a
@@ -497,7 +501,7 @@ fn an_hour_at_48k_stereo_keeps_memory_flat_and_the_audio_exact() {
         base as f64 / 1e6,
         max as f64 / 1e6,
         bad.len(),
-        r.receiver.unrecoverable
+        r.receiver.packets_unrecoverable
     );
     assert!(
         max < base + (16 << 20),

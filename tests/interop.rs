@@ -263,8 +263,8 @@ fn gstreamer_sends_a_wav_to_isostream_recv() {
     let log = format!("gst-launch-1.0:\n{}\nrecv:\n{}", g.output(), r.output());
     let got = read_output(&out, spec, "GStreamer -> recv", &log);
     assert_exact(&want, &got, spec.frame_bytes(), "GStreamer -> recv", &log);
-    assert_eq!(receiver_counter(&stats, "malformed"), 0, "{log}");
-    assert_eq!(receiver_counter(&stats, "lost"), 0, "{log}");
+    assert_eq!(receiver_counter(&stats, "datagrams_malformed"), 0, "{log}");
+    assert_eq!(receiver_counter(&stats, "packets_lost"), 0, "{log}");
     eprintln!("GStreamer -> isostream recv: exact in {:?}", t0.elapsed());
 }
 
@@ -459,7 +459,7 @@ fn ffmpeg_sends_rtp_l16_to_isostream_recv() {
     let log = format!("ffmpeg:\n{}\nrecv:\n{}", f.output(), r.output());
     let got = read_output(&out, spec, "ffmpeg -> recv", &log);
     assert_exact(&want, &got, spec.frame_bytes(), "ffmpeg -> recv", &log);
-    assert_eq!(receiver_counter(&stats, "malformed"), 0, "{log}");
-    assert_eq!(receiver_counter(&stats, "lost"), 0, "{log}");
+    assert_eq!(receiver_counter(&stats, "datagrams_malformed"), 0, "{log}");
+    assert_eq!(receiver_counter(&stats, "packets_lost"), 0, "{log}");
     eprintln!("ffmpeg -> isostream recv: exact in {:?}", t0.elapsed());
 }

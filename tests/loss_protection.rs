@@ -8,10 +8,10 @@ mod common;
 use common::{differing_frames, differing_packets, losses_needed, mds_residual, runs};
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::{LinkConfig, LossModel, Outages, Profile};
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::{LinkConfig, LossModel, Outages, Profile};
 use isostream_transport::time::Duration;
 
 fn profile(forward: LinkConfig) -> Profile {
@@ -50,6 +50,8 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
     let input = synthesize(Program::Sine { hz: 440.0 }, spec, packets * 40, 1);
     for (p, seed) in [(0.05, 11), (0.10, 12)] {
         let mut cfg = SenderConfig::new(spec);
+        // FEC alone: what these tests measure
+        cfg.retransmission = None;
         cfg.fec = Some(FecParams::new(8, 2).unwrap());
         let link = LinkConfig {
             loss: LossModel::Bernoulli { p },
@@ -59,7 +61,7 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
         assert!(r.completed);
         let expected = r.receiver.substreams[0].packets_expected as f64;
         assert!(expected >= 99_900.0, "{expected}");
-        let measured = r.receiver.unrecoverable as f64 / expected;
+        let measured = r.receiver.packets_unrecoverable as f64 / expected;
         // a source packet stays lost iff its block of 10 lost more than m = 2 packets (any
         // 8 of 10 rebuild the block). Losses are independent per packet but come in whole
         // blocks: the standard error is that of the mean of the per-block counts.
@@ -77,7 +79,7 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
         // and the audio: every packet that arrived or was rebuilt is bit-exact in place.
         // Only an unrecoverable packet differs, and the start of the packet after it (the
         // 3 ms fade back in from concealment)
-        let unrec = r.receiver.unrecoverable as usize;
+        let unrec = r.receiver.packets_unrecoverable as usize;
         let bad = differing_packets(&input, &r.output, 2, 40);
         assert!(
             losses_needed(&bad, 1) <= unrec,
@@ -85,11 +87,11 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
             bad.len(),
             runs(&bad),
             losses_needed(&bad, 1),
-            r.receiver.recovered
+            r.receiver.packets_rebuilt
         );
         assert!(bad.len() >= unrec / 2, "{} differ, {unrec} lost", bad.len());
         assert!(
-            r.receiver.recovered as f64 > expected * (p - bound) * 0.9,
+            r.receiver.packets_rebuilt as f64 > expected * (p - bound) * 0.9,
             "{:?}",
             r.receiver
         );
@@ -106,6 +108,8 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
     let input = synthesize(Program::Music, spec, 48_000 * 4, 5);
     for at_ms in [1000.0, 1502.5, 2217.0] {
         let mut cfg = SenderConfig::new(spec);
+        // FEC alone: what these tests measure
+        cfg.retransmission = None;
         cfg.interleave = 4;
         cfg.spread = 4;
         let link = LinkConfig {
@@ -136,7 +140,7 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
         // everything that arrived is bit-exact where it belongs
         let fb = spec.frame_bytes();
         let bad = differing_frames(&input, &r.output, fb);
-        let unrec = r.receiver.unrecoverable as usize;
+        let unrec = r.receiver.packets_unrecoverable as usize;
         eprintln!(
             "burst at {at_ms} ms: {unrec} packets unrecoverable, {} frames differ",
             bad.len()
@@ -146,7 +150,7 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
             "at {at_ms} ms: {} frames differ, {unrec} packets unrecoverable",
             bad.len()
         );
-        // the burst's packets: transmission interleaves 4 blocks (160 ms of audio)
+        // the burst's packets: transmission spreads 4 blocks (160 ms of audio)
         let near = |f: usize| (f as f64 / 48.0 - at_ms).abs() < 300.0;
         assert!(
             bad.iter().all(|&f| near(f)),
@@ -184,6 +188,8 @@ fn without_interleaving_the_same_burst_is_concealed() {
         ..LinkConfig::default()
     };
     let mut cfg = SenderConfig::new(spec);
+    // FEC alone: what these tests measure
+    cfg.retransmission = None;
     cfg.fec = None;
     let r = run(cfg, &input, &profile(link), 1);
     assert!(r.receiver.frames_concealed >= 48 * 25, "{:?}", r.receiver);

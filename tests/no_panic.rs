@@ -197,5 +197,5 @@ fn a_description_asking_for_absurd_resources_is_refused() {
         });
         assert!(rx.spec().is_none(), "rate {rate}, {channels} ch x 32");
     }
-    assert!(rx.stats().malformed >= 3);
+    assert!(rx.stats().datagrams_malformed >= 3);
 }

@@ -99,7 +99,7 @@ fn the_pump_plays_the_same_audio_under_the_virtual_clock_and_over_loopback() {
                 let (stats, stop) = r.unwrap();
                 s.unwrap();
                 assert_eq!(stop, recv::Stop::Ended);
-                assert_eq!(stats.lost, 0, "loopback lost datagrams");
+                assert_eq!(stats.packets_lost, 0, "loopback lost datagrams");
             }
             _ = guard => panic!("the loopback session did not end in 30 s"),
         }

@@ -2,9 +2,9 @@
 
 use isostream::sim::{self, MemorySource};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::{SenderConfig, Speed};
-use isostream_transport::impair::Profile;
 use isostream_transport::sans_io::{Input, Output};
 use isostream_transport::time::Duration;
 
@@ -74,7 +74,7 @@ fn speed_max_pauses_and_resumes_and_stays_exact() {
     .unwrap();
     assert!(r.completed);
     assert!(
-        r.sender.pauses >= 1 && r.sender.resumes >= 1,
+        r.sender.pauses_applied >= 1 && r.sender.resumes_applied >= 1,
         "{:?}",
         r.sender
     );
@@ -127,7 +127,7 @@ fn a_receiver_that_joins_a_running_stream_plays_from_where_it_joined() {
         now += Duration::from_millis(1);
     }
     let st = rx.stats();
-    assert_eq!(st.overflow, 0, "{st:?}");
+    assert_eq!(st.packets_overflowed, 0, "{st:?}");
     assert!(st.frames_played >= 48_000 * 2, "{st:?}");
     // it played the stream as it was when it joined, not silence from its start: exactly
     // the input from the first packet it received on, frame for frame, for all it played
@@ -208,14 +208,14 @@ fn a_live_sender_paused_by_hand_leaves_no_hole_in_the_output() {
     }
     let st = rx.stats();
     let tx_st = tx.stats();
-    assert!(tx_st.live_frames_dropped >= 48_000, "{tx_st:?}");
+    assert!(tx_st.frames_dropped >= 48_000, "{tx_st:?}");
     // the dropped second is skipped, not played as a concealed gap
     assert!(st.substreams[0].frames_skipped >= 48_000, "{st:?}");
     assert!(st.frames_concealed < 480, "{st:?}");
     // what was played is the first and the last second, back to back, whole and exact:
     // the input up to where the PAUSE took effect, then the input from where the sender
     // resumed, the dropped stretch between them cut out
-    let dropped = tx_st.live_frames_dropped as usize;
+    let dropped = tx_st.frames_dropped as usize;
     let total = input.len() / fb;
     let head = out
         .chunks(fb)
@@ -264,7 +264,7 @@ fn receiver_reports_tell_the_sender_what_the_network_did() {
         .sender
         .receiver_report
         .expect("receiver reports arrive");
-    assert_eq!((view.lost, view.jitter_ms), (0, 0.0));
+    assert_eq!((view.packets_lost, view.jitter_ms), (0, 0.0));
     // a jittery, lossy path: the receiver measures jitter and the sender hears of the loss
     let lossy = run("bursty");
     assert!(
@@ -277,9 +277,9 @@ fn receiver_reports_tell_the_sender_what_the_network_did() {
         .receiver_report
         .expect("receiver reports arrive");
     assert!(
-        view.lost > 0 && view.lost as u64 <= lossy.receiver.lost,
+        view.packets_lost > 0 && view.packets_lost as u64 <= lossy.receiver.packets_lost,
         "{view:?} vs {}",
-        lossy.receiver.lost
+        lossy.receiver.packets_lost
     );
     assert!(view.jitter_ms > 0.1);
 }
@@ -332,10 +332,10 @@ fn a_stock_sender_using_payload_type_97_for_l16_is_read_as_l16_when_told() {
     };
     let (out, st) = play(Some(97));
     assert!(out == input, "{} of {} bytes", out.len(), input.len());
-    assert_eq!(st.malformed, 0, "{st:?}");
+    assert_eq!(st.datagrams_malformed, 0, "{st:?}");
     // without the hint, 97 is L24 and the 16-bit packets (80 bytes, not a whole number of
     // 3-byte frames) do not fit: every one is refused, and nothing is played
     let (out, st) = play(None);
     assert!(out.is_empty(), "{} bytes played", out.len());
-    assert_eq!(st.malformed as usize, input.len() / 80, "{st:?}");
+    assert_eq!(st.datagrams_malformed as usize, input.len() / 80, "{st:?}");
 }

@@ -9,9 +9,9 @@ mod common;
 use common::{datagram, drain, drain_until, profile, RECEIVER, SENDER};
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::{DelayModel, LinkConfig, LossModel};
 use isostream_receiver::{ReceiverConfig, ReceiverSession};
 use isostream_sender::{FinishReason, SenderConfig, SenderEvent, SenderSession, Speed};
-use isostream_transport::impair::{DelayModel, LinkConfig, LossModel};
 use isostream_transport::sans_io::Input;
 use isostream_transport::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ fn fixed_delay(ms: f64) -> LinkConfig {
 fn run(
     cfg: SenderConfig,
     rcfg: ReceiverConfig,
-    p: &isostream_transport::impair::Profile,
+    p: &isostream_netsim::Profile,
     input: &[u8],
 ) -> SimResult {
     let mut src = MemorySource::new(input, cfg.spec.frame_bytes());
@@ -73,7 +73,7 @@ fn a_pause_lets_through_one_round_trip_of_audio_and_playback_never_runs_dry() {
         r.receiver.buffer_max_ms
     );
     assert!(
-        r.sender.pauses >= 3 && r.sender.resumes >= 3,
+        r.sender.pauses_applied >= 3 && r.sender.resumes_applied >= 3,
         "{:?}",
         r.sender
     );
@@ -88,7 +88,7 @@ fn a_pause_lets_through_one_round_trip_of_audio_and_playback_never_runs_dry() {
         .filter(|s| s.t > 0.5 && s.t < end)
         .fold(f64::MAX, |m, s| m.min(s.buffer_ms));
     assert!(min >= 90.0, "the buffer fell to {min} ms");
-    assert_eq!(r.receiver.overflow, 0);
+    assert_eq!(r.receiver.packets_overflowed, 0);
 }
 
 #[test]
@@ -133,8 +133,8 @@ fn a_sender_that_never_hears_its_receiver_keeps_its_pace_and_finishes() {
     assert_eq!(finished, Some(FinishReason::EndOfInput));
     let st = tx.stats();
     assert_eq!(st.frames_sent, (input.len() / fb) as u64);
-    let media = st.packets_sent + st.repair_sent;
-    assert_eq!(sent, media + st.rtcp_sent);
+    let media = st.packets_sent + st.repair_packets_sent;
+    assert_eq!(sent, media + st.rtcp_packets_sent);
     let nominal = media as f64 * 100e-6 + 0.2;
     let took = now.as_secs_f64();
     assert!(
@@ -158,20 +158,20 @@ fn a_sender_that_never_hears_its_receiver_keeps_its_pace_and_finishes() {
     assert!(r.completed);
     assert!(r.output == input, "the output differs from the input");
     assert_eq!(
-        (r.sender.pauses, r.sender.paused_ms),
+        (r.sender.pauses_applied, r.sender.paused_ms),
         (0, 0),
         "{:?}",
         r.sender
     );
     assert!(r.sender.receiver_report.is_none());
-    assert!(r.receiver.flow.pause_sent >= 1, "{:?}", r.receiver.flow);
+    assert!(r.receiver.flow.pauses_sent >= 1, "{:?}", r.receiver.flow);
     assert!(
-        r.receiver.flow.retransmissions >= 3,
+        r.receiver.flow.request_retransmissions >= 3,
         "{:?}",
         r.receiver.flow
     );
-    assert_eq!(r.receiver.flow.pause_acked, 0);
-    assert_eq!(r.receiver.overflow, 0);
+    assert_eq!(r.receiver.flow.pauses_acked, 0);
+    assert_eq!(r.receiver.packets_overflowed, 0);
 }
 
 #[test]
@@ -283,17 +283,17 @@ fn pause_and_resume_work_while_media_and_control_are_reordered_and_duplicated() 
         "{:?}",
         r.reverse
     );
-    assert!(r.receiver.duplicate > 100, "{:?}", r.receiver);
+    assert!(r.receiver.packets_duplicate > 100, "{:?}", r.receiver);
     assert!(
-        r.sender.pauses >= 2 && r.sender.resumes >= 2,
+        r.sender.pauses_applied >= 2 && r.sender.resumes_applied >= 2,
         "{:?}",
         r.sender
     );
     // duplicated requests are recognised: each applied at most once
-    assert!(r.sender.pauses <= r.receiver.flow.pause_sent);
-    assert!(r.sender.resumes <= r.receiver.flow.resume_sent);
+    assert!(r.sender.pauses_applied <= r.receiver.flow.pauses_sent);
+    assert!(r.sender.resumes_applied <= r.receiver.flow.resumes_sent);
     assert!(r.sender.duplicate_requests > 0, "{:?}", r.sender);
-    assert_eq!(r.receiver.overflow, 0);
+    assert_eq!(r.receiver.packets_overflowed, 0);
     // nothing lost, nothing doubled, nothing out of place
     assert_eq!(r.output.len(), input.len());
     assert!(r.output == input, "the output differs from the input");

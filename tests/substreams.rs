@@ -3,10 +3,10 @@
 
 use isostream::sim::{self, MemorySource, SimOptions, SimResult};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_netsim::{DelayModel, LinkConfig, LossModel, Outages, Profile};
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::{DelayModel, LinkConfig, LossModel, Outages, Profile};
 use isostream_transport::time::Duration;
 
 const RATE: u32 = 48_000;
@@ -96,7 +96,7 @@ fn substreams_with_different_delays_jitter_and_loss_come_out_aligned_to_zero_sam
     assert_eq!(r.output.len(), input.len());
     assert_eq!(r.receiver.substreams.len(), 4);
     assert!(
-        r.receiver.lost > 0,
+        r.receiver.packets_lost > 0,
         "the lossy paths must lose packets: {:?}",
         r.receiver
     );

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod audio;
+mod net;
 pub mod offload;
 pub mod pump;
 pub mod recv;

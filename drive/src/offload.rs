@@ -33,30 +33,50 @@ pub fn read_ahead(
     frame_bytes: usize,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(READ_AHEAD_CHUNKS);
-    let chunk = READ_CHUNK_FRAMES * frame_bytes.max(1);
     std::thread::spawn(move || {
-        let mut arena = BytesMut::new();
-        loop {
-            if arena.capacity() < chunk {
-                arena = BytesMut::with_capacity(chunk.max(ARENA_BYTES));
-            }
-            arena.resize(chunk, 0);
-            match source.read_frames(&mut arena[..]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    arena.truncate(n * frame_bytes);
-                    if tx.blocking_send(Ok(arena.split().freeze())).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
+        forward_chunks(
+            |b| source.read_frames(b),
+            tx,
+            READ_CHUNK_FRAMES,
+            frame_bytes,
+        )
+    });
+    rx
+}
+
+/// Reads chunks of `chunk_frames` frames of `frame_bytes` bytes with `read` (which fills
+/// whole frames and returns how many, 0 at the end) and sends them on `tx`, blocking while
+/// the channel is full: the loop of a reader thread (a stored source read ahead, a live
+/// source as it captures). Chunks are split off an arena, so the steady state allocates once
+/// per 256 KiB, not once per chunk. A read error is passed on and ends the input; the loop
+/// also ends when the receiving side is gone.
+pub fn forward_chunks(
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    chunk_frames: usize,
+    frame_bytes: usize,
+) {
+    let chunk = chunk_frames * frame_bytes.max(1);
+    let mut arena = BytesMut::new();
+    loop {
+        if arena.capacity() < chunk {
+            arena = BytesMut::with_capacity(chunk.max(ARENA_BYTES));
+        }
+        arena.resize(chunk, 0);
+        match read(&mut arena[..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                arena.truncate(n * frame_bytes);
+                if tx.blocking_send(Ok(arena.split().freeze())).is_err() {
                     break;
                 }
             }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                break;
+            }
         }
-    });
-    rx
+    }
 }
 
 /// The sender's view of a chunked input (a [`read_ahead`] channel or a live capture): the

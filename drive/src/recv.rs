@@ -8,7 +8,6 @@
 use std::future::Future;
 use std::io;
 
-use bytes::BytesMut;
 use isostream_media::AudioSpec;
 use isostream_receiver::{ReceiverEvent, ReceiverSession, ReceiverStats};
 use isostream_transport::sans_io::Transmit;
@@ -16,13 +15,12 @@ use isostream_transport::time::Instant;
 use tokio::net::UdpSocket;
 
 use crate::audio::AudioSink;
+use crate::net::{self, RecvArena};
 use crate::offload::SinkThread;
 use crate::pump::{ReceiverHost, ReceiverPump};
 
 /// Size of a receive arena, in bytes.
 const ARENA_BYTES: usize = 1 << 20;
-/// Room kept free in the arena for the next datagram (the largest UDP payload).
-const MAX_DATAGRAM: usize = 65_536;
 /// Audio a file or pipe sink may hold queued for its writer thread, in ms: a pipe nobody
 /// reads for this long costs nothing; beyond it, the audio waits in the jitter buffer.
 pub const SINK_QUEUE_MS: u64 = 4_000;
@@ -131,7 +129,7 @@ where
     let clock = || Instant::from_std(origin, std::time::Instant::now());
     // datagrams are received into an arena and split off as `Bytes`: one allocation per
     // ARENA_BYTES of traffic, not one per packet, and no copy after the kernel's
-    let mut arena = BytesMut::with_capacity(ARENA_BYTES);
+    let mut arena = RecvArena::new(ARENA_BYTES);
     let mut pump = ReceiverPump::new(session);
     let mut host = Host {
         make_sink,
@@ -146,31 +144,19 @@ where
             let now = clock();
             let wake = pump.turn(now, &mut host)?;
             for t in host.out.drain(..) {
-                crate::send::send(&socket, None, &t).await?;
+                net::send(&socket, None, &t).await?;
             }
             observer(now, pump.session());
             if host.ended && exit_on_end {
                 return Ok(Stop::Ended);
             }
-            let sleep = async {
-                match wake.at {
-                    Some(t) => tokio::time::sleep_until(t.to_std(origin).into()).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                r = socket.recv_buf_from(&mut arena) => match r {
-                    Ok((_, from)) => {
-                        let d = arena.split().freeze();
-                        if arena.capacity() < MAX_DATAGRAM {
-                            arena = BytesMut::with_capacity(ARENA_BYTES);
-                        }
+                r = arena.recv(&socket) => {
+                    if let Some((from, d)) = r? {
                         pump.receive(clock(), from, d);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
-                    Err(e) => return Err(e),
-                },
-                _ = sleep => {}
+                }
+                _ = net::sleep_until(wake.at, origin) => {}
                 _ = &mut shutdown => return Ok(Stop::Shutdown),
             }
         }

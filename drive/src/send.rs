@@ -3,9 +3,8 @@
 //! for a datagram, the next deadline, or audio the pump is waiting for.
 
 use std::io;
-use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use isostream_sender::{FinishReason, SenderEvent, SenderSession, SenderStats};
 use isostream_transport::sans_io::Transmit;
 use isostream_transport::time::Instant;
@@ -13,6 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::audio::AudioSource;
+use crate::net::{self, RecvArena};
 use crate::offload::{read_ahead, ReadAhead};
 use crate::pump::{Feed, SenderHost, SenderPump};
 
@@ -38,8 +38,6 @@ impl Progress for () {
 
 /// Bytes of the receive arena datagrams are split off.
 const ARENA_BYTES: usize = 256 * 1024;
-/// Room kept free in the arena for the next datagram (the largest UDP payload).
-const MAX_DATAGRAM: usize = 65_536;
 
 struct Host {
     input: ReadAhead,
@@ -69,24 +67,6 @@ impl SenderHost for Host {
     }
 }
 
-/// Sends `data` to `to`; a full socket buffer or an unreachable port must not kill a stream
-/// (the receiver may start later: ICMP port unreachable surfaces as ConnectionRefused).
-pub(crate) async fn send(
-    socket: &UdpSocket,
-    connected: Option<SocketAddr>,
-    t: &Transmit,
-) -> io::Result<()> {
-    let r = if connected == Some(t.to) {
-        socket.send(&t.data).await
-    } else {
-        socket.send_to(&t.data, t.to).await
-    };
-    match r {
-        Err(e) if e.kind() != io::ErrorKind::ConnectionRefused => Err(e),
-        _ => Ok(()),
-    }
-}
-
 /// Runs `session` over `socket` (connected to the receiver, or not) until it finishes.
 pub async fn run(
     session: SenderSession,
@@ -108,11 +88,11 @@ pub async fn run(
     };
     let connected = socket.peer_addr().ok();
     let mut pump = SenderPump::new(session);
-    let mut arena = BytesMut::with_capacity(ARENA_BYTES);
+    let mut arena = RecvArena::new(ARENA_BYTES);
     loop {
         let wake = pump.turn(clock(), &mut host)?;
         for t in host.out.drain(..) {
-            send(&socket, connected, &t).await?;
+            net::send(&socket, connected, &t).await?;
         }
         let stats = pump.session().stats();
         if let Some(why) = host.finished.take() {
@@ -120,32 +100,20 @@ pub async fn run(
             return Ok((stats, why));
         }
         progress.update(&stats, pump.session().is_paused());
-        let sleep = async {
-            match wake.at {
-                Some(t) => tokio::time::sleep_until(t.to_std(origin).into()).await,
-                None => std::future::pending().await,
-            }
-        };
         let wait_audio = wake.on_audio && !host.input.has_frames();
         tokio::select! {
-            r = socket.recv_buf_from(&mut arena) => match r {
-                Ok((_, from)) => {
-                    let d = arena.split().freeze();
-                    if arena.capacity() < MAX_DATAGRAM {
-                        arena = BytesMut::with_capacity(ARENA_BYTES);
-                    }
+            r = arena.recv(&socket) => {
+                if let Some((from, d)) = r? {
                     pump.receive(clock(), from, d);
                 }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
-                Err(e) => return Err(e),
-            },
+            }
             c = async {
                 match host.input.channel() {
                     Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
             }, if wait_audio => host.input.put(c)?,
-            _ = sleep => {}
+            _ = net::sleep_until(wake.at, origin) => {}
         }
     }
 }

@@ -1,7 +1,7 @@
 //! RTCP compound parsing (`parse_compound`: SR, RR, SDES, BYE, APP `ISOS` PAUSE / RESUME /
-//! ACK / DESC, Generic NACK, unknown types): never a panic, it stops at the first malformed
-//! packet, and every packet it understood writes back (with the real writers) to bytes that
-//! parse to the same packet.
+//! ACK / DESC, Generic NACK, XR RRTR and DLRR, unknown types): never a panic, it stops at
+//! the first malformed packet, and every packet it understood writes back (with the real
+//! writers) to bytes that parse to the same packet.
 #![no_main]
 
 use bytes::BytesMut;
@@ -53,6 +53,19 @@ fn round_trip(p: &RtcpPacket) {
             }
             rtcp::write_nack(&mut out, *sender_ssrc, *media_ssrc, lost)
         }
+        RtcpPacket::ReceiverReferenceTime { ssrc, ntp } => rtcp::write_rrtr(&mut out, *ssrc, *ntp),
+        RtcpPacket::Dlrr {
+            sender_ssrc,
+            ssrc,
+            last_rr,
+            delay_since_last_rr,
+        } => rtcp::write_dlrr(
+            &mut out,
+            *sender_ssrc,
+            *ssrc,
+            *last_rr,
+            *delay_since_last_rr,
+        ),
         RtcpPacket::Other { .. } => return,
     }
     let again: Vec<_> = rtcp::parse_compound(&out).collect();

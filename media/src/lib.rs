@@ -16,7 +16,7 @@ pub mod wav;
 
 pub use error::MediaError;
 pub use format::{AudioSpec, SampleFormat};
-pub use metrics::{compare, find_alignment, rms_dbfs, Comparison, Gap};
+pub use metrics::{compare, damaged_windows, find_alignment, rms_dbfs, Comparison, Gap};
 pub use pcm::{PcmReader, PcmWriter, RawFormat};
 pub use signal::{synthesize, Program, SignalSource};
 pub use wav::{read_wav_all, write_wav_all, WavSink, WavSource};

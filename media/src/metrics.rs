@@ -214,6 +214,44 @@ pub fn compare(reference: &[u8], output: &[u8], spec: AudioSpec) -> Comparison {
     }
 }
 
+/// Damaged audio: how many windows of `window_ms` (whole windows, position by position over
+/// the shorter signal) have an SNR below `min_snr_db` against `reference` (a window of
+/// silence in the reference counts when the output is not silent there). The figure the
+/// loss benchmarks report, in windows (with 1 ms windows: in ms).
+pub fn damaged_windows(
+    reference: &[u8],
+    output: &[u8],
+    spec: AudioSpec,
+    window_ms: f64,
+    min_snr_db: f64,
+) -> u64 {
+    let fb = spec.frame_bytes();
+    let bps = spec.format.bytes();
+    let w = ((spec.rate as f64 * window_ms / 1000.0).round() as usize).max(1);
+    let n = frames_in(reference, &spec).min(frames_in(output, &spec));
+    let mut damaged = 0;
+    for start in (0..n / w).map(|k| k * w) {
+        let (r, o) = (
+            &reference[start * fb..(start + w) * fb],
+            &output[start * fb..(start + w) * fb],
+        );
+        if r == o {
+            continue;
+        }
+        let (mut sig, mut err) = (0.0f64, 0.0f64);
+        for (rs, os) in r.chunks_exact(bps).zip(o.chunks_exact(bps)) {
+            let a = spec.format.decode(rs) as f64;
+            let e = spec.format.decode(os) as f64 - a;
+            sig += a * a;
+            err += e * e;
+        }
+        if snr(sig, err) < min_snr_db {
+            damaged += 1;
+        }
+    }
+    damaged
+}
+
 /// RMS level of all samples of `frames`, in dBFS (`-inf` for silence or no frames).
 pub fn rms_dbfs(frames: &[u8], spec: AudioSpec) -> f64 {
     let n = frames_in(frames, &spec) * spec.channels as usize;
@@ -421,6 +459,29 @@ pub fn find_alignment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn damaged_windows_count_what_differs_beyond_the_snr_floor() {
+        let spec = AudioSpec {
+            rate: 1_000,
+            channels: 1,
+            format: SampleFormat::S16,
+        };
+        // 100 frames = 100 windows of 1 ms, a full-scale square wave
+        let reference: Vec<u8> = (0..100)
+            .flat_map(|i: i16| (if i % 2 == 0 { 10_000i16 } else { -10_000 }).to_be_bytes())
+            .collect();
+        let mut out = reference.clone();
+        // window 3 silenced (damaged), window 7 off by 1 LSB (SNR 80 dB: not damaged)
+        out[6..8].copy_from_slice(&0i16.to_be_bytes());
+        let v = i16::from_be_bytes([out[14], out[15]]) + 1;
+        out[14..16].copy_from_slice(&v.to_be_bytes());
+        assert_eq!(damaged_windows(&reference, &out, spec, 1.0, 20.0), 1);
+        assert_eq!(damaged_windows(&reference, &reference, spec, 1.0, 20.0), 0);
+        // 10 ms windows: the silenced frame is a tenth of its window (SNR 10 dB)
+        assert_eq!(damaged_windows(&reference, &out, spec, 10.0, 20.0), 1);
+        assert_eq!(damaged_windows(&reference, &out, spec, 10.0, 5.0), 0);
+    }
     use crate::signal::{synthesize, Program};
 
     fn spec(rate: u32, channels: u16, format: SampleFormat) -> AudioSpec {

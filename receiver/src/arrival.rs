@@ -27,7 +27,7 @@ pub struct ArrivalCounts {
     /// Duplicate media packets dropped.
     pub duplicate: u64,
     /// Rebuilt media packets let through (not already received).
-    pub recovered: u64,
+    pub rebuilt: u64,
     /// Repair packets received.
     pub repair_received: u64,
     /// Lost media packets that arrived as retransmissions (not already there).
@@ -120,16 +120,16 @@ impl Arrival {
     }
 
     /// The FEC decoder rebuilt the media packet with sequence number `seq`. Returns its
-    /// extended sequence number if it is news (counted as recovered and remembered), `None`
+    /// extended sequence number if it is news (counted as rebuilt and remembered), `None`
     /// if the packet was already received.
-    pub fn admit_recovered(&mut self, seq: u16) -> Option<u64> {
+    pub fn admit_rebuilt(&mut self, seq: u16) -> Option<u64> {
         let ext = self.seq.peek(seq as u64);
         let slot = (ext % DEDUPE_WINDOW as u64) as usize;
         if self.seen[slot] == ext {
             return None;
         }
         self.seen[slot] = ext;
-        self.counts.recovered += 1;
+        self.counts.rebuilt += 1;
         Some(ext)
     }
 
@@ -230,12 +230,12 @@ mod tests {
     fn a_rebuilt_packet_is_news_once_and_makes_its_late_original_a_duplicate() {
         let mut a = Arrival::new(1_000);
         a.on_media(at_ms(0), 100, 0).unwrap();
-        assert!(a.admit_recovered(101).is_some());
-        assert_eq!(a.admit_recovered(101), None);
-        assert_eq!(a.admit_recovered(100), None);
+        assert!(a.admit_rebuilt(101).is_some());
+        assert_eq!(a.admit_rebuilt(101), None);
+        assert_eq!(a.admit_rebuilt(100), None);
         assert_eq!(a.on_media(at_ms(5), 101, 10), None);
         let c = a.counts();
-        assert_eq!((c.received, c.recovered, c.duplicate), (1, 1, 1));
+        assert_eq!((c.received, c.rebuilt, c.duplicate), (1, 1, 1));
     }
 
     #[test]

@@ -4,9 +4,15 @@ use isostream_media::{AudioSpec, SampleFormat};
 use isostream_transport::time::Duration;
 
 /// Default low-water mark for stored media, in ms: playback starts with this much buffered.
-pub const STORED_LOW_WATER_MS: u32 = 200;
-/// Default high-water mark for stored media, in ms: above it the sender is paused.
-pub const STORED_HIGH_WATER_MS: u32 = 1000;
+pub const STORED_LOW_WATER_MS: u32 = 300;
+/// Default high-water mark for stored media, in ms: above it the sender is paused. Stored
+/// media is sent ahead of playout (at twice the media rate by default) until the buffer
+/// holds this much: enough to ride out delay spikes of a second or two and to ask for lost
+/// packets several times.
+pub const STORED_HIGH_WATER_MS: u32 = 4000;
+/// Default RESUME mark for stored media, in ms: a paused sender is resumed when the buffer
+/// drains to this much, well above the startup level, so the buffer stays deep.
+pub const STORED_RESUME_WATER_MS: u32 = 2000;
 /// Default low-water mark for live sources, in ms.
 pub const LIVE_LOW_WATER_MS: u32 = 40;
 /// Default high-water mark for live sources, in ms.
@@ -18,9 +24,11 @@ pub struct ReceiverConfig {
     /// What a stock RTP sender (no isostream session description) is assumed to send.
     /// Static payload types 10 and 11 imply 44.1 kHz stereo and mono L16 regardless.
     pub default_spec: AudioSpec,
-    /// Playback starts when every substream holds this much audio; RESUME is sent when the
-    /// fullest substream drains back to it. In ms.
+    /// Playback starts when every substream holds this much audio. In ms.
     pub low_water_ms: u32,
+    /// RESUME is sent when the fullest substream drains back to this much audio, in ms
+    /// (`None`: the low-water mark).
+    pub resume_water_ms: Option<u32>,
     /// PAUSE is sent when the fullest substream holds more than this. In ms.
     pub high_water_ms: u32,
     /// Jitter buffer size beyond the high-water mark, in ms: room for what is in flight
@@ -44,6 +52,10 @@ pub struct ReceiverConfig {
     pub stock_l16_payload_type: Option<u8>,
 }
 
+/// A library configuration: low-water 200 ms, high-water 1000 ms, RESUME at the low-water
+/// mark. The command line's defaults for stored media differ (300 / 2000 / 4000 ms, the
+/// `STORED_*` constants, applied by `src/cmd/opts.rs`), chosen by the measurements in
+/// docs/BENCHMARKS.md.
 impl Default for ReceiverConfig {
     fn default() -> Self {
         ReceiverConfig {
@@ -52,8 +64,9 @@ impl Default for ReceiverConfig {
                 channels: 2,
                 format: SampleFormat::S16,
             },
-            low_water_ms: STORED_LOW_WATER_MS,
-            high_water_ms: STORED_HIGH_WATER_MS,
+            low_water_ms: 200,
+            resume_water_ms: None,
+            high_water_ms: 1000,
             headroom_ms: 5_000,
             idle_timeout: Duration::from_secs(3),
             report_interval: Duration::from_millis(250),
@@ -66,6 +79,11 @@ impl Default for ReceiverConfig {
 }
 
 impl ReceiverConfig {
+    /// The RESUME mark in effect, in ms.
+    pub fn resume_water_ms_or_low(&self) -> u32 {
+        self.resume_water_ms.unwrap_or(self.low_water_ms)
+    }
+
     /// Checks the settings against each other.
     pub fn validate(&self) -> Result<(), crate::ReceiverError> {
         if self.low_water_ms == 0 || self.low_water_ms >= self.high_water_ms {
@@ -73,6 +91,14 @@ impl ReceiverConfig {
                 "the low-water mark ({} ms) must be above 0 and below the high-water mark ({} ms)",
                 self.low_water_ms, self.high_water_ms
             )));
+        }
+        if let Some(r) = self.resume_water_ms {
+            if r < self.low_water_ms || r >= self.high_water_ms {
+                return Err(crate::ReceiverError::Config(format!(
+                    "the RESUME mark ({r} ms) must be between the low-water mark ({} ms) and below the high-water mark ({} ms)",
+                    self.low_water_ms, self.high_water_ms
+                )));
+            }
         }
         Ok(())
     }

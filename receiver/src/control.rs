@@ -15,6 +15,9 @@ use rand::{RngExt, SeedableRng};
 
 use crate::flow::Request;
 
+/// Most bytes of one datagram of NACKs (within a common MTU).
+pub const MAX_NACK_BYTES: usize = 1200;
+
 /// The CNAME the receiver announces in its reports.
 pub const CNAME: &str = "isostream-recv";
 
@@ -64,7 +67,10 @@ impl Control {
     pub fn nack(&mut self, media_ssrc: u32, seqs: &[u16]) {
         self.buf.clear();
         let mut from = 0;
-        while from < seqs.len() {
+        // one datagram within a common MTU: what does not fit is asked for next time
+        while from < seqs.len()
+            && self.buf.len() + 12 + 4 * rtcp::MAX_NACK_ENTRIES <= MAX_NACK_BYTES
+        {
             let (lost, used) = rtcp::NackList::pack(&seqs[from..]);
             rtcp::write_nack(&mut self.buf, self.ssrc, media_ssrc, &lost);
             from += used.max(1);
@@ -82,12 +88,15 @@ impl Control {
         self.next_report.is_none_or(|t| now >= t)
     }
 
-    /// Queues a receiver report with `blocks` at `now`; the next is due one interval later.
-    pub fn report(&mut self, now: Instant, blocks: &[ReportBlock]) {
+    /// Queues a receiver report with `blocks` at `now` (the receiver's wall clock `ntp`,
+    /// 64-bit NTP, goes with it as a reference time, RFC 3611, so the sender's answer gives
+    /// the round trip); the next is due one interval later.
+    pub fn report(&mut self, now: Instant, ntp: u64, blocks: &[ReportBlock]) {
         self.next_report = Some(now + self.report_interval);
         self.buf.clear();
         rtcp::write_receiver_report(&mut self.buf, self.ssrc, blocks);
         rtcp::write_sdes_cname(&mut self.buf, self.ssrc, CNAME);
+        rtcp::write_rrtr(&mut self.buf, self.ssrc, ntp);
         self.queue.push_back(self.buf.split().freeze());
     }
 
@@ -107,11 +116,21 @@ mod tests {
         let mut c = Control::new(0, Duration::from_millis(250));
         let t0 = Instant::ZERO;
         assert!(c.report_due(t0));
-        c.report(t0, &[]);
+        c.report(t0, 0x1234_5678_9abc_def0, &[]);
         assert!(!c.report_due(t0 + Duration::from_millis(249)));
         assert!(c.report_due(t0 + Duration::from_millis(250)));
         assert_eq!(c.next_report(), Some(t0 + Duration::from_millis(250)));
-        assert!(c.poll().is_some());
+        // a receiver report, its CNAME and its reference time (RFC 3611)
+        let d = c.poll().unwrap();
+        let p: Vec<_> = rtcp::parse_compound(&d).map(Result::unwrap).collect();
+        assert!(matches!(p[0], RtcpPacket::ReceiverReport { .. }));
+        assert_eq!(
+            p[2],
+            RtcpPacket::ReceiverReferenceTime {
+                ssrc: c.ssrc(),
+                ntp: 0x1234_5678_9abc_def0
+            }
+        );
         assert!(c.poll().is_none());
     }
 

@@ -6,7 +6,7 @@
 //! [`KEEP_BEHIND`] packets behind the newest source packet are forgotten, so memory stays
 //! bounded and a late repair never delays anything. Rebuilt datagrams are appended to a
 //! caller's vector (reused, so the steady state allocates nothing); they still have to pass
-//! the arrival stage's duplicate window ([`crate::arrival::Arrival::admit_recovered`]).
+//! the arrival stage's duplicate window ([`crate::arrival::Arrival::admit_rebuilt`]).
 
 use bytes::Bytes;
 use isostream_transport::fec::{BlockDecoder, FecStats, ReedSolomonCodec, RepairHeader};
@@ -102,7 +102,7 @@ mod tests {
         let (h, shard) = RepairHeader::parse(&repairs[0]).unwrap();
         dec.on_repair(base, &h, shard, &mut rebuilt);
         assert_eq!(rebuilt, vec![sources[2].clone()]);
-        assert_eq!(dec.stats().repair_received, 1);
+        assert_eq!(dec.stats().repair_packets_received, 1);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! them reliably over lossy UDP.
 //!
 //! Above the high-water mark the receiver asks the sender to PAUSE; when the buffer drains to
-//! the low-water mark it asks it to RESUME. Every request carries a number one higher than
+//! the RESUME mark (`ReceiverConfig::resume_water_ms`, the low-water mark unless set) it asks
+//! it to RESUME. Every request carries a number one higher than
 //! the previous one; the sender acknowledges every request it receives and applies only
 //! numbers higher than any it applied before, so a duplicate or a stale request has no effect
 //! (at-most-once). An unacknowledged request is sent again after a timeout that doubles (from
@@ -30,19 +31,19 @@ pub struct Request {
     pub number: u32,
 }
 
-/// Counters of the controller.
+/// Counters of the controller (`flow` in the receiver's stats; docs/STATS.md).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct FlowStats {
     /// PAUSE requests issued (not counting retransmissions).
-    pub pause_sent: u64,
+    pub pauses_sent: u64,
     /// RESUME requests issued (not counting retransmissions).
-    pub resume_sent: u64,
+    pub resumes_sent: u64,
     /// PAUSE requests acknowledged by the sender.
-    pub pause_acked: u64,
+    pub pauses_acked: u64,
     /// RESUME requests acknowledged by the sender.
-    pub resume_acked: u64,
-    /// Retransmissions of unacknowledged requests.
-    pub retransmissions: u64,
+    pub resumes_acked: u64,
+    /// Retransmissions of unacknowledged PAUSE/RESUME requests.
+    pub request_retransmissions: u64,
 }
 
 #[derive(Debug)]
@@ -89,7 +90,8 @@ impl FlowController {
     /// Decides from the buffer levels (frames) whether to issue a new request.
     ///
     /// `fullest` is the occupancy of the fullest substream: it tracks how far ahead the sender
-    /// is, so it alone triggers PAUSE (above `high`) and RESUME (at or below `low`).
+    /// is, so it alone triggers PAUSE (above `high`) and RESUME (at or below `low`, the
+    /// RESUME mark).
     pub fn update(&mut self, now: Instant, fullest: i64, low: i64, high: i64) -> Option<Request> {
         let want_pause = if self.paused {
             fullest > low
@@ -106,9 +108,9 @@ impl FlowController {
             number: self.next_number,
         };
         if want_pause {
-            self.stats.pause_sent += 1;
+            self.stats.pauses_sent += 1;
         } else {
-            self.stats.resume_sent += 1;
+            self.stats.resumes_sent += 1;
         }
         self.outstanding = Some(Outstanding {
             req,
@@ -124,9 +126,9 @@ impl FlowController {
         if let Some(o) = &self.outstanding {
             if o.req.number == number {
                 if o.req.pause {
-                    self.stats.pause_acked += 1;
+                    self.stats.pauses_acked += 1;
                 } else {
-                    self.stats.resume_acked += 1;
+                    self.stats.resumes_acked += 1;
                 }
                 self.outstanding = None;
             }
@@ -145,7 +147,7 @@ impl FlowController {
         }
         o.packets_since = 0;
         o.last_sent = now;
-        self.stats.retransmissions += 1;
+        self.stats.request_retransmissions += 1;
         Some(o.req)
     }
 
@@ -166,7 +168,7 @@ impl FlowController {
         let cap = if o.req.pause { MAX_RTO } else { MAX_RESUME_RTO };
         o.rto = (o.rto * 2).min(cap);
         o.packets_since = 0;
-        self.stats.retransmissions += 1;
+        self.stats.request_retransmissions += 1;
         Some(o.req)
     }
 }
@@ -209,8 +211,8 @@ mod tests {
         assert_eq!(f.deadline(), Some(t1 + INITIAL_RTO * 2));
         f.on_ack(1);
         assert_eq!(f.deadline(), None);
-        assert_eq!(f.stats().pause_acked, 1);
-        assert_eq!(f.stats().retransmissions, 1);
+        assert_eq!(f.stats().pauses_acked, 1);
+        assert_eq!(f.stats().request_retransmissions, 1);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub struct Framing {
     pub interleave: u8,
     /// Packets per FEC block, source and repair (0: no FEC).
     pub block_packets: u32,
-    /// FEC blocks whose transmission is interleaved.
+    /// FEC blocks whose transmission is spread over one another.
     pub spread: u8,
 }
 

@@ -55,6 +55,8 @@
 //! - [`stats`]: the counters and how they add up.
 //! - [`layout`]: what a session carries (its description, or a stock stream's first
 //!   packet) and whether it can be played.
+//! - [`successor`]: the datagrams of a stream waiting behind the playing session (a sender
+//!   that restarted with new SSRCs) until it takes over.
 //! - [`session`]: lifecycle, demultiplexing, `handle_input`/`poll_output`.
 #![deny(missing_docs)]
 
@@ -76,6 +78,7 @@ pub mod session;
 pub mod stats;
 pub mod steering;
 pub mod substream;
+pub mod successor;
 
 pub use config::ReceiverConfig;
 pub use session::{ReceiverEvent, ReceiverSession};

@@ -5,26 +5,37 @@
 //! packets *missing*. A missing packet is first asked for once the packets that could still
 //! fill it have had their chance: reordering (a few ms and the jitter), and the FEC block it
 //! belongs to (the block's span, spread included), so that nothing FEC will rebuild is asked
-//! for. It is asked again, an estimated round trip later, until it arrives (late, rebuilt or
+//! for. It is asked again, an estimated round trip later (the wait doubling after every
+//! unanswered request, up to [`MAX_RETRY`]), until it arrives (late, rebuilt or
 //! retransmitted), its playout deadline no longer leaves a round trip, or it was asked for
 //! [`MAX_TRIES`] times.
 //!
 //! The round-trip time is estimated from the answers (the time from the first request for a
-//! packet to its retransmission), smoothed as TCP does (RFC 6298). Everything is explicit
+//! packet to its retransmission, when it was asked for once) and from the sender's answers
+//! to the receiver's reference times (RFC 3611 RRTR/DLRR, handed in), smoothed as TCP does
+//! (RFC 6298). Everything is explicit
 //! input: the caller says when each packet is played ([`Deadlines`]).
 
 use std::collections::VecDeque;
 
 use isostream_transport::time::{Duration, Instant};
 
-/// Times a missing packet is asked for at most.
-pub const MAX_TRIES: u8 = 10;
+/// Times a missing packet is asked for at most (with the waits doubling up to
+/// [`MAX_RETRY`], this spans over 20 s: the playout deadline is what ends the asking).
+pub const MAX_TRIES: u8 = 30;
 /// Missing packets tracked at most per substream (a longer outage forgets its oldest).
 pub const MAX_MISSING: usize = 4096;
-/// The round trip assumed before the first answer.
+/// The round trip assumed before the first measurement, to time repeated requests.
 pub const INITIAL_RTT: Duration = Duration::from_millis(100);
+/// The round trip assumed before the first measurement when deciding whether an answer can
+/// still arrive in time: optimistic, since a request not made costs the audio and one made
+/// in vain only its bytes (the first measurement comes within a round trip or two).
+pub const INITIAL_DEADLINE_RTT: Duration = Duration::from_millis(40);
 /// Shortest time between two requests for one packet.
 pub const MIN_RETRY: Duration = Duration::from_millis(10);
+/// Longest time between two requests for one packet: the wait doubles after every
+/// unanswered request (an answer may be stuck behind a delay spike), up to this.
+pub const MAX_RETRY: Duration = Duration::from_millis(800);
 
 /// What the NACK stage did, in packets unless named otherwise.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -125,8 +136,20 @@ impl Nacker {
         }
     }
 
+    /// The stream is known to hold packets up to `ext_last` (its end, from the sender's
+    /// BYE): those after the highest seen are missing too (a loss at the very end leaves no
+    /// later packet to reveal it).
+    pub fn expect_until(&mut self, now: Instant, ext_last: u64) {
+        if let Some(h) = self.highest {
+            if ext_last > h {
+                self.on_arrival(now, ext_last + 1);
+                self.highest = Some(ext_last);
+            }
+        }
+    }
+
     /// Packet `ext` was rebuilt by FEC: no longer missing.
-    pub fn on_recovered(&mut self, ext: u64) {
+    pub fn on_rebuilt(&mut self, ext: u64) {
         self.forget(ext);
     }
 
@@ -142,6 +165,11 @@ impl Nacker {
         }
     }
 
+    /// A round trip measured elsewhere (the sender's answer to a reference time, RFC 3611).
+    pub fn on_rtt(&mut self, r: Duration) {
+        self.sample(r);
+    }
+
     fn sample(&mut self, r: Duration) {
         match self.srtt {
             None => {
@@ -149,7 +177,7 @@ impl Nacker {
                 self.rttvar = r / 2;
             }
             Some(s) => {
-                let d = if s > r { s - r } else { r - s };
+                let d = s.abs_diff(r);
                 self.rttvar = (self.rttvar * 3 + d) / 4;
                 self.srtt = Some((s * 7 + r) / 8);
             }
@@ -170,7 +198,9 @@ impl Nacker {
     /// whose turn has come and whose deadline leaves a round trip. Packets whose deadline
     /// no longer does, or that were asked for [`MAX_TRIES`] times, are given up.
     pub fn due(&mut self, now: Instant, deadlines: &dyn Deadlines, out: &mut Vec<u16>) {
-        let rtt = self.rtt();
+        // before any round trip was measured, ask anyway: an answer that comes too late only
+        // costs its bytes, a request not made costs the audio
+        let rtt = self.srtt.unwrap_or(INITIAL_DEADLINE_RTT);
         let retry = self.retry();
         let mut given_up = 0;
         self.missing.retain_mut(|m| {
@@ -185,7 +215,8 @@ impl Nacker {
             out.push(m.ext as u16);
             m.tries += 1;
             m.first_asked.get_or_insert(now);
-            m.next_ask = now + retry;
+            let wait = retry.saturating_mul(1 << (m.tries - 1).min(6));
+            m.next_ask = now + wait.min(MAX_RETRY.max(retry));
             true
         });
         self.counts.given_up += given_up;
@@ -240,7 +271,7 @@ mod tests {
         n.on_arrival(at(0), 1);
         n.on_arrival(at(1), 5);
         n.on_arrival(at(2), 2); // reordered
-        n.on_recovered(3); // FEC
+        n.on_rebuilt(3); // FEC
         assert_eq!(due(&mut n, 30), vec![4]);
     }
 
@@ -253,11 +284,11 @@ mod tests {
         n.on_retransmission(at(30), 1);
         assert_eq!(n.rtt(), Duration::from_millis(30));
         assert_eq!(n.counts().retransmitted, 1);
-        // packet 200 plays at 2000 ms: at 1980 ms a 30 ms round trip no longer fits
+        // packets 3..=198 and 200 play by 2000 ms: at 1980 ms a 30 ms round trip fits none
         n.on_arrival(at(1900), 199);
         n.on_arrival(at(1900), 201);
         assert_eq!(due(&mut n, 1980), Vec::<u16>::new());
-        assert_eq!(n.counts().given_up, 1);
+        assert_eq!(n.counts().given_up, 196 + 1);
         assert_eq!(n.next_deadline(), None);
     }
 
@@ -280,6 +311,20 @@ mod tests {
         }
         assert_eq!(asked, MAX_TRIES as usize);
         assert_eq!(n.counts().given_up, 1);
+    }
+
+    #[test]
+    fn a_loss_at_the_end_is_asked_for_once_the_end_is_known() {
+        let mut n = Nacker::new(Duration::ZERO);
+        n.on_arrival(at(0), 0);
+        n.on_arrival(at(0), 1);
+        n.expect_until(at(5), 4);
+        assert_eq!(due(&mut n, 5), vec![2, 3, 4]);
+        // packet 5 was never sent: nothing past the end is asked for, and the end arriving
+        // late is not a gap
+        n.on_arrival(at(6), 4);
+        n.expect_until(at(7), 3);
+        assert_eq!(due(&mut n, 500), vec![2, 3]);
     }
 
     #[test]

@@ -243,8 +243,8 @@ impl Playout {
         s.frames_played = self.clock.frames_played();
         s.underruns = self.underruns;
         self.levels.fill(self.rate, s);
-        s.latency_ms = self.latency.stats();
-        s.drift_ppm = self.steering.as_ref().map(DriftSteering::estimate_ppm);
+        s.capture_to_playout_ms = self.latency.stats();
+        s.drift_estimate_ppm = self.steering.as_ref().map(DriftSteering::estimate_ppm);
         s.drift_correction_ppm = self.steering.as_ref().map(DriftSteering::correction_ppm);
     }
 }
@@ -306,10 +306,12 @@ mod tests {
                     ssrc: 1,
                     channels: 1,
                     ts_base: Some(0),
+                    rtx_ssrc: None,
                 }],
                 fec: false,
                 live: false,
                 provisional: false,
+                framing: Default::default(),
             };
             let mut s = Substreams::new(&layout, 1_000, false);
             let mut b = BytesMut::new();
@@ -412,7 +414,7 @@ mod tests {
             assert_eq!(p.first_start(), Some(t0));
             let mut st = ReceiverStats::default();
             p.fill_stats(&mut st);
-            assert!(st.drift_ppm.is_some());
+            assert!(st.drift_estimate_ppm.is_some());
         }
     }
 }

@@ -35,6 +35,7 @@ use crate::layout::Layout;
 use crate::playout::{PlayInput, Playout};
 use crate::stats::{self, Drops};
 use crate::substream::{ReceiveContext, Substreams};
+use crate::successor::{Successor, HANDOVER_SILENCE};
 
 pub use crate::stats::{LatencyStats, ReceiverStats, SubstreamStats};
 
@@ -58,13 +59,6 @@ pub enum ReceiverEvent {
 /// playback starts, so that a lost first description is made good by the next one (sent
 /// every 250 ms) before the output format is fixed.
 pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
-
-/// How long a stream that is not the playing session's is remembered, in case the session's
-/// sender turns out to have restarted with new SSRCs.
-pub const SUCCESSOR_WINDOW: Duration = Duration::from_secs(1);
-/// How long the playing session's sender must have been silent (its reports come every
-/// 250 ms, even while paused) before a described new stream takes over.
-pub const HANDOVER_SILENCE: Duration = Duration::from_millis(400);
 
 /// At most this many datagrams are kept while a session waits for its description.
 const MAX_PENDING: usize = 4096;
@@ -128,18 +122,16 @@ pub struct ReceiverSession {
     done: Option<ReceiverStats>,
     /// Datagrams still to handle (see [`Work`]).
     queue: VecDeque<Work>,
-    /// Datagrams of a stream that is not the playing session's, kept for a while: if the
-    /// playing session's sender has gone (a sender restarted with new SSRCs), they start the
-    /// next session once the current one has played out.
-    successor: VecDeque<(Instant, Bytes)>,
-    /// A description is among them.
-    successor_described: bool,
+    /// Datagrams of a stream that is not the playing session's (see [`crate::successor`]).
+    successor: Successor,
     /// The time of the latest input.
     now: Instant,
     /// Where the current session's datagrams come from: where replies go.
     peer: Option<std::net::SocketAddr>,
     /// The timers (see [`Timer`]), brought up to date after every input.
     timers: TimerTable<TIMERS>,
+    /// Bytes of RTCP handed out for the sender (reports, PAUSE/RESUME, NACKs).
+    rtcp_bytes: u64,
 }
 
 /// The receiver's timers, indexes into its [`TimerTable`].
@@ -169,11 +161,11 @@ impl ReceiverSession {
             drops: Drops::default(),
             done: None,
             queue: VecDeque::new(),
-            successor: VecDeque::new(),
-            successor_described: false,
+            successor: Successor::default(),
             now: Instant::ZERO,
             peer: None,
             timers: TimerTable::default(),
+            rtcp_bytes: 0,
         })
     }
 
@@ -201,6 +193,13 @@ impl ReceiverSession {
 
     /// The watermarks in frames (low, high) at the session's rate.
     pub fn watermarks(&self) -> (i64, i64) {
+        let (low, _, high) = self.marks();
+        (low, high)
+    }
+
+    /// The low-water mark, the RESUME mark and the high-water mark in frames at the
+    /// session's rate.
+    fn marks(&self) -> (i64, i64, i64) {
         let rate = self
             .active
             .as_ref()
@@ -208,6 +207,7 @@ impl ReceiverSession {
         let c = MediaClock::new(rate);
         (
             c.frames_in_ms(self.cfg.low_water_ms) as i64,
+            c.frames_in_ms(self.cfg.resume_water_ms_or_low()) as i64,
             c.frames_in_ms(self.cfg.high_water_ms) as i64,
         )
     }
@@ -283,6 +283,7 @@ impl ReceiverSession {
     pub fn poll_output(&mut self) -> Output<ReceiverEvent> {
         while let Some(data) = self.control.poll() {
             if let Some(to) = self.peer {
+                self.rtcp_bytes += data.len() as u64;
                 return Output::Transmit(Transmit { to, data });
             }
         }
@@ -351,26 +352,15 @@ impl ReceiverSession {
     }
 
     /// Keeps a datagram of another stream while the current session plays (see
-    /// [`ReceiverSession::successor`]): the last [`SUCCESSOR_WINDOW`] of them, at most
-    /// [`MAX_PENDING`].
+    /// [`crate::successor`]).
     fn keep_successor(&mut self, now: Instant, d: &Bytes, desc: bool) {
-        if !self
+        if self
             .active
             .as_ref()
             .is_some_and(|a| a.playout.is_running() && !a.ended)
         {
-            return;
+            self.successor.keep(now, d, desc);
         }
-        while self
-            .successor
-            .front()
-            .is_some_and(|(t, _)| now - *t > SUCCESSOR_WINDOW)
-            || self.successor.len() >= MAX_PENDING
-        {
-            self.successor.pop_front();
-        }
-        self.successor.push_back((now, d.clone()));
-        self.successor_described |= desc;
     }
 
     /// A described stream waits behind a session whose sender has been silent for
@@ -378,25 +368,26 @@ impl ReceiverSession {
     /// current session ends where its audio ends; once it has played out, the waiting
     /// stream's datagrams start the next session.
     fn hand_over(&mut self, now: Instant) -> bool {
-        if self.successor.is_empty() {
+        if !self.successor.is_waiting() {
             return false;
         }
         let Some(a) = self.active.as_mut() else {
             return false;
         };
         if !a.ended {
-            if self.successor_described
+            if self.successor.is_described()
                 && a.end_pos.is_none()
                 && now - a.last_heard >= HANDOVER_SILENCE
             {
                 a.end_pos = Some(a.subs.data_end());
+                self.successor.hand_over();
             }
             return false;
         }
-        self.successor_described = false;
-        for (_, d) in self.successor.drain(..) {
-            self.queue.push_back(Work::Replay(d));
-        }
+        let Some(replay) = self.successor.take_on_end() else {
+            return false;
+        };
+        self.queue.extend(replay.map(Work::Replay));
         self.run_queue(now);
         true
     }
@@ -502,7 +493,7 @@ impl ReceiverSession {
     /// After the buffers changed: starts playback at the low-water mark (or the high-water
     /// mark, or once the end is known), and asks for PAUSE or RESUME.
     fn after_write(&mut self, now: Instant) {
-        let (low, high) = self.watermarks();
+        let (low, resume, high) = self.marks();
         let Some(a) = self.active.as_mut() else {
             return;
         };
@@ -515,10 +506,15 @@ impl ReceiverSession {
             && !a.ended
             && ((emptiest >= low && described) || fullest >= high || a.end_pos.is_some())
         {
+            if a.live && a.playout.first_start().is_some() && emptiest > low {
+                // a live stream that ran dry restarts at its latency: what a loss burst
+                // left behind beyond the low-water mark is dropped, not played late
+                a.subs.discard((emptiest - low) as usize);
+            }
             a.playout.start(now);
             self.events.push_back(ReceiverEvent::PlaybackStarted);
         }
-        if let Some(req) = self.flow.update(now, fullest, low, high) {
+        if let Some(req) = self.flow.update(now, fullest, resume, high) {
             self.send_request(req);
         }
     }
@@ -545,8 +541,17 @@ impl ReceiverSession {
             match p {
                 RtcpPacket::Desc { desc, .. } => {
                     let ssrcs = desc.substreams.iter().map(|s| s.ssrc);
-                    let known = (self.active.as_ref())
-                        .is_some_and(|a| !a.provisional && a.subs.ssrcs().eq(ssrcs));
+                    // this session's own description; for a provisional session already
+                    // playing (its first description was lost), one naming its stream
+                    let known = (self.active.as_ref()).is_some_and(|a| {
+                        if a.provisional && a.playout.is_running() {
+                            a.subs
+                                .ssrcs()
+                                .all(|s| desc.substreams.iter().any(|d| d.ssrc == s))
+                        } else {
+                            !a.provisional && a.subs.ssrcs().eq(ssrcs)
+                        }
+                    });
                     if known {
                         ours = true;
                     } else if self.can_start_new() {
@@ -593,6 +598,19 @@ impl ReceiverSession {
                     ours = true;
                     self.flow.on_ack(request);
                 }
+                RtcpPacket::Dlrr {
+                    sender_ssrc,
+                    ssrc,
+                    last_rr,
+                    delay_since_last_rr,
+                } if ssrc == self.control.ssrc() && self.sub_index(sender_ssrc).is_some() => {
+                    // the sender answered our reference time: the round trip (RFC 3611)
+                    if let Some(rtt) = rtcp::round_trip(self.ntp(now), last_rr, delay_since_last_rr)
+                    {
+                        ours = true;
+                        self.active.as_mut().expect("checked").subs.on_rtt(rtt);
+                    }
+                }
                 _ => {}
             }
         }
@@ -604,7 +622,9 @@ impl ReceiverSession {
             a.last_heard = now;
             if bye && a.end_pos.is_none() {
                 let data_end = a.subs.data_end();
-                a.end_pos = Some(a.subs.sr_end().unwrap_or(data_end).max(data_end));
+                let end = a.subs.sr_end().unwrap_or(data_end).max(data_end);
+                a.end_pos = Some(end);
+                a.subs.expect_until(now, end);
             }
         }
         self.after_write(now);
@@ -691,13 +711,20 @@ impl ReceiverSession {
             return;
         };
         if self.control.report_due(now) {
-            self.control.report(now, a.subs.report_blocks(now));
+            let ntp =
+                rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128);
+            self.control.report(now, ntp, a.subs.report_blocks(now));
         }
         // lost packets whose answer can still arrive in time
         let (rate, playing) = (a.spec.rate, a.playout.is_running());
         let control = &mut self.control;
         a.subs
             .nacks(now, rate, playing, |ssrc, seqs| control.nack(ssrc, seqs));
+    }
+
+    /// The receiver's wall clock at `now`, as a 64-bit NTP timestamp.
+    fn ntp(&self, now: Instant) -> u64 {
+        rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128)
     }
 
     /// Brings the timer table up to date with the stages that own the deadlines: the flow
@@ -727,14 +754,16 @@ impl ReceiverSession {
 
     /// Counters of the current (or last) session.
     pub fn stats(&self) -> ReceiverStats {
-        match &self.active {
+        let mut s = match &self.active {
             Some(a) => a.stats(self.flow.stats(), self.drops),
             None => ReceiverStats {
-                malformed: self.drops.malformed,
-                foreign: self.drops.foreign,
+                datagrams_malformed: self.drops.malformed,
+                datagrams_foreign: self.drops.foreign,
                 ..self.done.clone().unwrap_or_default()
             },
-        }
+        };
+        s.rtcp_bytes = self.rtcp_bytes;
+        s
     }
 }
 
@@ -877,7 +906,14 @@ mod tests {
         assert_eq!(started(&ev), 1);
         assert!(ev.contains(&ReceiverEvent::PlaybackStarted));
         let st = rx.stats();
-        assert_eq!((st.packets_received, st.duplicate, st.foreign), (3, 0, 0));
+        assert_eq!(
+            (
+                st.packets_received,
+                st.packets_duplicate,
+                st.datagrams_foreign
+            ),
+            (3, 0, 0)
+        );
         // the BYE came after the replay: the end is after the replayed audio
         let out = play(&mut rx, at(10), 1_000);
         assert_eq!(out.len(), 720 * FB);
@@ -935,7 +971,14 @@ mod tests {
         assert!(!rx.handle_bytes(at(2), b.freeze()));
         assert!(!rx.handle_bytes(at(3), Bytes::from_static(&[0x80, 0x60, 0, 0])));
         let st = rx.stats();
-        assert_eq!((st.foreign, st.malformed, st.packets_received), (2, 1, 1));
+        assert_eq!(
+            (
+                st.datagrams_foreign,
+                st.datagrams_malformed,
+                st.packets_received
+            ),
+            (2, 1, 1)
+        );
     }
 
     #[test]
@@ -945,7 +988,7 @@ mod tests {
         assert!(rx.handle_bytes(at(0), media(SSRC, 0)));
         assert!(rx.handle_bytes(at(1), media(SSRC, 0)));
         let st = rx.stats();
-        assert_eq!((st.packets_received, st.duplicate), (1, 1));
+        assert_eq!((st.packets_received, st.packets_duplicate), (1, 1));
     }
 
     #[test]
@@ -987,7 +1030,7 @@ mod tests {
             .flat_map(|d| rtcp::parse_compound(d).collect::<Vec<_>>())
             .any(|p| matches!(p, Ok(RtcpPacket::Pause { request: 1, .. })));
         assert!(pause);
-        assert_eq!(rx.stats().flow.pause_sent, 1);
+        assert_eq!(rx.stats().flow.pauses_sent, 1);
         rx.handle_timeout(at(1));
         let report = outputs(&mut rx).0.remove(0);
         assert!(rtcp::parse_compound(&report)

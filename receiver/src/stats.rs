@@ -9,11 +9,13 @@ use serde::Serialize;
 
 use isostream_transport::time::Instant;
 
+use isostream_transport::fec::FecStats;
+
 use crate::flow::FlowStats;
 use crate::playout::Playout;
 use crate::substream::Substreams;
 
-/// Counters of one substream.
+/// Counters of one substream (`substreams[]` in `recv --stats-json`; docs/STATS.md).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SubstreamStats {
     /// The substream's SSRC.
@@ -25,79 +27,92 @@ pub struct SubstreamStats {
     /// Media packets expected from the sequence numbers seen.
     pub packets_expected: u64,
     /// Media packets lost on the way (expected - received).
-    pub lost: u64,
-    /// Media packets rebuilt from repair packets.
-    pub recovered: u64,
+    pub packets_lost: u64,
+    /// Lost media packets rebuilt by FEC from repair packets.
+    pub packets_rebuilt: u64,
     /// Repair packets received.
-    pub repair_received: u64,
+    pub repair_packets_received: u64,
     /// Media packets that arrived (or were rebuilt) after their playout deadline.
-    pub late: u64,
+    pub packets_late: u64,
     /// Duplicate media packets dropped.
-    pub duplicate: u64,
-    /// Packets that did not fit in the jitter buffer, dropped.
-    pub overflow: u64,
-    /// Frames missing at their playout deadline and filled by interpolation.
+    pub packets_duplicate: u64,
+    /// Media packets that did not fit in the jitter buffer, dropped.
+    pub packets_overflowed: u64,
+    /// Frames missing at their playout deadline and filled by interpolation, in frames.
     pub frames_interpolated: u64,
-    /// Frames missing at their playout deadline and filled by concealment (or silence).
+    /// Frames missing at their playout deadline and filled by concealment (or silence), in
+    /// frames.
     pub frames_concealed: u64,
     /// Buffered audio now, in frames.
-    pub occupancy_frames: i64,
+    pub buffer_frames: i64,
     /// Interarrival jitter (RFC 3550), in ms.
     pub jitter_ms: f64,
     /// Media time a live sender skipped (audio it dropped while paused), removed from the
     /// timeline instead of played as a gap, in frames.
     pub frames_skipped: u64,
     /// Lost media packets that arrived as retransmissions (NACK answered).
-    pub retransmitted: u64,
-    /// Requests for lost packets sent in NACKs (a packet as often as it was asked for).
-    pub nack_requested: u64,
+    pub packets_retransmitted: u64,
+    /// Frames of a live stream dropped to hold its latency after it ran dry (the audio a
+    /// loss burst left behind beyond the low-water mark).
+    pub frames_dropped: u64,
+    /// Retransmissions asked for in NACKs, in packets (a packet as often as it was asked
+    /// for).
+    pub retransmissions_requested: u64,
     /// Lost packets no longer asked for: their deadline left no round trip, or they were
     /// asked for too often.
-    pub nack_given_up: u64,
+    pub retransmissions_given_up: u64,
     /// The round-trip time the NACK stage estimates, in ms (when it asks for packets).
     pub rtt_ms: Option<f64>,
+    /// The FEC decoder's counters (`None` when the stream carries no FEC).
+    pub fec: Option<FecStats>,
 }
 
-/// Counters of a receiver, for the summary and `--stats-json`.
+/// Counters of a receiver, for the summary and `--stats-json` (`receiver`; docs/STATS.md).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ReceiverStats {
     /// Media packets received over all substreams (not counting duplicates).
     pub packets_received: u64,
     /// Media packets lost on the way.
-    pub lost: u64,
-    /// Media packets rebuilt from repair packets.
-    pub recovered: u64,
+    pub packets_lost: u64,
+    /// Lost media packets rebuilt by FEC from repair packets.
+    pub packets_rebuilt: u64,
     /// Lost media packets that arrived as retransmissions (NACK answered).
-    pub retransmitted: u64,
-    /// Requests for lost packets sent in NACKs.
-    pub nack_requested: u64,
-    /// Lost media packets neither rebuilt nor retransmitted (lost - recovered -
+    pub packets_retransmitted: u64,
+    /// Retransmissions asked for in NACKs, in packets.
+    pub retransmissions_requested: u64,
+    /// Lost media packets neither rebuilt nor retransmitted (lost - rebuilt -
     /// retransmitted): played concealed.
-    pub unrecoverable: u64,
+    pub packets_unrecoverable: u64,
     /// Repair packets received.
-    pub repair_received: u64,
+    pub repair_packets_received: u64,
     /// Media packets after their playout deadline.
-    pub late: u64,
+    pub packets_late: u64,
     /// Duplicate media packets.
-    pub duplicate: u64,
+    pub packets_duplicate: u64,
     /// Malformed datagrams (not parseable RTP/RTCP, bad payload), dropped.
-    pub malformed: u64,
+    pub datagrams_malformed: u64,
     /// Datagrams of another session, SSRC or payload type, dropped.
-    pub foreign: u64,
+    pub datagrams_foreign: u64,
     /// Media packets that did not fit in the jitter buffer, dropped.
-    pub overflow: u64,
-    /// Residual loss: unrecoverable / expected media packets.
+    pub packets_overflowed: u64,
+    /// Residual loss, a fraction (0..1): unrecoverable / expected media packets.
     pub residual_loss: f64,
     /// Frames played out (per channel).
     pub frames_played: u64,
     /// Frames filled by interpolation (summed over substreams).
     pub frames_interpolated: u64,
+    /// The same audio, in ms (summed over substreams).
+    pub interpolated_ms: f64,
     /// Frames filled by concealment or silence (summed over substreams).
     pub frames_concealed: u64,
+    /// The same audio, in ms (summed over substreams).
+    pub concealed_ms: f64,
     /// Times playout found a substream's buffer empty while playing.
     pub underruns: u64,
     /// PAUSE/RESUME requests and acknowledgements.
     pub flow: FlowStats,
+    /// Bytes of RTCP sent to the sender (reports, PAUSE/RESUME, NACKs).
+    pub rtcp_bytes: u64,
     /// Smallest buffered audio seen at playout (emptiest substream), in ms.
     pub buffer_min_ms: f64,
     /// Mean buffered audio at playout (emptiest substream), in ms.
@@ -108,11 +123,12 @@ pub struct ReceiverStats {
     pub startup_delay_ms: f64,
     /// Capture-to-playout latency (sender's wall clock in its reports to the receiver's at
     /// playout), in ms: exact when both run on one machine, an estimate across machines
-    /// (it includes the offset between their clocks). Mean, smallest and largest.
-    pub latency_ms: Option<LatencyStats>,
+    /// (it includes the offset between their clocks). Mean, smallest and largest; `None`
+    /// until the sender's reports give the mapping.
+    pub capture_to_playout_ms: Option<LatencyStats>,
     /// Estimated rate of the sender's clock against the playout clock, in ppm (+ = sender
     /// faster), when clock drift is compensated.
-    pub drift_ppm: Option<f64>,
+    pub drift_estimate_ppm: Option<f64>,
     /// The resampling correction applied at the end, in ppm.
     pub drift_correction_ppm: Option<f64>,
     /// Largest difference between substreams' read positions, in frames (always 0: they
@@ -122,14 +138,14 @@ pub struct ReceiverStats {
     pub substreams: Vec<SubstreamStats>,
 }
 
-/// Capture-to-playout latency figures, in ms.
+/// Capture-to-playout latency figures (`capture_to_playout_ms`), all in ms.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct LatencyStats {
-    /// Mean over playout chunks.
+    /// Mean over playout chunks, in ms.
     pub mean: f64,
-    /// Smallest.
+    /// Smallest, in ms.
     pub min: f64,
-    /// Largest.
+    /// Largest, in ms.
     pub max: f64,
 }
 
@@ -208,23 +224,25 @@ pub fn aggregate(
     for st in substreams {
         expected_total += st.packets_expected;
         s.packets_received += st.packets_received;
-        s.lost += st.lost;
-        s.recovered += st.recovered;
-        s.retransmitted += st.retransmitted;
-        s.nack_requested += st.nack_requested;
-        s.repair_received += st.repair_received;
-        s.late += st.late;
-        s.duplicate += st.duplicate;
-        s.overflow += st.overflow;
+        s.packets_lost += st.packets_lost;
+        s.packets_rebuilt += st.packets_rebuilt;
+        s.packets_retransmitted += st.packets_retransmitted;
+        s.retransmissions_requested += st.retransmissions_requested;
+        s.repair_packets_received += st.repair_packets_received;
+        s.packets_late += st.packets_late;
+        s.packets_duplicate += st.packets_duplicate;
+        s.packets_overflowed += st.packets_overflowed;
         s.frames_interpolated += st.frames_interpolated;
         s.frames_concealed += st.frames_concealed;
         s.substreams.push(st);
     }
-    s.unrecoverable = s.lost.saturating_sub(s.recovered + s.retransmitted);
+    s.packets_unrecoverable = s
+        .packets_lost
+        .saturating_sub(s.packets_rebuilt + s.packets_retransmitted);
     s.residual_loss = if expected_total == 0 {
         0.0
     } else {
-        s.unrecoverable as f64 / expected_total as f64
+        s.packets_unrecoverable as f64 / expected_total as f64
     };
     s
 }
@@ -239,8 +257,8 @@ pub fn session(
     drops: Drops,
 ) -> ReceiverStats {
     let mut s = ReceiverStats {
-        malformed: drops.malformed,
-        foreign: drops.foreign,
+        datagrams_malformed: drops.malformed,
+        datagrams_foreign: drops.foreign,
         flow,
         startup_delay_ms: playout
             .first_start()
@@ -249,7 +267,11 @@ pub fn session(
         ..Default::default()
     };
     playout.fill_stats(&mut s);
-    aggregate(s, subs.stats(playout.rate()))
+    let mut s = aggregate(s, subs.stats(playout.rate()));
+    let clock = isostream_transport::time::MediaClock::new(playout.rate());
+    s.interpolated_ms = clock.ms_of(s.frames_interpolated);
+    s.concealed_ms = clock.ms_of(s.frames_concealed);
+    s
 }
 
 /// The stats of a session that just ended, with what the receiver's earlier sessions
@@ -257,7 +279,7 @@ pub fn session(
 pub fn carry_over(mut retired: ReceiverStats, earlier: Option<ReceiverStats>) -> ReceiverStats {
     if let Some(prev) = earlier {
         retired.packets_received += prev.packets_received;
-        retired.lost += prev.lost;
+        retired.packets_lost += prev.packets_lost;
     }
     retired
 }
@@ -266,12 +288,12 @@ pub fn carry_over(mut retired: ReceiverStats, earlier: Option<ReceiverStats>) ->
 mod tests {
     use super::*;
 
-    fn sub(received: u64, expected: u64, recovered: u64) -> SubstreamStats {
+    fn sub(received: u64, expected: u64, rebuilt: u64) -> SubstreamStats {
         SubstreamStats {
             packets_received: received,
             packets_expected: expected,
-            lost: expected - received,
-            recovered,
+            packets_lost: expected - received,
+            packets_rebuilt: rebuilt,
             frames_concealed: 10,
             ..Default::default()
         }
@@ -283,8 +305,11 @@ mod tests {
             ReceiverStats::default(),
             [sub(90, 100, 6), sub(100, 100, 0)],
         );
-        assert_eq!((s.packets_received, s.lost, s.recovered), (190, 10, 6));
-        assert_eq!(s.unrecoverable, 4);
+        assert_eq!(
+            (s.packets_received, s.packets_lost, s.packets_rebuilt),
+            (190, 10, 6)
+        );
+        assert_eq!(s.packets_unrecoverable, 4);
         assert_eq!(s.residual_loss, 4.0 / 200.0);
         assert_eq!(s.frames_concealed, 20);
         assert_eq!(s.substreams.len(), 2);
@@ -321,17 +346,20 @@ mod tests {
     fn earlier_sessions_add_their_packets_only() {
         let prev = ReceiverStats {
             packets_received: 5,
-            lost: 1,
-            recovered: 7,
+            packets_lost: 1,
+            packets_rebuilt: 7,
             ..Default::default()
         };
         let now = ReceiverStats {
             packets_received: 10,
-            lost: 2,
-            recovered: 1,
+            packets_lost: 2,
+            packets_rebuilt: 1,
             ..Default::default()
         };
         let s = carry_over(now, Some(prev));
-        assert_eq!((s.packets_received, s.lost, s.recovered), (15, 3, 1));
+        assert_eq!(
+            (s.packets_received, s.packets_lost, s.packets_rebuilt),
+            (15, 3, 1)
+        );
     }
 }

@@ -15,6 +15,11 @@ use isostream_transport::time::Instant;
 
 use crate::drift::DriftEstimator;
 
+/// Longest stretch without packets that the level bridges (taking the sender to go on at its
+/// pace), in seconds: longer than the loss bursts of real networks, far shorter than any
+/// drift takes to matter.
+pub const LOSS_BRIDGE_S: f64 = 0.25;
+
 /// Seconds of playback after which the steering fixes the buffer level it holds.
 pub const DRIFT_TARGET_AFTER_S: f64 = 10.0;
 
@@ -70,11 +75,13 @@ impl DriftSteering {
     /// One observation at `now`, after a playout chunk.
     pub fn update(&mut self, now: Instant, input: &SteeringInput) {
         // the buffer level the controller holds: what is buffered, plus what the resampler
-        // holds, smoothed between packet arrivals (occupancy moves in packet-sized steps;
-        // sampling it raw would bias a small drift)
+        // holds, between packet arrivals (occupancy moves in packet-sized steps; sampling
+        // it raw would bias a small drift), and bridged through a loss burst: while nothing
+        // arrives, for up to LOSS_BRIDGE_S, the sender is taken to go on at its pace (the
+        // packets are lost, not late), so bursts of loss do not read as clock drift
         let rate = self.rate as f64;
         let since = input.last_media.map_or(0.0, |(t, frames)| {
-            ((now - t).as_secs_f64() * rate).min(frames as f64)
+            ((now - t).as_secs_f64() * rate).min((frames as f64).max(LOSS_BRIDGE_S * rate))
         });
         let level = (input.emptiest as f64 + since + input.resampler_held).round() as i64;
         let playing_for = input.frames_played as f64 / rate;

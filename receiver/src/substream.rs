@@ -87,6 +87,8 @@ pub struct SubstreamRx {
     /// packet's first frame may lie (for deadlines).
     packet_frames: i64,
     spread_frames: i64,
+    /// Frames dropped to hold a live stream's latency after it ran dry.
+    frames_dropped: u64,
 }
 
 /// When packets play, from a substream's anchor and the playout position.
@@ -142,6 +144,7 @@ impl SubstreamRx {
             anchor: None,
             packet_frames: 0,
             spread_frames: 0,
+            frames_dropped: 0,
         }
     }
 
@@ -243,20 +246,22 @@ impl SubstreamRx {
             channels: self.channels,
             packets_received: a.received,
             packets_expected: expected,
-            lost: expected.saturating_sub(a.received),
-            recovered: a.recovered,
-            repair_received: a.repair_received,
-            late: d.late,
-            duplicate: a.duplicate,
-            overflow: d.overflow,
+            packets_lost: expected.saturating_sub(a.received),
+            packets_rebuilt: a.rebuilt,
+            repair_packets_received: a.repair_received,
+            packets_late: d.late,
+            packets_duplicate: a.duplicate,
+            packets_overflowed: d.overflow,
             frames_interpolated: self.repaired.interpolated,
             frames_concealed: self.repaired.concealed,
-            occupancy_frames: self.jb.occupancy(),
+            buffer_frames: self.jb.occupancy(),
             jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
             frames_skipped: self.deint.timeline().frames_skipped(),
-            retransmitted: a.retransmitted,
-            nack_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
-            nack_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
+            packets_retransmitted: a.retransmitted,
+            frames_dropped: self.frames_dropped,
+            retransmissions_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
+            retransmissions_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
+            fec: self.fec.as_ref().map(FecDecoder::stats),
             rtt_ms: self
                 .nack
                 .as_ref()
@@ -445,9 +450,9 @@ impl Substreams {
             let Ok((h, payload)) = RtpHeader::parse(&r) else {
                 continue;
             };
-            if let Some(ext) = self.subs[i].arrival.admit_recovered(h.seq) {
+            if let Some(ext) = self.subs[i].arrival.admit_rebuilt(h.seq) {
                 if let Some((n, _)) = &mut self.subs[i].nack {
-                    n.on_recovered(ext);
+                    n.on_rebuilt(ext);
                 }
                 self.deliver(now, i, &h, payload, ctx, drops);
             }
@@ -503,6 +508,39 @@ impl Substreams {
         self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
         self.rebuilt = rebuilt;
         true
+    }
+
+    /// The stream ends at position `end` (frames, from the sender's BYE): every substream
+    /// expects the packets up to it, so a loss at the very end is asked for too.
+    pub fn expect_until(&mut self, now: Instant, end: i64) {
+        for s in &mut self.subs {
+            let (Some((n, _)), Some((aext, apos))) = (&mut s.nack, s.anchor) else {
+                continue;
+            };
+            let pf = s.packet_frames.max(1);
+            let after = (end - apos + pf - 1).div_euclid(pf) - 1;
+            if after >= 1 {
+                n.expect_until(now, aext + after as u64);
+            }
+        }
+    }
+
+    /// A round trip measured at `rtt` (from the sender's answer to a reference time).
+    pub fn on_rtt(&mut self, rtt: Duration) {
+        for s in &mut self.subs {
+            if let Some((n, _)) = &mut s.nack {
+                n.on_rtt(rtt);
+            }
+        }
+    }
+
+    /// Drops the oldest `frames` frames of every substream (a live stream that ran dry
+    /// restarting at its latency); counted as dropped.
+    pub fn discard(&mut self, frames: usize) {
+        for s in &mut self.subs {
+            s.jb.advance(frames);
+            s.frames_dropped += frames as u64;
+        }
     }
 
     /// The index of the substream whose retransmission stream is `rtx_ssrc`.
@@ -574,8 +612,13 @@ impl Substreams {
             self.align_start(i, p.pos);
         }
         let sub = &mut self.subs[i];
-        self.last_media = Some((now, (p.frames.len() / sub.frame_bytes) as i64));
+        let end = sub.jb.end();
         sub.deint.write(&p, &mut sub.jb);
+        if sub.jb.end() > end {
+            // the newest audio moved on (a late, rebuilt or retransmitted packet filling a
+            // hole does not tell how far the sender is)
+            self.last_media = Some((now, (p.frames.len() / sub.frame_bytes) as i64));
+        }
         Some(p.pos)
     }
 
@@ -715,6 +758,7 @@ mod tests {
             fec,
             live: false,
             provisional: false,
+            framing: Default::default(),
         };
         Substreams::new(&layout, 1_000, false)
     }
@@ -780,13 +824,14 @@ mod tests {
             assert!(media(&mut s, 0, &packets[q], false));
         }
         assert_eq!(s.occupancy(), (40, 40));
-        assert_eq!(s.last_media(), Some((at(2), FRAMES as i64)));
+        // the newest audio moved on last with packet 3 (packet 2 only filled a hole)
+        assert_eq!(s.last_media(), Some((at(3), FRAMES as i64)));
         let out = play(&mut s, 40);
         let expected: Vec<u8> = packets.iter().flat_map(|p| p[12..].to_vec()).collect();
         assert_eq!(out, expected);
         let st = s.stats(RATE).next().unwrap();
         assert_eq!(
-            (st.packets_received, st.packets_expected, st.lost),
+            (st.packets_received, st.packets_expected, st.packets_lost),
             (4, 4, 0)
         );
         assert_eq!(st.frames_concealed, 0);
@@ -810,9 +855,17 @@ mod tests {
         assert!(!media(&mut s, 0, &packets[2], false));
         let st = s.stats(RATE).next().unwrap();
         assert_eq!(
-            (st.recovered, st.repair_received, st.duplicate, st.lost),
+            (
+                st.packets_rebuilt,
+                st.repair_packets_received,
+                st.packets_duplicate,
+                st.packets_lost
+            ),
             (1, 1, 1, 1)
         );
+        // the FEC decoder's own counters are reported with the substream's
+        let fec = st.fec.expect("a stream with FEC reports its decoder");
+        assert_eq!((fec.packets_rebuilt, fec.repair_packets_received), (1, 1));
         let out = play(&mut s, 40);
         assert_eq!(&out[40..60], &packets[2][12..]);
     }
@@ -825,7 +878,9 @@ mod tests {
         enc.push(&packet(1, 0), &mut repairs);
         let (h, shard) = RepairHeader::parse(&repairs[0]).unwrap();
         assert!(!s.on_repair(at(0), 0, &h, shard, &ctx(false), &mut Drops::default()));
-        assert_eq!(s.stats(RATE).next().unwrap().repair_received, 1);
+        let st = s.stats(RATE).next().unwrap();
+        assert_eq!(st.repair_packets_received, 1);
+        assert!(st.fec.is_none());
         assert_eq!(s.occupancy(), (0, 0));
     }
 
@@ -837,7 +892,7 @@ mod tests {
         play(&mut s, 30);
         let st = s.stats(RATE).next().unwrap();
         assert_eq!(st.frames_interpolated + st.frames_concealed, FRAMES as u64);
-        assert_eq!(st.lost, 1);
+        assert_eq!(st.packets_lost, 1);
     }
 
     #[test]
@@ -855,7 +910,7 @@ mod tests {
         // once playing, nothing moves
         media(&mut s, 0, &packet(1, 490), true);
         assert_eq!(s.read_pos(), 4_980);
-        assert_eq!(s.stats(RATE).next().unwrap().late, 1);
+        assert_eq!(s.stats(RATE).next().unwrap().packets_late, 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct SenderConfig {
     pub fec: Option<FecParams>,
     /// Interleave depth D in packets (1 = plain L16/L24).
     pub interleave: u8,
-    /// FEC blocks whose transmission order is interleaved (1 = none).
+    /// FEC blocks whose transmission is spread over one another (1 = none).
     pub spread: u8,
     /// How fast stored media is sent.
     pub speed: Speed,
@@ -52,8 +52,10 @@ pub struct SenderConfig {
 }
 
 impl SenderConfig {
-    /// A configuration with isostream's defaults for `spec` (5 ms packets, FEC 8,2, no
-    /// interleaving, real-time speed, one substream).
+    /// A library configuration for `spec`: 5 ms packets, FEC 8,2, no interleaving,
+    /// real-time speed, retransmission on, one substream. The command line's defaults for
+    /// stored media differ (twice real time, FEC off: `src/cmd/opts.rs`), chosen by the
+    /// measurements in docs/BENCHMARKS.md; tests that mean the CLI's behaviour set them.
     pub fn new(spec: AudioSpec) -> Self {
         SenderConfig {
             spec,
@@ -106,9 +108,7 @@ impl SenderConfig {
             )));
         }
         if self.spread > 1 && self.fec.is_none() {
-            return Err(Config(
-                "--spread interleaves FEC blocks: it needs --fec".into(),
-            ));
+            return Err(Config("--spread spreads FEC blocks: it needs --fec".into()));
         }
         if let Speed::Times(x) = self.speed {
             if !(x > 0.0 && x.is_finite()) {

@@ -8,7 +8,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use isostream_transport::interleave::{self, InterleaveHeader};
-use isostream_transport::rtp::{RtpHeader, PT_INTERLEAVED_OFFSET};
+use isostream_transport::rtp::{self, RtpHeader, PT_INTERLEAVED_OFFSET};
 
 /// One RTP packet made by the packetizer.
 #[derive(Clone, Debug)]
@@ -179,8 +179,8 @@ impl Packetizer {
     }
 
     fn write_header(&mut self, pt: u8, ts: u32, payload_len: usize) {
-        if self.arena.capacity() - self.arena.len() < 12 + payload_len {
-            self.arena = BytesMut::with_capacity(ARENA_BYTES.max(12 + payload_len));
+        if self.arena.capacity() - self.arena.len() < rtp::HEADER_LEN + payload_len {
+            self.arena = BytesMut::with_capacity(ARENA_BYTES.max(rtp::HEADER_LEN + payload_len));
         }
         RtpHeader {
             marker: self.first || self.discontinuity,

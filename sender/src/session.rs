@@ -79,39 +79,38 @@ pub enum FinishReason {
     },
 }
 
-/// Counters of a sender session, for the summary and `--stats-json`.
+/// Counters of a sender session, for the summary and `--stats-json` (`sender`;
+/// docs/STATS.md).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SenderStats {
-    /// Source (media) packets sent.
+    /// Media packets sent (first transmissions).
     pub packets_sent: u64,
     /// Repair packets sent.
-    pub repair_sent: u64,
-    /// Bytes of all media and repair datagrams sent.
-    pub bytes_sent: u64,
+    pub repair_packets_sent: u64,
     /// Frames (samples per channel) of audio sent.
     pub frames_sent: u64,
-    /// RTCP datagrams sent (reports, acknowledgements, BYE).
-    pub rtcp_sent: u64,
+    /// RTCP packets (datagrams) sent: reports, descriptions, acknowledgements, BYE.
+    pub rtcp_packets_sent: u64,
     /// Bytes of media datagrams sent (first transmissions).
     pub media_bytes: u64,
     /// Bytes of repair datagrams sent.
     pub repair_bytes: u64,
     /// Bytes of RTCP datagrams sent.
-    pub control_bytes: u64,
+    pub rtcp_bytes: u64,
     /// PAUSE requests that took effect.
-    pub pauses: u64,
+    pub pauses_applied: u64,
     /// RESUME requests that took effect.
-    pub resumes: u64,
+    pub resumes_applied: u64,
     /// PAUSE/RESUME requests received again after they took effect (acknowledged, no effect).
     pub duplicate_requests: u64,
-    /// Acknowledgements sent.
+    /// Acknowledgements of PAUSE/RESUME requests sent.
     pub acks_sent: u64,
     /// Time spent paused, in ms.
     pub paused_ms: u64,
     /// Frames of a live source dropped because the receiver had paused the stream.
-    pub live_frames_dropped: u64,
-    /// Datagrams received that were not understood (malformed or foreign), dropped.
-    pub malformed_received: u64,
+    pub frames_dropped: u64,
+    /// Datagrams received that were not RTCP or not parseable, dropped.
+    pub datagrams_malformed: u64,
     /// What the receiver last reported for the first substream (RTCP receiver report), if it
     /// sends reports.
     pub receiver_report: Option<ReceiverView>,
@@ -126,11 +125,13 @@ pub struct SenderStats {
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct ReceiverView {
     /// Media packets lost so far (cumulative, may be negative with duplicates).
-    pub lost: i32,
-    /// Fraction of packets lost since its previous report (0..1).
+    pub packets_lost: i32,
+    /// Fraction (0..1) of packets lost since its previous report.
     pub fraction_lost: f64,
     /// Interarrival jitter, in ms.
     pub jitter_ms: f64,
+    /// Round-trip time from the report's LSR and DLSR (RFC 3550, 6.4.1), in ms.
+    pub rtt_ms: Option<f64>,
 }
 
 /// One substream's stages.
@@ -182,6 +183,13 @@ pub struct SenderSession {
     rtx_queue: VecDeque<Bytes>,
     /// The SSRC the receiver's reports come from.
     reporter_ssrc: Option<u32>,
+    /// The round-trip time from the receiver's last report.
+    rtt: Option<Duration>,
+    /// BYE was sent; NACKs are still answered since this instant.
+    lingering_since: Option<Instant>,
+    /// The receiver's last reference time (RFC 3611): its SSRC, the middle of its NTP
+    /// timestamp, and when it arrived.
+    last_rrtr: Option<(u32, u32, Instant)>,
     rtcp_buf: BytesMut,
     /// Frames sent, summed over substreams and divided by their number (not rounded).
     frames_sent_exact: f64,
@@ -201,8 +209,14 @@ enum Timer {
     Bye = 1,
     /// The receiver, heard from earlier, has been silent too long.
     ReceiverLost = 2,
+    /// After BYE: the receiver has stopped asking (or the history ran out), the session is over.
+    Linger = 3,
 }
-const TIMERS: usize = 3;
+const TIMERS: usize = 4;
+
+/// After BYE, the sender answers NACKs until the receiver has been silent this long (it
+/// stops reporting once it has played the stream out).
+const LINGER_SILENCE: Duration = Duration::from_millis(1000);
 
 impl SenderSession {
     /// Creates a session. Errors if the configuration is inconsistent.
@@ -257,16 +271,15 @@ impl SenderSession {
         // first numbers stay what they were without retransmission
         let mut rtx_rng = StdRng::seed_from_u64(cfg.seed ^ 0x0072_7478_5eed);
         let rtx = cfg.retransmission.map(|p| {
-            let streams: Vec<(u32, u32, u16)> = subs
-                .iter()
-                .map(|s| {
-                    let mut r: u32 = rtx_rng.random();
-                    while subs.iter().any(|o| o.ssrc == r) {
-                        r = rtx_rng.random();
-                    }
-                    (s.ssrc, r, rtx_rng.random())
-                })
-                .collect();
+            let mut streams: Vec<(u32, u32, u16)> = Vec::with_capacity(subs.len());
+            for s in &subs {
+                let mut r: u32 = rtx_rng.random();
+                // unique among the media SSRCs and the other RTX SSRCs
+                while subs.iter().any(|o| o.ssrc == r) || streams.iter().any(|x| x.1 == r) {
+                    r = rtx_rng.random();
+                }
+                streams.push((s.ssrc, r, rtx_rng.random()));
+            }
             let packets_per_s = cfg.spec.rate as f64 / cfg.packet_frames as f64;
             let history = (packets_per_s * p.history_ms as f64 / 1000.0).ceil() as usize;
             let media_bytes_per_s = (cfg.spec.rate as usize * cfg.spec.frame_bytes()) as f64;
@@ -297,6 +310,9 @@ impl SenderSession {
             rtx,
             rtx_queue: VecDeque::new(),
             reporter_ssrc: None,
+            rtt: None,
+            lingering_since: None,
+            last_rrtr: None,
             rtcp_buf: BytesMut::with_capacity(2048),
             frames_sent_exact: 0.0,
             cfg,
@@ -419,7 +435,7 @@ impl SenderSession {
             // queue, paused, drops it; the media time of this audio is skipped
             self.flush_stages();
             self.drop_queued_live();
-            self.stats.live_frames_dropped += total as u64;
+            self.stats.frames_dropped += total as u64;
             for s in &mut self.subs {
                 s.packetizer.skip(total as u64);
             }
@@ -519,14 +535,14 @@ impl SenderSession {
     /// Anything else is counted and dropped.
     fn handle_datagram(&mut self, now: Instant, from: std::net::SocketAddr, d: &[u8]) {
         if rtp::classify(d) != DatagramKind::Rtcp {
-            self.stats.malformed_received += 1;
+            self.stats.datagrams_malformed += 1;
             return;
         }
         let mut heard = false;
         for p in rtcp::parse_compound(d) {
             match p {
                 Err(_) => {
-                    self.stats.malformed_received += 1;
+                    self.stats.datagrams_malformed += 1;
                     break;
                 }
                 Ok(RtcpPacket::Pause { ssrc, request }) => {
@@ -548,12 +564,24 @@ impl SenderSession {
                             || self.receiver_ssrc == Some(sender_ssrc));
                     let answered = own
                         && self.rtx.as_mut().is_some_and(|r| {
-                            r.on_nack(now, media_ssrc, &lost, &mut self.rtx_queue)
+                            r.on_nack(now, self.rtt, media_ssrc, &lost, &mut self.rtx_queue)
                         });
                     if answered {
                         heard = true;
                     } else {
                         self.stats.nacks_foreign += 1;
+                    }
+                }
+                Ok(RtcpPacket::ReceiverReferenceTime { ssrc, ntp }) => {
+                    // answered in the next report's DLRR, so the receiver measures the round
+                    // trip (RFC 3611)
+                    if from == self.cfg.receiver_addr {
+                        if self.last_rrtr.is_none() && self.lingering_since.is_none() {
+                            // answer the first one at once: the receiver needs its round
+                            // trip early, to know which losses it can still ask for
+                            self.timers.set(Timer::Report as usize, now);
+                        }
+                        self.last_rrtr = Some((ssrc, (ntp >> 16) as u32, now));
                     }
                 }
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
@@ -564,10 +592,17 @@ impl SenderSession {
                         self.reporter_ssrc = Some(ssrc);
                     }
                     if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
+                        // RFC 3550, 6.4.1: now - LSR - DLSR
+                        if let Some(rtt) =
+                            rtcp::round_trip(self.ntp(now), b.last_sr, b.delay_since_last_sr)
+                        {
+                            self.rtt = Some(rtt);
+                        }
                         self.stats.receiver_report = Some(ReceiverView {
-                            lost: b.cumulative_lost,
+                            packets_lost: b.cumulative_lost,
                             fraction_lost: b.fraction_lost as f64 / 256.0,
                             jitter_ms: b.jitter as f64 * 1000.0 / self.cfg.spec.rate as f64,
+                            rtt_ms: self.rtt.map(|r| r.as_secs_f64() * 1000.0),
                         });
                     }
                 }
@@ -608,7 +643,7 @@ impl SenderSession {
         }
         self.paused = pause;
         if pause {
-            self.stats.pauses += 1;
+            self.stats.pauses_applied += 1;
             self.paused_since = Some(now);
             self.events.push_back(SenderEvent::Paused);
             if self.cfg.live {
@@ -617,7 +652,7 @@ impl SenderSession {
                 self.drop_queued_live();
             }
         } else {
-            self.stats.resumes += 1;
+            self.stats.resumes_applied += 1;
             if let Some(t) = self.paused_since.take() {
                 self.stats.paused_ms += (now - t).as_millis() as u64;
             }
@@ -629,7 +664,7 @@ impl SenderSession {
     /// A live source cannot wait: what was captured but not sent while paused is dropped.
     fn drop_queued_live(&mut self) {
         let frames: u64 = self.queue.iter().map(|p| p.frames as u64).sum();
-        self.stats.live_frames_dropped += (frames as f64 * self.weight) as u64;
+        self.stats.frames_dropped += (frames as f64 * self.weight) as u64;
         self.queue.clear();
     }
 
@@ -646,6 +681,18 @@ impl SenderSession {
                 return;
             }
         }
+        if let Some(since) = self.lingering_since {
+            let heard = self.last_heard.unwrap_or(since).max(since);
+            let max =
+                Duration::from_millis(self.cfg.retransmission.map_or(0, |p| p.history_ms) as u64);
+            if now - heard >= LINGER_SILENCE || now - since >= max {
+                self.finish(FinishReason::EndOfInput);
+            } else {
+                let until = (heard + LINGER_SILENCE).min(since + max);
+                self.timers.set(Timer::Linger as usize, until);
+            }
+            return;
+        }
         let report = Timer::Report as usize;
         if self.timers.get(report).is_none_or(|t| now >= t) {
             self.queue_report(now, false);
@@ -660,9 +707,23 @@ impl SenderSession {
             self.byes_left -= 1;
             self.timers.set(bye, now + BYE_GAP);
             if self.byes_left == 0 {
-                self.finish(FinishReason::EndOfInput);
+                if self.rtx.is_some() && self.last_heard.is_some() {
+                    // the receiver may still ask for what it lost: answer until it is done
+                    self.lingering_since = Some(now);
+                    self.timers.stop(Timer::Report as usize);
+                    self.timers.stop(bye);
+                    self.timers
+                        .set(Timer::Linger as usize, now + LINGER_SILENCE);
+                } else {
+                    self.finish(FinishReason::EndOfInput);
+                }
             }
         }
+    }
+
+    /// The sender's wall clock at `now`, as a 64-bit NTP timestamp.
+    fn ntp(&self, now: Instant) -> u64 {
+        rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128)
     }
 
     fn finish(&mut self, why: FinishReason) {
@@ -693,13 +754,17 @@ impl SenderSession {
                     ntp,
                     rtp_ts: s.ts_base.wrapping_add(pos as u32),
                     packets: s.packetizer.packets() as u32,
-                    octets: (self.stats.bytes_sent * s.channels as u64
+                    octets: ((self.stats.media_bytes + self.stats.repair_bytes) * s.channels as u64
                         / self.cfg.spec.channels as u64) as u32,
                 },
             );
         }
         rtcp::write_sdes_cname(b, self.subs[0].ssrc, &self.cfg.cname);
         rtcp::write_desc(b, self.subs[0].ssrc, &desc);
+        if let Some((receiver, last_rr, at)) = self.last_rrtr {
+            let delay = ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32;
+            rtcp::write_dlrr(b, self.subs[0].ssrc, receiver, last_rr, delay);
+        }
         if bye {
             for s in &self.subs {
                 rtcp::write_bye(b, s.ssrc);
@@ -711,8 +776,8 @@ impl SenderSession {
     /// The next datagram to send now, if any.
     fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         if let Some(c) = self.control.pop_front() {
-            self.stats.rtcp_sent += 1;
-            self.stats.control_bytes += c.len() as u64;
+            self.stats.rtcp_packets_sent += 1;
+            self.stats.rtcp_bytes += c.len() as u64;
             return Some(c);
         }
         if let Some(r) = self.rtx_queue.pop_front() {
@@ -732,9 +797,8 @@ impl SenderSession {
         }
         let p = self.queue.pop_front()?;
         self.pacer.sent(now, p.frames, self.weight);
-        self.stats.bytes_sent += p.datagram.len() as u64;
         if p.frames == 0 {
-            self.stats.repair_sent += 1;
+            self.stats.repair_packets_sent += 1;
             self.stats.repair_bytes += p.datagram.len() as u64;
         } else {
             self.stats.media_bytes += p.datagram.len() as u64;
@@ -759,7 +823,7 @@ impl SenderSession {
         if !self.rtx_queue.is_empty() || !self.control.is_empty() {
             t = Some(now);
         }
-        if self.input_ended && self.queue.is_empty() {
+        if self.input_ended && self.queue.is_empty() && self.lingering_since.is_none() {
             t = earliest(t, Some(self.timers.get(Timer::Bye as usize).unwrap_or(now)));
         }
         t

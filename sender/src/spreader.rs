@@ -1,5 +1,5 @@
-//! Spreader: interleaves the transmission order of `spread` consecutive FEC blocks, so that a
-//! burst of consecutive losses hits many blocks lightly instead of one block fatally.
+//! Spreader: spreads the transmission of `spread` consecutive FEC blocks over one another, so
+//! that a burst of consecutive losses hits many blocks lightly instead of one block fatally.
 //!
 //! With spread N the spreader holds N whole blocks (sources and repairs), then emits the first
 //! packet of each block, then the second of each, and so on. A burst of B consecutive losses
@@ -36,7 +36,8 @@ impl Spreader {
         }
     }
 
-    /// Marks the end of the current block; after `spread` blocks they are emitted interleaved.
+    /// Marks the end of the current block; after `spread` blocks they are emitted column by
+    /// column.
     pub fn end_block(&mut self, out: &mut VecDeque<MediaPacket>) {
         if self.spread == 1 || self.current.is_empty() {
             return;

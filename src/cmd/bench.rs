@@ -7,10 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat, WavSource};
-use isostream_receiver::ReceiverConfig;
+use isostream_netsim::Profile;
+use isostream_receiver::{LatencyStats, ReceiverConfig};
 use isostream_sender::{SenderConfig, Speed};
 use isostream_transport::fec::FecParams;
-use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, MediaClock};
 use serde::Serialize;
 
@@ -37,12 +37,21 @@ pub struct BenchArgs {
     pub stream: StreamOpts,
     #[command(flatten)]
     pub buffer: BufferOpts,
-    /// How fast the sender sends stored media: times real time, or `max`.
-    #[arg(long, default_value = "1", value_parser = super::opts::parse_speed)]
+    /// How fast the sender sends stored media: times real time, or `max`. Default: twice
+    /// real time, until the receiver's high-water mark pauses it (`1`: real time).
+    #[arg(long, default_value = "2", value_parser = super::opts::parse_speed)]
     pub speed: Speed,
-    /// Print the report as JSON on stdout.
+    /// Print the report as JSON on stdout (every field: docs/STATS.md).
     #[arg(long)]
     pub json: bool,
+    /// Simulate a live source: audio is captured as time passes (not read ahead), with the
+    /// live defaults (2.5 ms packets, FEC 4,1, live watermarks).
+    #[arg(long)]
+    pub live: bool,
+    /// The receiver's latency budget for a live stream, in ms (as `recv --latency`).
+    /// Implies --live.
+    #[arg(long)]
+    pub latency: Option<u32>,
     /// The sender's clock runs this many ppm fast (negative: slow) against the receiver's.
     /// Turns on the receiver's drift compensation.
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
@@ -51,7 +60,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub drift_correction: bool,
     /// Sweep network loss (Bernoulli, in %, replacing the profile's loss) for each FEC
-    /// setting of --sweep-fec, and report residual loss.
+    /// setting of --sweep-fec, and report residual loss (with retransmission off: the sweep
+    /// measures what FEC alone does).
     #[arg(long)]
     pub sweep: bool,
     /// Network loss rates of a sweep, in %.
@@ -64,6 +74,13 @@ pub struct BenchArgs {
     /// (or, with --sweep, residual loss against network loss).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// Whether the simulated source is live.
+    pub fn is_live(&self) -> bool {
+        self.live || self.latency.is_some()
+    }
 }
 
 /// Percentiles of buffered audio, in ms.
@@ -79,8 +96,9 @@ pub struct Percentiles {
     pub max: f64,
 }
 
-/// The report of one simulated session: everything is derived from the simulation, so the
-/// same seed and settings give the same report byte for byte.
+/// The report of one simulated session (`bench --json`; docs/STATS.md): everything is
+/// derived from the simulation, so the same seed and settings give the same report byte for
+/// byte. Counters named as in the sender's and the receiver's stats mean the same thing.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     /// Profile name.
@@ -89,11 +107,11 @@ pub struct BenchReport {
     pub seed: u64,
     /// FEC setting (`K,M` or `off`).
     pub fec: String,
-    /// Interleave depth.
+    /// Sample interleaving depth.
     pub interleave: u8,
-    /// Spread.
+    /// FEC blocks whose transmission is spread (1 = none).
     pub spread: u8,
-    /// Packet duration in ms.
+    /// Packet duration, in ms.
     pub packet_ms: f64,
     /// Audio streamed, in seconds.
     pub audio_s: f64,
@@ -101,44 +119,77 @@ pub struct BenchReport {
     pub session_s: f64,
     /// Whether the receiver played the whole session out.
     pub completed: bool,
-    /// Media packets sent.
+    /// Media packets sent (first transmissions).
     pub packets_sent: u64,
     /// Repair packets sent.
-    pub repair_sent: u64,
+    pub repair_packets_sent: u64,
     /// Datagrams the network dropped (media, repair and RTCP), forward path.
-    pub lost_on_wire: u64,
-    /// Network loss rate of the forward path.
+    pub datagrams_lost_on_wire: u64,
+    /// Network loss rate of the forward path, a fraction (0..1).
     pub network_loss: f64,
     /// Media packets missing at the receiver.
-    pub media_lost: u64,
-    /// Media packets rebuilt from repair packets.
-    pub recovered: u64,
-    /// Media packets that could not be rebuilt.
-    pub unrecoverable: u64,
-    /// Residual loss: unrecoverable / media packets.
+    pub packets_lost: u64,
+    /// Lost media packets rebuilt by FEC from repair packets.
+    pub packets_rebuilt: u64,
+    /// Lost media packets that arrived as retransmissions (NACK answered).
+    pub packets_retransmitted: u64,
+    /// Retransmissions the receiver asked for in NACKs, in packets.
+    pub retransmissions_requested: u64,
+    /// Retransmissions the sender sent.
+    pub retransmissions_sent: u64,
+    /// Retransmissions asked for beyond the sender's retransmission cap, not sent.
+    pub retransmissions_over_cap: u64,
+    /// Retransmissions asked for of packets no longer in the sender's history.
+    pub retransmissions_unavailable: u64,
+    /// Lost media packets neither rebuilt nor retransmitted.
+    pub packets_unrecoverable: u64,
+    /// Residual loss, a fraction (0..1): unrecoverable / media packets.
     pub residual_loss: f64,
-    /// Audio rebuilt by interpolation, in ms.
+    /// Frames filled by interpolation (summed over substreams).
+    pub frames_interpolated: u64,
+    /// The same audio, in ms.
     pub interpolated_ms: f64,
-    /// Audio concealed, in ms.
+    /// Frames filled by concealment or silence (summed over substreams).
+    pub frames_concealed: u64,
+    /// The same audio, in ms.
     pub concealed_ms: f64,
+    /// Damaged audio, judged from the output against the input: 1 ms windows with an SNR
+    /// under 20 dB, in ms (null when the input was not kept: runs over 10 minutes).
+    pub damaged_ms: Option<u64>,
     /// Gaps of digital silence of 10 ms or more in the output where the input had sound.
     pub audible_gaps: usize,
     /// The longest such gap, in ms.
     pub longest_gap_ms: f64,
-    /// Underruns.
+    /// Times playout found a substream's buffer empty while playing.
     pub underruns: u64,
-    /// PAUSE requests.
-    pub pauses: u64,
-    /// RESUME requests.
-    pub resumes: u64,
-    /// Buffered audio at the receiver, sampled every 100 ms.
+    /// PAUSE requests the receiver issued (not counting retransmissions).
+    pub pauses_sent: u64,
+    /// RESUME requests the receiver issued (not counting retransmissions).
+    pub resumes_sent: u64,
+    /// Buffered audio at the receiver, sampled every 100 ms, in ms.
     pub buffer_ms: Percentiles,
-    /// Time from the first packet to playback start, in ms.
-    pub startup_ms: f64,
-    /// Playout latency: the network's mean one-way delay plus the mean buffered audio, in ms.
-    pub latency_ms: f64,
-    /// Bandwidth overhead of repair packets: repair bytes / media bytes.
+    /// Time from the first packet to the start of playback, in ms.
+    pub startup_delay_ms: f64,
+    /// Modelled playout latency: the network's mean one-way delay plus the mean buffered
+    /// audio, in ms.
+    pub modelled_latency_ms: f64,
+    /// Capture-to-playout latency the receiver measured from the sender's reports, in ms
+    /// (`None` when it had no mapping).
+    pub capture_to_playout_ms: Option<LatencyStats>,
+    /// Bandwidth overhead of repair packets, a fraction: repair packets / media packets.
     pub overhead: f64,
+    /// Bytes of media datagrams sent (first transmissions).
+    pub media_bytes: u64,
+    /// Bytes of repair datagrams sent.
+    pub repair_bytes: u64,
+    /// Bytes of retransmissions sent.
+    pub retransmission_bytes: u64,
+    /// Bytes of RTCP sent by the sender (reports, descriptions, acknowledgements, BYE).
+    pub sender_rtcp_bytes: u64,
+    /// Bytes of RTCP sent by the receiver (reports, PAUSE/RESUME, NACKs).
+    pub receiver_rtcp_bytes: u64,
+    /// Every byte on the wire, both ways, over the bytes of the raw PCM streamed.
+    pub wire_to_pcm_ratio: f64,
     /// Fraction of output frames identical to the input (null when the input was generated
     /// on the fly and not kept: runs over 10 minutes).
     pub bit_exact_fraction: Option<f64>,
@@ -146,8 +197,8 @@ pub struct BenchReport {
     pub snr_db: Option<f64>,
     /// Segmental SNR (20 ms segments, each clamped to -10..60 dB), in dB.
     pub segmental_snr_db: Option<f64>,
-    /// The simulated clock drift of the sender, in ppm.
-    pub drift_ppm: f64,
+    /// The simulated clock drift of the sender (`--drift-ppm`), in ppm.
+    pub simulated_drift_ppm: f64,
     /// The receiver's final estimate of that drift, in ppm (when it compensates drift).
     pub drift_estimate_ppm: Option<f64>,
     /// Buffered audio from 5 minutes into the session on (from half-way for shorter runs):
@@ -198,15 +249,20 @@ pub fn simulate(
     spec: AudioSpec,
     input: &[u8],
 ) -> Result<(BenchReport, SimResult)> {
+    let live = args.is_live();
     let mut scfg = SenderConfig::new(spec);
+    scfg.live = live;
     args.stream.apply(&mut scfg)?;
     scfg.fec = fec;
     scfg.speed = args.speed;
     scfg.seed = args.seed;
     let mut rcfg = ReceiverConfig::default();
-    args.buffer.apply(&mut rcfg, false);
+    args.buffer.apply(&mut rcfg, live);
     rcfg.seed = args.seed;
-    rcfg.drift_correction = args.drift_correction || args.drift_ppm != 0.0;
+    rcfg.drift_correction = args.drift_correction || args.drift_ppm != 0.0 || live;
+    if let Some(ms) = args.latency {
+        super::opts::apply_latency(&mut rcfg, ms);
+    }
     let streaming = input.is_empty();
     let program: Program = args
         .program
@@ -266,50 +322,78 @@ pub fn simulate(
             .unwrap_or(0.0)
     };
     let clock = MediaClock::new(spec.rate);
-    let media_bytes = r.sender.packets_sent as f64;
+    let media_packets = r.sender.packets_sent as f64;
     let report = BenchReport {
         profile: profile.name.clone(),
         seed: args.seed,
         fec: fec.map_or("off".into(), |f| f.to_string()),
         interleave: scfg.interleave,
         spread: scfg.spread,
-        packet_ms: args.stream.packet_ms(false),
+        packet_ms: args.stream.packet_ms(live),
         audio_s: audio.as_secs_f64(),
         session_s: r.elapsed.as_secs_f64(),
         completed: r.completed,
         packets_sent: r.sender.packets_sent,
-        repair_sent: r.sender.repair_sent,
-        lost_on_wire: r.forward.dropped + r.forward.dropped_outage,
+        repair_packets_sent: r.sender.repair_packets_sent,
+        datagrams_lost_on_wire: r.forward.dropped + r.forward.dropped_outage,
         network_loss: r.forward.loss_rate(),
-        media_lost: r.receiver.lost,
-        recovered: r.receiver.recovered,
-        unrecoverable: r.receiver.unrecoverable,
+        packets_lost: r.receiver.packets_lost,
+        packets_rebuilt: r.receiver.packets_rebuilt,
+        packets_retransmitted: r.receiver.packets_retransmitted,
+        retransmissions_requested: r.receiver.retransmissions_requested,
+        retransmissions_sent: r.sender.retransmission.retransmissions_sent,
+        retransmissions_over_cap: r.sender.retransmission.retransmissions_over_cap,
+        retransmissions_unavailable: r.sender.retransmission.retransmissions_unavailable,
+        packets_unrecoverable: r.receiver.packets_unrecoverable,
         residual_loss: r.receiver.residual_loss,
+        frames_interpolated: r.receiver.frames_interpolated,
         interpolated_ms: clock.ms_of(r.receiver.frames_interpolated),
+        frames_concealed: r.receiver.frames_concealed,
         concealed_ms: clock.ms_of(r.receiver.frames_concealed),
+        damaged_ms: (!streaming)
+            .then(|| isostream_media::damaged_windows(input, &r.output, spec, 1.0, 20.0)),
         audible_gaps: cmp.gaps.len(),
         longest_gap_ms: cmp.longest_gap_ms,
         underruns: r.receiver.underruns,
-        pauses: r.receiver.flow.pause_sent,
-        resumes: r.receiver.flow.resume_sent,
+        pauses_sent: r.receiver.flow.pauses_sent,
+        resumes_sent: r.receiver.flow.resumes_sent,
         buffer_ms: Percentiles {
             p5: pct(0.05),
             p50: pct(0.5),
             p95: pct(0.95),
             max: buf.last().copied().unwrap_or(0.0),
         },
-        startup_ms: r.receiver.startup_delay_ms,
-        latency_ms: r.forward.mean_delay_ms + r.receiver.buffer_mean_ms,
-        overhead: if media_bytes == 0.0 {
+        startup_delay_ms: r.receiver.startup_delay_ms,
+        modelled_latency_ms: r.forward.mean_delay_ms + r.receiver.buffer_mean_ms,
+        capture_to_playout_ms: r.receiver.capture_to_playout_ms,
+        overhead: if media_packets == 0.0 {
             0.0
         } else {
-            r.sender.repair_sent as f64 / media_bytes
+            r.sender.repair_packets_sent as f64 / media_packets
+        },
+        media_bytes: r.sender.media_bytes,
+        repair_bytes: r.sender.repair_bytes,
+        retransmission_bytes: r.sender.retransmission.retransmission_bytes,
+        sender_rtcp_bytes: r.sender.rtcp_bytes,
+        receiver_rtcp_bytes: r.receiver.rtcp_bytes,
+        wire_to_pcm_ratio: {
+            let wire = r.sender.media_bytes
+                + r.sender.repair_bytes
+                + r.sender.retransmission.retransmission_bytes
+                + r.sender.rtcp_bytes
+                + r.receiver.rtcp_bytes;
+            let pcm = frames * spec.frame_bytes() as u64;
+            if pcm == 0 {
+                0.0
+            } else {
+                wire as f64 / pcm as f64
+            }
         },
         bit_exact_fraction: (!streaming).then_some(cmp.bit_exact_fraction),
         snr_db: cmp.snr_db.is_finite().then_some(cmp.snr_db),
         segmental_snr_db: (!streaming).then_some(cmp.segmental_snr_db),
-        drift_ppm: args.drift_ppm,
-        drift_estimate_ppm: r.receiver.drift_ppm,
+        simulated_drift_ppm: args.drift_ppm,
+        drift_estimate_ppm: r.receiver.drift_estimate_ppm,
         buffer_after_convergence_ms: Percentiles {
             p5: late_pct(0.05),
             p50: late_pct(0.5),
@@ -340,7 +424,7 @@ fn print_table(r: &BenchReport) {
             format!(
                 "{} media + {} repair (overhead {:.1} %)",
                 r.packets_sent,
-                r.repair_sent,
+                r.repair_packets_sent,
                 r.overhead * 100.0
             ),
         ),
@@ -348,15 +432,32 @@ fn print_table(r: &BenchReport) {
             "lost on the wire",
             format!(
                 "{} datagrams ({:.2} %)",
-                r.lost_on_wire,
+                r.datagrams_lost_on_wire,
                 r.network_loss * 100.0
             ),
         ),
         (
             "media packets lost",
             format!(
-                "{}: {} recovered, {} unrecoverable",
-                r.media_lost, r.recovered, r.unrecoverable
+                "{}: {} rebuilt by FEC, {} retransmitted ({} asked for, {} sent), {} unrecoverable",
+                r.packets_lost,
+                r.packets_rebuilt,
+                r.packets_retransmitted,
+                r.retransmissions_requested,
+                r.retransmissions_sent,
+                r.packets_unrecoverable
+            ),
+        ),
+        (
+            "bytes on the wire",
+            format!(
+                "{:.2} x the raw PCM: media {}, repair {}, retransmission {}, RTCP {} (sender) + {} (receiver)",
+                r.wire_to_pcm_ratio,
+                r.media_bytes,
+                r.repair_bytes,
+                r.retransmission_bytes,
+                r.sender_rtcp_bytes,
+                r.receiver_rtcp_bytes
             ),
         ),
         ("residual loss", format!("{:.3} %", r.residual_loss * 100.0)),
@@ -369,7 +470,7 @@ fn print_table(r: &BenchReport) {
             format!("{} (longest {:.1} ms)", r.audible_gaps, r.longest_gap_ms),
         ),
         ("underruns", r.underruns.to_string()),
-        ("PAUSE / RESUME", format!("{} / {}", r.pauses, r.resumes)),
+        ("PAUSE / RESUME sent", format!("{} / {}", r.pauses_sent, r.resumes_sent)),
         (
             "buffer p5/p50/p95/max",
             format!(
@@ -378,17 +479,26 @@ fn print_table(r: &BenchReport) {
             ),
         ),
         (
-            "startup / latency",
-            format!("{:.0} ms / {:.0} ms", r.startup_ms, r.latency_ms),
+            "startup delay / latency",
+            match r.capture_to_playout_ms {
+                Some(l) => format!(
+                    "{:.0} ms / {:.0} ms modelled, capture to playout {:.0} ms measured (min {:.0}, max {:.0})",
+                    r.startup_delay_ms, r.modelled_latency_ms, l.mean, l.min, l.max
+                ),
+                None => format!(
+                    "{:.0} ms / {:.0} ms modelled",
+                    r.startup_delay_ms, r.modelled_latency_ms
+                ),
+            },
         ),
         (
             "clock drift",
             match r.drift_estimate_ppm {
                 Some(e) => format!(
                     "{:+.1} ppm simulated, {:+.2} ppm estimated; buffer after convergence p5/p50/p95 {:.0} / {:.0} / {:.0} ms",
-                    r.drift_ppm, e, r.buffer_after_convergence_ms.p5, r.buffer_after_convergence_ms.p50, r.buffer_after_convergence_ms.p95
+                    r.simulated_drift_ppm, e, r.buffer_after_convergence_ms.p5, r.buffer_after_convergence_ms.p50, r.buffer_after_convergence_ms.p95
                 ),
-                None => format!("{:+.1} ppm simulated, not compensated", r.drift_ppm),
+                None => format!("{:+.1} ppm simulated, not compensated", r.simulated_drift_ppm),
             },
         ),
         (
@@ -415,6 +525,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let (spec, input) = load_input(&args)?;
     let wall = std::time::Instant::now();
     if args.sweep {
+        // a sweep measures what each FEC setting does alone
+        let mut fec_only = args.clone();
+        fec_only.stream.retransmission = false;
+        let args = &fec_only;
         let mut settings = Vec::new();
         for s in args.sweep_fec.split(';') {
             settings.push(
@@ -431,7 +545,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 if !(0.0..100.0).contains(&loss) {
                     bail!("--sweep-loss {loss}: expected a percentage in [0, 100)");
                 }
-                let (r, _) = simulate(&args, &profile.with_loss(loss / 100.0), *fec, spec, &input)?;
+                let (r, _) = simulate(args, &profile.with_loss(loss / 100.0), *fec, spec, &input)?;
                 pts.push((r.network_loss * 100.0, r.residual_loss * 100.0));
                 reports.push(r);
             }
@@ -467,7 +581,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             eprintln!("isostream bench: wrote {}", p.display());
         }
     } else {
-        let (report, r) = simulate(&args, &profile, args.stream.fec(false), spec, &input)?;
+        let fec = args.stream.fec(args.is_live());
+        let (report, r) = simulate(&args, &profile, fec, spec, &input)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -475,13 +590,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         if let Some(p) = &args.plot {
             let mut rcfg = ReceiverConfig::default();
-            args.buffer.apply(&mut rcfg, false);
+            args.buffer.apply(&mut rcfg, args.is_live());
+            if let Some(ms) = args.latency {
+                super::opts::apply_latency(&mut rcfg, ms);
+            }
             let mut title = format!(
                 "profile {}, FEC {}, interleave {}, spread {}",
                 report.profile, report.fec, report.interleave, report.spread
             );
             if let Some(e) = report.drift_estimate_ppm {
-                title += &format!(", drift {:+.0} ppm (estimated {e:+.1})", report.drift_ppm);
+                title += &format!(
+                    ", drift {:+.0} ppm (estimated {e:+.1})",
+                    report.simulated_drift_ppm
+                );
             }
             isostream::report::plot_timeline(
                 p,

@@ -14,9 +14,9 @@ use isostream_drive::AudioSink;
 use isostream_media::{
     compare, synthesize, write_wav_all, AudioSpec, Program, SampleFormat, WavSink,
 };
+use isostream_netsim::Profile;
 use isostream_receiver::{ReceiverConfig, ReceiverSession};
 use isostream_sender::{SenderConfig, SenderSession};
-use isostream_transport::impair::Profile;
 use isostream_transport::time::{Duration, Instant, MediaClock};
 
 use super::opts::{BufferOpts, StreamOpts};
@@ -75,6 +75,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     scfg.validate()?;
     scfg.seed = super::common::os_seed();
     scfg.receiver_addr = relay_addr;
+    // stored media streams ahead, as `send` does by default
+    scfg.speed = isostream_sender::Speed::Times(2.0);
     let mut rcfg = ReceiverConfig::default();
     args.buffer.apply(&mut rcfg, false);
     rcfg.validate()?;
@@ -113,7 +115,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 if now >= next_sample {
                     next_sample = now + Duration::from_millis(100);
                     let flow = s.stats().flow;
-                    timeline.push(Sample::of(now, s, flow.pause_sent > flow.resume_sent));
+                    timeline.push(Sample::of(now, s, flow.pauses_sent > flow.resumes_sent));
                 }
             },
         )
@@ -174,20 +176,21 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     super::impair::print_summary(&relay);
     eprintln!(
         "isostream send: {} media + {} repair packets sent",
-        sstats.packets_sent, sstats.repair_sent
+        sstats.packets_sent, sstats.repair_packets_sent
     );
     super::recv::print_receiver_summary(&rstats);
     let clock = MediaClock::new(spec.rate);
     println!();
     println!("What happened:");
     println!(
-        "  The network dropped {} of {} datagrams ({:.2} %). FEC rebuilt {} of the {} media packets lost; {} could not be rebuilt (residual loss {:.3} %).",
+        "  The network dropped {} of {} datagrams ({:.2} %). Of the {} media packets lost, FEC rebuilt {} and {} were asked for again and retransmitted; {} could not be repaired (residual loss {:.3} %).",
         relay.forward.dropped + relay.forward.dropped_outage,
         relay.forward.offered,
         relay.forward.loss_rate() * 100.0,
-        rstats.recovered,
-        rstats.lost,
-        rstats.unrecoverable,
+        rstats.packets_lost,
+        rstats.packets_rebuilt,
+        rstats.packets_retransmitted,
+        rstats.packets_unrecoverable,
         rstats.residual_loss * 100.0
     );
     println!(

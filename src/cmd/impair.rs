@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use isostream_transport::impair::{Link, LinkStats, Profile};
+use isostream_netsim::{Link, LinkStats, Profile};
 use isostream_transport::time::Instant;
 use tokio::net::UdpSocket;
 
@@ -28,7 +28,7 @@ pub struct ImpairArgs {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long, value_parser = super::opts::parse_run_seconds)]
     pub duration: Option<f64>,
-    /// Write the summary as JSON to this file.
+    /// Write the summary (per direction, in datagrams) as JSON to this file (docs/STATS.md).
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
 }

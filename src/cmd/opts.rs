@@ -15,19 +15,38 @@ pub struct StreamOpts {
     #[arg(long, value_parser = parse_packet_ms)]
     pub packet_ms: Option<f64>,
     /// Reed-Solomon repair: K source packets + M repair packets per block, or `off`
-    /// (default 8,2; 4,1 for a live source, so a block spans 10 ms instead of 40 ms).
+    /// (default: off for stored media, which retransmission repairs, or 8,2 with --spread;
+    /// 4,1 for a live source).
     #[arg(long, value_parser = parse_fec)]
     pub fec: Option<FecSetting>,
     /// Interleave depth D: packet j of a group of D carries samples j, j+D, ... (1 = plain).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub interleave: u8,
-    /// Interleave the transmission order of N FEC blocks against bursts (1 = off).
+    /// Spread the transmission of N consecutive FEC blocks over one another (their packets
+    /// leave column by column), so a burst costs each block fewer packets (1 = off).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub spread: u8,
     /// Split the input into substreams: `per-channel`, or groups like `1,2+3` (1-based,
     /// contiguous channels in order). Default: one substream with every channel.
     #[arg(long)]
     pub substreams: Option<String>,
+    /// Answer the receiver's NACKs with retransmissions (RFC 4585/4588): `on` or `off`.
+    /// With `off` and `--fec off` the stream is plain RTP.
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub retransmission: bool,
+    /// The most retransmissions may cost, in % of the media's own byte rate (a token
+    /// bucket, so an outage or a forged NACK cannot turn into a storm).
+    #[arg(long, default_value_t = 100.0)]
+    pub retransmission_cap: f64,
+}
+
+/// Parses `on` or `off`.
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{s}': expected on or off")),
+    }
 }
 
 /// Packet duration of a live source by default, in ms.
@@ -178,18 +197,21 @@ impl StreamOpts {
             .unwrap_or(if live { LIVE_PACKET_MS } else { 5.0 })
     }
 
-    /// FEC setting: as given, or the default for stored media or a live source.
+    /// FEC setting: as given, or the default for stored media (off: stored media streams
+    /// seconds ahead of playout and lost packets are asked for again, which costs less
+    /// bandwidth and repairs more on every bench profile, see docs/BENCHMARKS.md) or a live
+    /// source (4,1).
     pub fn fec(&self, live: bool) -> Option<FecParams> {
         self.fec.map_or_else(
             || {
-                Some(
-                    if live {
-                        FecParams::new(4, 1)
-                    } else {
-                        FecParams::new(8, 2)
-                    }
-                    .expect("valid defaults"),
-                )
+                if live {
+                    Some(FecParams::new(4, 1).expect("valid default"))
+                } else if self.spread > 1 {
+                    // --spread spreads FEC blocks: asking for it asks for FEC
+                    Some(FecParams::new(8, 2).expect("valid default"))
+                } else {
+                    None
+                }
             },
             |f| f.0,
         )
@@ -207,6 +229,18 @@ impl StreamOpts {
         cfg.fec = self.fec(cfg.live);
         cfg.interleave = self.interleave;
         cfg.spread = self.spread;
+        if !(self.retransmission_cap.is_finite()
+            && (0.0..=1000.0).contains(&self.retransmission_cap))
+        {
+            bail!(
+                "--retransmission-cap {}: expected a percentage from 0 to 1000",
+                self.retransmission_cap
+            );
+        }
+        cfg.retransmission = self.retransmission.then(|| isostream_sender::RtxParams {
+            cap: self.retransmission_cap / 100.0,
+            ..Default::default()
+        });
         if let Some(s) = &self.substreams {
             cfg.substream_channels = parse_substreams(s, cfg.spec.channels)?;
         }
@@ -246,14 +280,20 @@ pub fn parse_substreams(s: &str, channels: u16) -> Result<Vec<u16>> {
     Ok(out)
 }
 
-/// Options shared by `recv` and `bench`: how the receiver buffers.
+/// Options shared by `recv`, `bench` and `demo`: how the receiver buffers.
 #[derive(Args, Clone, Debug)]
 pub struct BufferOpts {
-    /// Playback starts (and RESUME is sent) at this much buffered audio, in ms.
-    /// Default: 200 for stored media, 40 with --live.
+    /// Playback starts at this much buffered audio, in ms.
+    /// Default: 300 for stored media (sent at twice real time, that is about 150 ms after
+    /// the first packet), 40 with --live.
     #[arg(long, value_parser = parse_buffer_ms)]
     pub low_water: Option<u32>,
-    /// PAUSE is sent above this much buffered audio, in ms. Default: 1000, 200 with --live.
+    /// A paused sender is resumed when the buffer drains to this much audio, in ms.
+    /// Default: 2000 for stored media (at most half the high-water mark, at least the
+    /// low-water mark); the low-water mark with --live.
+    #[arg(long, value_parser = parse_buffer_ms)]
+    pub resume_water: Option<u32>,
+    /// PAUSE is sent above this much buffered audio, in ms. Default: 4000, 200 with --live.
     #[arg(long, value_parser = parse_buffer_ms)]
     pub high_water: Option<u32>,
 }
@@ -268,7 +308,25 @@ impl BufferOpts {
         };
         cfg.low_water_ms = self.low_water.unwrap_or(lo);
         cfg.high_water_ms = self.high_water.unwrap_or(hi.max(cfg.low_water_ms * 2));
+        let resume = if live {
+            cfg.low_water_ms
+        } else {
+            rconfig::STORED_RESUME_WATER_MS
+                .min(cfg.high_water_ms / 2)
+                .max(cfg.low_water_ms)
+        };
+        cfg.resume_water_ms = Some(self.resume_water.unwrap_or(resume));
     }
+}
+
+/// Sets a receiver's buffer for a live stream with a latency budget of `ms`: playback starts
+/// with that much buffered, RESUME at the same mark, PAUSE only above twice as much (at least
+/// 100 ms more), and clock drift compensated.
+pub fn apply_latency(cfg: &mut ReceiverConfig, ms: u32) {
+    cfg.low_water_ms = ms.max(1);
+    cfg.high_water_ms = (2 * ms).max(ms + 100);
+    cfg.resume_water_ms = Some(cfg.low_water_ms);
+    cfg.drift_correction = true;
 }
 
 /// A duration option given in ms, unless its deprecated spelling (in seconds, from before

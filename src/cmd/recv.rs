@@ -78,7 +78,7 @@ pub struct RecvArgs {
     /// 96, --rate, --channels) to this file.
     #[arg(long)]
     sdp: Option<PathBuf>,
-    /// Write the summary as JSON to this file.
+    /// Write the summary as JSON to this file (every field: docs/STATS.md).
     #[arg(long)]
     stats_json: Option<PathBuf>,
 }
@@ -95,8 +95,7 @@ pub async fn run(a: RecvArgs) -> Result<()> {
     cfg.stock_l16_payload_type = a.l16_payload_type;
     a.buffer.apply(&mut cfg, a.live || a.latency.is_some());
     if let Some(ms) = a.latency {
-        cfg.low_water_ms = ms.max(1);
-        cfg.high_water_ms = (2 * ms).max(ms + 100);
+        super::opts::apply_latency(&mut cfg, ms);
     }
     cfg.idle_timeout = ms_or_deprecated_s(a.idle_timeout_ms, a.idle_timeout_s);
     cfg.drift_correction = a.live || a.latency.is_some();
@@ -245,12 +244,12 @@ pub async fn run(a: RecvArgs) -> Result<()> {
 /// the ones the demultiplexing reserves: 64 to 95 (they look like RTCP, RFC 5761), the
 /// repair packets' 110 and the retransmissions' 109.
 fn parse_l16_payload_type(s: &str) -> Result<u8, String> {
-    use isostream_transport::{fec::REPAIR_PAYLOAD_TYPE, rtp::PT_RTX};
+    use isostream_transport::rtp::{PT_REPAIR, PT_RTX};
     match s.trim().parse::<u8>() {
         Ok(pt @ (64..=95)) => Err(format!(
             "payload type {pt} cannot be told from RTCP (RFC 5761): use 0 to 63 or 96 to 127"
         )),
-        Ok(pt) if pt == REPAIR_PAYLOAD_TYPE || pt == PT_RTX => Err(format!(
+        Ok(pt) if pt == PT_REPAIR || pt == PT_RTX => Err(format!(
             "payload type {pt} is isostream's own (repair 110, retransmission 109)"
         )),
         Ok(pt @ 0..=127) => Ok(pt),
@@ -308,27 +307,39 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
 /// Prints the receiver summary to stderr.
 pub fn print_receiver_summary(s: &ReceiverStats) {
     eprintln!(
-        "isostream recv: {} packets received, {} lost ({} recovered, {} unrecoverable, residual loss {:.3} %), {} late, {} duplicate, {} malformed, {} foreign; jitter {:.2} ms",
-        s.packets_received, s.lost, s.recovered, s.unrecoverable, s.residual_loss * 100.0, s.late, s.duplicate, s.malformed, s.foreign,
+        "isostream recv: {} packets received, {} lost ({} rebuilt by FEC, {} retransmitted, {} unrecoverable; residual loss {:.3} %), {} late, {} duplicate, {} overflowed; {} malformed and {} foreign datagrams; jitter {:.2} ms",
+        s.packets_received,
+        s.packets_lost,
+        s.packets_rebuilt,
+        s.packets_retransmitted,
+        s.packets_unrecoverable,
+        s.residual_loss * 100.0,
+        s.packets_late,
+        s.packets_duplicate,
+        s.packets_overflowed,
+        s.datagrams_malformed,
+        s.datagrams_foreign,
         s.substreams.iter().map(|x| x.jitter_ms).fold(0.0, f64::max)
     );
     eprintln!(
-        "isostream recv: {} frames played, {} interpolated, {} concealed, {} underrun(s); PAUSE sent {} (acked {}), RESUME sent {} (acked {}), {} retransmission(s); buffer min/mean/max {:.0}/{:.0}/{:.0} ms, startup delay {:.0} ms",
+        "isostream recv: {} frames played, {} interpolated ({:.1} ms), {} concealed ({:.1} ms), {} underrun(s); PAUSE sent {} (acked {}), RESUME sent {} (acked {}), {} request retransmission(s); buffer min/mean/max {:.0}/{:.0}/{:.0} ms, startup delay {:.0} ms",
         s.frames_played,
         s.frames_interpolated,
+        s.interpolated_ms,
         s.frames_concealed,
+        s.concealed_ms,
         s.underruns,
-        s.flow.pause_sent,
-        s.flow.pause_acked,
-        s.flow.resume_sent,
-        s.flow.resume_acked,
-        s.flow.retransmissions,
+        s.flow.pauses_sent,
+        s.flow.pauses_acked,
+        s.flow.resumes_sent,
+        s.flow.resumes_acked,
+        s.flow.request_retransmissions,
         s.buffer_min_ms,
         s.buffer_mean_ms,
         s.buffer_max_ms,
         s.startup_delay_ms
     );
-    if let Some(l) = s.latency_ms {
+    if let Some(l) = s.capture_to_playout_ms {
         eprintln!(
             "isostream recv: capture-to-playout latency mean {:.1} ms (min {:.1}, max {:.1}), from the sender's wall clock: exact on one machine, an estimate across machines",
             l.mean, l.min, l.max
@@ -337,8 +348,8 @@ pub fn print_receiver_summary(s: &ReceiverStats) {
     if s.substreams.len() > 1 {
         for (i, sub) in s.substreams.iter().enumerate() {
             eprintln!(
-                "isostream recv: substream {} ({} ch, SSRC {:08x}): {} received, {} lost, {} recovered, {} late, {} frames concealed, buffer {} frames",
-                i + 1, sub.channels, sub.ssrc, sub.packets_received, sub.lost, sub.recovered, sub.late, sub.frames_concealed, sub.occupancy_frames
+                "isostream recv: substream {} ({} ch, SSRC {:08x}): {} packets received, {} lost, {} rebuilt by FEC, {} retransmitted, {} late; {} frames concealed, buffer {} frames",
+                i + 1, sub.channels, sub.ssrc, sub.packets_received, sub.packets_lost, sub.packets_rebuilt, sub.packets_retransmitted, sub.packets_late, sub.frames_concealed, sub.buffer_frames
             );
         }
         eprintln!(

@@ -46,8 +46,10 @@ pub struct SendArgs {
     /// Treat stdin as a live source (audio produced while paused is dropped).
     #[arg(long)]
     live: bool,
-    /// How fast stored media is sent: times real time, or `max` (as fast as PAUSE/RESUME allow).
-    #[arg(long, default_value = "1", value_parser = parse_speed)]
+    /// How fast stored media is sent: times real time, or `max` (as fast as PAUSE/RESUME
+    /// allow). Default: twice real time, so the receiver's buffer fills up to its high-water
+    /// mark and PAUSE/RESUME keep it deep (`1`: real time). A live source ignores it.
+    #[arg(long, default_value = "2", value_parser = parse_speed)]
     speed: Speed,
     #[command(flatten)]
     stream: StreamOpts,
@@ -66,7 +68,7 @@ pub struct SendArgs {
     /// VLC, GStreamer). Needs a plain stream: --fec off --interleave 1.
     #[arg(long)]
     sdp: Option<PathBuf>,
-    /// Write the summary as JSON to this file.
+    /// Write the summary as JSON to this file (every field: docs/STATS.md).
     #[arg(long)]
     stats_json: Option<PathBuf>,
 }
@@ -270,24 +272,28 @@ impl sdriver::Progress for SendProgress {
 
 fn print_sender_summary(s: &SenderStats, why: &FinishReason, rate: u32) {
     eprintln!(
-        "isostream send: {} ({:.2} s of audio): {} media + {} repair packets, {} bytes; paused {} time(s) for {} ms, resumed {}; {} live frames dropped",
+        "isostream send: {} ({:.2} s of audio): {} media + {} repair packets ({} + {} bytes), {} retransmitted ({} bytes) of {} asked for; {} PAUSE(s) applied for {} ms, {} RESUME(s) applied; {} live frames dropped",
         match why {
             FinishReason::EndOfInput => "done".to_string(),
             FinishReason::ReceiverLost { silent_ms } => format!("receiver lost after {silent_ms} ms of silence"),
         },
         s.frames_sent as f64 / rate as f64,
         s.packets_sent,
-        s.repair_sent,
-        s.bytes_sent,
-        s.pauses,
+        s.repair_packets_sent,
+        s.media_bytes,
+        s.repair_bytes,
+        s.retransmission.retransmissions_sent,
+        s.retransmission.retransmission_bytes,
+        s.retransmission.retransmissions_requested,
+        s.pauses_applied,
         s.paused_ms,
-        s.resumes,
-        s.live_frames_dropped
+        s.resumes_applied,
+        s.frames_dropped
     );
     if let Some(r) = s.receiver_report {
         eprintln!(
             "isostream send: the receiver reports {} packet(s) lost ({:.1} % in its last report), jitter {:.2} ms",
-            r.lost,
+            r.packets_lost,
             r.fraction_lost * 100.0,
             r.jitter_ms
         );

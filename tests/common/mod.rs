@@ -324,7 +324,7 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))
 }
 
-/// An unsigned counter at `path` (e.g. `["receiver", "flow", "pause_sent"]`).
+/// An unsigned counter at `path` (e.g. `["receiver", "flow", "pauses_sent"]`).
 pub fn count(v: &serde_json::Value, path: &[&str]) -> u64 {
     let mut x = v;
     for k in path {
@@ -713,10 +713,10 @@ pub fn differing_packets(
 
 /// A profile with these two paths.
 pub fn profile(
-    forward: isostream_transport::impair::LinkConfig,
-    reverse: isostream_transport::impair::LinkConfig,
-) -> isostream_transport::impair::Profile {
-    isostream_transport::impair::Profile {
+    forward: isostream_netsim::LinkConfig,
+    reverse: isostream_netsim::LinkConfig,
+) -> isostream_netsim::Profile {
+    isostream_netsim::Profile {
         name: "test".into(),
         description: String::new(),
         source: String::new(),
@@ -728,8 +728,8 @@ pub fn profile(
 /// Deterministic loss: of every `period` datagrams on the path, the last is lost (1 in
 /// `period`, evenly spread: with `period` > K + M, an FEC block of K + M packets in a row
 /// loses at most one packet, and at most two when a report falls inside it).
-pub fn every_nth_lost(period: usize) -> isostream_transport::impair::LossModel {
-    isostream_transport::impair::LossModel::Trace {
+pub fn every_nth_lost(period: usize) -> isostream_netsim::LossModel {
+    isostream_netsim::LossModel::Trace {
         pattern: format!("{}1", "0".repeat(period - 1)),
         file: None,
         per: Default::default(),

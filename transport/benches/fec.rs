@@ -11,11 +11,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use isostream_transport::fec::{
     BlockDecoder, BlockEncoder, ErasureCodec, FecParams, ReedSolomonCodec, RepairHeader,
 };
+use isostream_transport::rtp;
 
 /// L16 payload of one packet, in bytes.
 const PAYLOAD_LEN: usize = 960;
 /// Whole source datagram, in bytes.
-const PACKET_LEN: usize = 12 + PAYLOAD_LEN;
+const PACKET_LEN: usize = rtp::HEADER_LEN + PAYLOAD_LEN;
 const PARAMS: [(u8, u8); 3] = [(8, 2), (18, 10), (32, 8)];
 
 fn packets(k: u8, base_seq: u16) -> Vec<Bytes> {

@@ -1,10 +1,9 @@
 //! What the isostream sender and receiver share: time types, wrap-safe sequence arithmetic,
-//! the wire format (RTP media, repair packets, RTCP control), the FEC codec, sample
-//! interleaving and the network impairment model.
+//! the wire format (RTP media, repair packets, RTCP control), the FEC codec and sample
+//! interleaving. (The network impairment model is the `isostream-netsim` crate.)
 #![deny(missing_docs)]
 
 pub mod fec;
-pub mod impair;
 pub mod interleave;
 pub mod rtcp;
 pub mod rtp;

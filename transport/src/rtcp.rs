@@ -20,6 +20,12 @@ pub const PT_BYE: u8 = 203;
 pub const PT_APP: u8 = 204;
 /// RTCP packet type of transport-layer feedback (RFC 4585, RTPFB).
 pub const PT_RTPFB: u8 = 205;
+/// RTCP packet type of extended reports (RFC 3611, XR).
+pub const PT_XR: u8 = 207;
+/// XR block type: receiver reference time (RFC 3611, 4.4).
+const XR_RRTR: u8 = 4;
+/// XR block type: DLRR, the delay since the last receiver reference time (RFC 3611, 4.5).
+const XR_DLRR: u8 = 5;
 /// Feedback message type of a Generic NACK within [`PT_RTPFB`] (RFC 4585, section 6.2.1).
 pub const FMT_NACK: u8 = 1;
 /// Most (PID, BLP) entries of one NACK this implementation reads or writes: 16 entries name
@@ -159,7 +165,7 @@ pub struct SessionDesc {
     pub fec_k: u8,
     /// Repair packets per FEC block.
     pub fec_m: u8,
-    /// FEC blocks whose transmission order is interleaved (1 = none).
+    /// FEC blocks whose transmission is spread over one another (1 = none).
     pub spread: u8,
     /// Whether the source is live (audio produced while paused is dropped).
     pub live: bool,
@@ -221,6 +227,26 @@ pub enum RtcpPacket {
         media_ssrc: u32,
         /// The lost packets.
         lost: NackList,
+    },
+    /// An extended report (RFC 3611) with a receiver reference time block: a receiver's
+    /// wall clock, so that the sender's DLRR lets the receiver measure the round trip.
+    ReceiverReferenceTime {
+        /// The receiver's SSRC.
+        ssrc: u32,
+        /// Its NTP timestamp (64-bit).
+        ntp: u64,
+    },
+    /// An extended report (RFC 3611) with a DLRR sub-block for receiver `ssrc`: the middle
+    /// of its last reference time, and the delay since it arrived (1/65536 s).
+    Dlrr {
+        /// The sender of the report (the media SSRC it reports from).
+        sender_ssrc: u32,
+        /// The receiver the sub-block is for.
+        ssrc: u32,
+        /// Middle 32 bits of the NTP timestamp of its last RRTR.
+        last_rr: u32,
+        /// Delay since that RRTR arrived, in 1/65536 s.
+        delay_since_last_rr: u32,
     },
     /// SDES, stock APP packets and unknown types: understood as "ignore".
     Other {
@@ -318,6 +344,24 @@ fn parse_one(d: &[u8]) -> Result<(RtcpPacket, usize), WireError> {
             need(8)?;
             RtcpPacket::Bye {
                 ssrc: be32(body, 4),
+            }
+        }
+        // extended reports: the first block is read if it is an RRTR or a DLRR
+        PT_XR if len >= 16 && (body[8] == XR_RRTR || body[8] == XR_DLRR) => {
+            if body[8] == XR_RRTR {
+                need(20)?;
+                RtcpPacket::ReceiverReferenceTime {
+                    ssrc: be32(body, 4),
+                    ntp: ((be32(body, 12) as u64) << 32) | be32(body, 16) as u64,
+                }
+            } else {
+                need(24)?;
+                RtcpPacket::Dlrr {
+                    sender_ssrc: be32(body, 4),
+                    ssrc: be32(body, 12),
+                    last_rr: be32(body, 16),
+                    delay_since_last_rr: be32(body, 20),
+                }
             }
         }
         PT_RTPFB if count == FMT_NACK => {
@@ -524,6 +568,44 @@ pub fn write_desc(out: &mut BytesMut, ssrc: u32, desc: &SessionDesc) {
     }
 }
 
+/// Appends an extended report (RFC 3611) from receiver `ssrc` with a receiver reference time
+/// block holding `ntp` (its wall clock, 64-bit NTP).
+pub fn write_rrtr(out: &mut BytesMut, ssrc: u32, ntp: u64) {
+    header(out, 0, PT_XR, 4);
+    out.put_u32(ssrc);
+    out.put_u8(XR_RRTR);
+    out.put_u8(0);
+    out.put_u16(2);
+    out.put_u64(ntp);
+}
+
+/// Appends an extended report (RFC 3611) from sender `ssrc` with a DLRR block for receiver
+/// `receiver`: the middle of its last reference time and the delay since (1/65536 s).
+pub fn write_dlrr(out: &mut BytesMut, ssrc: u32, receiver: u32, last_rr: u32, delay: u32) {
+    header(out, 0, PT_XR, 5);
+    out.put_u32(ssrc);
+    out.put_u8(XR_DLRR);
+    out.put_u8(0);
+    out.put_u16(3);
+    out.put_u32(receiver);
+    out.put_u32(last_rr);
+    out.put_u32(delay);
+}
+
+/// The round trip from a DLRR (or an RR's LSR/DLSR) answered at `now_ntp` (64-bit NTP):
+/// now - last - delay (RFC 3550 6.4.1, RFC 3611 4.5), `None` if there was no reference yet
+/// or the result is absurd (over 30 s).
+pub fn round_trip(now_ntp: u64, last: u32, delay: u32) -> Option<std::time::Duration> {
+    if last == 0 {
+        return None;
+    }
+    let units = ((now_ntp >> 16) as u32)
+        .wrapping_sub(last)
+        .wrapping_sub(delay);
+    (units < 65_536 * 30)
+        .then(|| std::time::Duration::from_nanos(units as u64 * 1_000_000_000 / 65_536))
+}
+
 /// Appends a Generic NACK (RFC 4585, 6.2.1) from `sender_ssrc` for packets of `media_ssrc`.
 pub fn write_nack(out: &mut BytesMut, sender_ssrc: u32, media_ssrc: u32, lost: &NackList) {
     header(out, FMT_NACK, PT_RTPFB, 2 + lost.len);
@@ -574,6 +656,35 @@ mod tests {
                 lost: l
             })]
         );
+    }
+
+    #[test]
+    fn extended_reports_round_trip_and_give_the_rtt() {
+        let mut b = BytesMut::new();
+        write_rrtr(&mut b, 7, 0x0001_0002_0003_0004);
+        write_dlrr(&mut b, 9, 7, 0x0002_0003, 65_536 / 10);
+        let p: Vec<_> = parse_compound(&b).collect();
+        assert_eq!(
+            p,
+            vec![
+                Ok(RtcpPacket::ReceiverReferenceTime {
+                    ssrc: 7,
+                    ntp: 0x0001_0002_0003_0004
+                }),
+                Ok(RtcpPacket::Dlrr {
+                    sender_ssrc: 9,
+                    ssrc: 7,
+                    last_rr: 0x0002_0003,
+                    delay_since_last_rr: 65_536 / 10
+                })
+            ]
+        );
+        // the reference went out at 0x0002.0003, was held 100 ms, and the answer came
+        // 150 ms after it left: a 50 ms round trip
+        let now = (0x0002_0003u64 + 65_536 * 15 / 100) << 16;
+        let rtt = round_trip(now, 0x0002_0003, 65_536 / 10).unwrap();
+        assert!((rtt.as_secs_f64() - 0.05).abs() < 1e-3, "{rtt:?}");
+        assert_eq!(round_trip(now, 0, 0), None);
     }
 
     #[test]

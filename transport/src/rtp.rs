@@ -9,6 +9,9 @@ use crate::WireError;
 
 /// Length of the fixed RTP header, in bytes.
 pub const HEADER_LEN: usize = 12;
+/// First byte of a plain header as isostream writes it: version 2, no padding, no header
+/// extension, no CSRC.
+pub const PLAIN_FIRST_BYTE: u8 = 0x80;
 
 /// Dynamic payload type of plain L16 (16-bit big-endian PCM), as stock tools expect it.
 pub const PT_L16: u8 = 96;
@@ -98,7 +101,7 @@ impl RtpHeader {
 
     /// Appends the 12-byte fixed header (no CSRC, no extension, no padding) to `out`.
     pub fn write(&self, out: &mut BytesMut) {
-        out.put_u8(0x80);
+        out.put_u8(PLAIN_FIRST_BYTE);
         out.put_u8(((self.marker as u8) << 7) | (self.payload_type & 0x7f));
         out.put_u16(self.seq);
         out.put_u32(self.timestamp);
@@ -184,7 +187,7 @@ mod tests {
     #[test]
     fn rtcp_is_told_apart_from_rtp() {
         assert_eq!(classify(&[0x80, 200, 0, 6]), DatagramKind::Rtcp);
-        assert_eq!(classify(&[0x80, 110, 0, 6]), DatagramKind::Repair);
+        assert_eq!(classify(&[0x80, PT_REPAIR, 0, 6]), DatagramKind::Repair);
         assert_eq!(classify(&[0x00, 96, 0, 6]), DatagramKind::Foreign);
         assert_eq!(classify(&[0x80]), DatagramKind::Foreign);
     }

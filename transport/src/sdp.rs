@@ -20,7 +20,8 @@ use crate::rtp;
 pub enum SdpError {
     /// Repair packets (FEC) would share the media's SSRC with their own sequence numbers.
     #[error(
-        "--sdp describes a plain RTP/L16 stream for stock tools, but FEC repair packets (payload type 110) are isostream-specific: add --fec off"
+        "--sdp describes a plain RTP/L16 stream for stock tools, but FEC repair packets (payload type {}) are isostream-specific: add --fec off",
+        rtp::PT_REPAIR
     )]
     Fec,
     /// Interleaved payloads (payload types 100..102) are isostream-specific.
