@@ -1,5 +1,6 @@
 //! Control: the RTCP the receiver sends back to its sender, queued for the driver. Receiver
-//! reports (with an SDES CNAME) every report interval, and the watermark controller's PAUSE
+//! reports (with an SDES CNAME, a reference time and the flow state it wants) every report
+//! interval, and the watermark controller's PAUSE
 //! and RESUME requests as they are issued.
 //!
 //! Packets (a few per second) are built in one reused buffer and frozen into their own
@@ -90,13 +91,21 @@ impl Control {
 
     /// Queues a receiver report with `blocks` at `now` (the receiver's wall clock `ntp`,
     /// 64-bit NTP, goes with it as a reference time, RFC 3611, so the sender's answer gives
-    /// the round trip); the next is due one interval later.
-    pub fn report(&mut self, now: Instant, ntp: u64, blocks: &[ReportBlock]) {
+    /// the round trip, and the flow `state` it wants, a PAUSE or RESUME with the number of
+    /// the request that asked for it, so the sender converges to it whatever was lost or
+    /// forged); the next is due one interval later.
+    pub fn report(&mut self, now: Instant, ntp: u64, blocks: &[ReportBlock], state: Request) {
         self.next_report = Some(now + self.report_interval);
         self.buf.clear();
         rtcp::write_receiver_report(&mut self.buf, self.ssrc, blocks);
         rtcp::write_sdes_cname(&mut self.buf, self.ssrc, CNAME);
         rtcp::write_rrtr(&mut self.buf, self.ssrc, ntp);
+        let kind = if state.pause {
+            rtcp::APP_PAUSE
+        } else {
+            rtcp::APP_RESUME
+        };
+        rtcp::write_flow(&mut self.buf, kind, self.ssrc, state.number);
         self.queue.push_back(self.buf.split().freeze());
     }
 
@@ -116,7 +125,11 @@ mod tests {
         let mut c = Control::new(0, Duration::from_millis(250));
         let t0 = Instant::ZERO;
         assert!(c.report_due(t0));
-        c.report(t0, 0x1234_5678_9abc_def0, &[]);
+        let state = Request {
+            pause: true,
+            number: 7,
+        };
+        c.report(t0, 0x1234_5678_9abc_def0, &[], state);
         assert!(!c.report_due(t0 + Duration::from_millis(249)));
         assert!(c.report_due(t0 + Duration::from_millis(250)));
         assert_eq!(c.next_report(), Some(t0 + Duration::from_millis(250)));
@@ -129,6 +142,14 @@ mod tests {
             RtcpPacket::ReceiverReferenceTime {
                 ssrc: c.ssrc(),
                 ntp: 0x1234_5678_9abc_def0
+            }
+        );
+        // and the state the receiver wants
+        assert_eq!(
+            p[3],
+            RtcpPacket::Pause {
+                ssrc: c.ssrc(),
+                request: 7
             }
         );
         assert!(c.poll().is_none());

@@ -18,6 +18,7 @@
 //! kept back into it, ahead of the rest of its RTCP packet.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use isostream_media::AudioSpec;
@@ -82,6 +83,9 @@ struct Active {
     pending: Vec<Bytes>,
     /// The payload type of the session's media packets (a retransmission's original).
     media_pt: u8,
+    /// The address the session's sender sends from (that of the datagram that started it):
+    /// media and control of the session's SSRCs from anywhere else are foreign.
+    source: Option<SocketAddr>,
 }
 
 impl Active {
@@ -127,12 +131,20 @@ pub struct ReceiverSession {
     /// The time of the latest input.
     now: Instant,
     /// Where the current session's datagrams come from: where replies go.
-    peer: Option<std::net::SocketAddr>,
+    peer: Option<SocketAddr>,
+    /// The source of the datagram being handled (`None`: replayed, already vetted).
+    from: Option<SocketAddr>,
+    /// Where the waiting successor's description came from: its session's source.
+    successor_source: Option<SocketAddr>,
     /// The timers (see [`Timer`]), brought up to date after every input.
     timers: TimerTable<TIMERS>,
     /// Bytes of RTCP handed out for the sender (reports, PAUSE/RESUME, NACKs).
     rtcp_bytes: u64,
 }
+
+/// The most audio past the newest received a BYE's sender report may ask to play (lost on
+/// the way, concealed), in ms.
+pub const MAX_LOST_TAIL_MS: u32 = 2_000;
 
 /// The receiver's timers, indexes into its [`TimerTable`].
 #[derive(Clone, Copy, Debug)]
@@ -164,6 +176,8 @@ impl ReceiverSession {
             successor: Successor::default(),
             now: Instant::ZERO,
             peer: None,
+            from: None,
+            successor_source: None,
             timers: TimerTable::default(),
             rtcp_bytes: 0,
         })
@@ -238,6 +252,7 @@ impl ReceiverSession {
             ended: false,
             pending: Vec::new(),
             media_pt: media_payload_type(layout.spec.format, layout.framing.interleave),
+            source: self.from,
         });
         self.events.push_back(ReceiverEvent::SessionStarted {
             spec: layout.spec,
@@ -259,17 +274,20 @@ impl ReceiverSession {
 
     /// Handles one input: a datagram from the network (anything malformed or foreign is
     /// counted and dropped; no datagram can make the session panic; the FEC decoder keeps a
-    /// reference to it, not a copy), or a timer. The sender's address is learned from the
-    /// datagrams of the current session, so replies go where its media comes from (through
-    /// NAT and relays). A receiver takes no audio input: [`Input::Audio`] and
+    /// reference to it, not a copy), or a timer. A session is bound to the address its
+    /// first datagram came from: media, BYE, sender reports, descriptions and
+    /// acknowledgements of its SSRCs from elsewhere are foreign, and replies go to that
+    /// address (where its media comes from, through NAT and relays). A receiver takes no audio input: [`Input::Audio`] and
     /// [`Input::EndOfInput`] are ignored.
     pub fn handle_input(&mut self, input: Input<'_>) {
         self.now = self.now.max(input.now());
         match input {
             Input::Datagram { now, from, data } => {
+                self.from = Some(from);
                 if self.handle_bytes(now, data) {
                     self.peer = Some(from);
                 }
+                self.from = None;
             }
             Input::Timeout(now) => self.handle_timeout(now),
             Input::Audio { .. } | Input::EndOfInput(_) => {}
@@ -341,6 +359,21 @@ impl ReceiverSession {
         self.active.as_ref()?.subs.index_of(ssrc)
     }
 
+    /// Whether the datagram being handled comes from elsewhere than the current session's
+    /// source.
+    fn elsewhere(&self) -> bool {
+        matches!(
+            (self.from, self.active.as_ref().and_then(|a| a.source)),
+            (Some(from), Some(source)) if from != source
+        )
+    }
+
+    /// The substream `ssrc` of the current session, if the datagram being handled comes
+    /// from the session's source.
+    fn bound_index(&self, ssrc: u32) -> Option<usize> {
+        self.sub_index(ssrc).filter(|_| !self.elsewhere())
+    }
+
     /// A media or repair datagram of no current substream: foreign, unless it was kept for
     /// replay under a session description still to come. Returns false (not ours).
     fn not_ours(&mut self, now: Instant, d: &Bytes, kept: bool) -> bool {
@@ -359,6 +392,9 @@ impl ReceiverSession {
             .as_ref()
             .is_some_and(|a| a.playout.is_running() && !a.ended)
         {
+            if desc {
+                self.successor_source = self.from;
+            }
             self.successor.keep(now, d, desc);
         }
     }
@@ -388,7 +424,10 @@ impl ReceiverSession {
             return false;
         };
         self.queue.extend(replay.map(Work::Replay));
+        // the successor's datagrams come from where its description came from
+        let from = std::mem::replace(&mut self.from, self.successor_source.take());
         self.run_queue(now);
+        self.from = from;
         true
     }
 
@@ -408,7 +447,7 @@ impl ReceiverSession {
     /// The index and receive context of substream `ssrc` of the current session, which was
     /// just heard from.
     fn heard(&mut self, now: Instant, ssrc: u32) -> Option<(usize, ReceiveContext)> {
-        let i = self.sub_index(ssrc)?;
+        let i = self.bound_index(ssrc)?;
         let a = self.active.as_mut()?;
         a.last_heard = now;
         Some((i, a.receive_context(&self.cfg)))
@@ -421,7 +460,7 @@ impl ReceiverSession {
         };
         let kept = self.keep_pending(d);
         let stock_l16 = self.cfg.stock_l16_payload_type;
-        if self.sub_index(h.ssrc).is_none()
+        if self.bound_index(h.ssrc).is_none()
             && self.active.as_ref().is_none_or(|a| a.ended)
             && payload_format(h.payload_type, stock_l16).is_some()
         {
@@ -455,7 +494,8 @@ impl ReceiverSession {
             self.drops.malformed += 1;
             return false;
         };
-        let Some(a) = self.active.as_mut() else {
+        let elsewhere = self.elsewhere();
+        let Some(a) = self.active.as_mut().filter(|_| !elsewhere) else {
             self.drops.foreign += 1;
             return false;
         };
@@ -533,6 +573,7 @@ impl ReceiverSession {
     fn handle_rtcp(&mut self, now: Instant, d: &Bytes, from: usize, mut bye: bool) -> Option<bool> {
         // the rest of a packet whose description started the current session is ours
         let mut ours = from > 0;
+        let bound = !self.elsewhere();
         for (n, p) in rtcp::parse_compound(d).enumerate().skip(from) {
             let Ok(p) = p else {
                 self.drops.malformed += 1;
@@ -543,15 +584,16 @@ impl ReceiverSession {
                     let ssrcs = desc.substreams.iter().map(|s| s.ssrc);
                     // this session's own description; for a provisional session already
                     // playing (its first description was lost), one naming its stream
-                    let known = (self.active.as_ref()).is_some_and(|a| {
-                        if a.provisional && a.playout.is_running() {
-                            a.subs
-                                .ssrcs()
-                                .all(|s| desc.substreams.iter().any(|d| d.ssrc == s))
-                        } else {
-                            !a.provisional && a.subs.ssrcs().eq(ssrcs)
-                        }
-                    });
+                    let known = bound
+                        && (self.active.as_ref()).is_some_and(|a| {
+                            if a.provisional && a.playout.is_running() {
+                                a.subs
+                                    .ssrcs()
+                                    .all(|s| desc.substreams.iter().any(|d| d.ssrc == s))
+                            } else {
+                                !a.provisional && a.subs.ssrcs().eq(ssrcs)
+                            }
+                        });
                     if known {
                         ours = true;
                     } else if self.can_start_new() {
@@ -584,26 +626,28 @@ impl ReceiverSession {
                     }
                 }
                 RtcpPacket::SenderReport(sr) => {
-                    if let Some(i) = self.sub_index(sr.ssrc) {
+                    if let Some(i) = self.bound_index(sr.ssrc) {
                         ours = true;
                         let a = self.active.as_mut().expect("index implies a session");
                         a.subs.on_sender_report(now, i, &sr);
                     }
                 }
-                RtcpPacket::Bye { ssrc } if self.sub_index(ssrc).is_some() => {
+                RtcpPacket::Bye { ssrc } if self.bound_index(ssrc).is_some() => {
                     ours = true;
                     bye = true;
                 }
-                RtcpPacket::Ack { request, ssrc } if self.sub_index(ssrc).is_some() => {
+                RtcpPacket::Ack { request, ssrc } if self.bound_index(ssrc).is_some() => {
                     ours = true;
-                    self.flow.on_ack(request);
+                    if let Some(req) = self.flow.on_ack(now, request) {
+                        self.send_request(req);
+                    }
                 }
                 RtcpPacket::Dlrr {
                     sender_ssrc,
                     ssrc,
                     last_rr,
                     delay_since_last_rr,
-                } if ssrc == self.control.ssrc() && self.sub_index(sender_ssrc).is_some() => {
+                } if ssrc == self.control.ssrc() && self.bound_index(sender_ssrc).is_some() => {
                     // the sender answered our reference time: the round trip (RFC 3611)
                     if let Some(rtt) = rtcp::round_trip(self.ntp(now), last_rr, delay_since_last_rr)
                     {
@@ -622,7 +666,11 @@ impl ReceiverSession {
             a.last_heard = now;
             if bye && a.end_pos.is_none() {
                 let data_end = a.subs.data_end();
-                let end = a.subs.sr_end().unwrap_or(data_end).max(data_end);
+                // the last report's position: the tail lost on the way is played concealed,
+                // but at most MAX_LOST_TAIL_MS of it (a report is no licence to play silence)
+                let max_tail = MediaClock::new(a.spec.rate).frames_in_ms(MAX_LOST_TAIL_MS) as i64;
+                let end =
+                    (a.subs.sr_end().unwrap_or(data_end)).clamp(data_end, data_end + max_tail);
                 a.end_pos = Some(end);
                 a.subs.expect_until(now, end);
             }
@@ -683,6 +731,8 @@ impl ReceiverSession {
         if !a.ended && a.end_pos.is_some_and(|end| a.subs.read_pos() >= end) {
             a.ended = true;
             self.events.push_back(ReceiverEvent::SessionEnded);
+            // nobody is left to ask: nothing is sent again
+            self.flow.restart();
         }
         a.ended
     }
@@ -713,7 +763,9 @@ impl ReceiverSession {
         if self.control.report_due(now) {
             let ntp =
                 rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128);
-            self.control.report(now, ntp, a.subs.report_blocks(now));
+            let state = self.flow.state();
+            self.control
+                .report(now, ntp, a.subs.report_blocks(now), state);
         }
         // lost packets whose answer can still arrive in time
         let (rate, playing) = (a.spec.rate, a.playout.is_running());

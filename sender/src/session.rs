@@ -119,6 +119,9 @@ pub struct SenderStats {
     /// NACKs dropped because they did not come from the session's own receiver (its address
     /// and SSRC).
     pub nacks_foreign: u64,
+    /// PAUSE/RESUME requests dropped because they did not come from the session's own
+    /// receiver's address.
+    pub requests_foreign: u64,
 }
 
 /// The receiver's view of the stream, from its last RTCP receiver report.
@@ -539,19 +542,28 @@ impl SenderSession {
             return;
         }
         let mut heard = false;
+        // a PAUSE or RESUME after a receiver report restates the receiver's wish; alone, it
+        // is a request
+        let mut in_report = false;
         for p in rtcp::parse_compound(d) {
             match p {
                 Err(_) => {
                     self.stats.datagrams_malformed += 1;
                     break;
                 }
+                Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. })
+                    if from != self.cfg.receiver_addr =>
+                {
+                    // only the session's own receiver may stop or start the stream
+                    self.stats.requests_foreign += 1;
+                }
                 Ok(RtcpPacket::Pause { ssrc, request }) => {
                     heard = true;
-                    self.flow_request(now, ssrc, request, true)
+                    self.flow_request(now, ssrc, request, true, in_report)
                 }
                 Ok(RtcpPacket::Resume { ssrc, request }) => {
                     heard = true;
-                    self.flow_request(now, ssrc, request, false)
+                    self.flow_request(now, ssrc, request, false, in_report)
                 }
                 Ok(RtcpPacket::Nack {
                     sender_ssrc,
@@ -586,6 +598,7 @@ impl SenderSession {
                 }
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
                     heard = true;
+                    in_report = true;
                     if from == self.cfg.receiver_addr
                         && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc))
                     {
@@ -618,23 +631,42 @@ impl SenderSession {
         }
     }
 
-    fn flow_request(&mut self, now: Instant, ssrc: u32, request: u32, pause: bool) {
+    /// A PAUSE or RESUME from the session's receiver (`in_report`: it restates, after a
+    /// receiver report, what the receiver wants). The sender converges to the receiver's
+    /// word: it applies a request numbered higher (RFC 1982) than any it applied, and it
+    /// acknowledges with the newest number it applied, so a receiver that sees a number it
+    /// never issued (a forged or stale request took effect) speaks again above it. A new
+    /// receiver SSRC (a restarted receiver) numbers afresh: its first word stands.
+    fn flow_request(
+        &mut self,
+        now: Instant,
+        ssrc: u32,
+        request: u32,
+        pause: bool,
+        in_report: bool,
+    ) {
         if self.receiver_ssrc != Some(ssrc) {
-            // a new (or restarted) receiver numbers its requests afresh
             self.receiver_ssrc = Some(ssrc);
-            self.last_request = 0;
+            self.last_request = request.wrapping_sub(1);
+        }
+        let newer = rtcp::is_newer_request(request, self.last_request);
+        if in_report && request == self.last_request {
+            // the receiver's report restates the state it asked for last: nothing to do
+            return;
         }
         self.rtcp_buf.clear();
         rtcp::write_flow(
             &mut self.rtcp_buf,
             rtcp::APP_ACK,
             self.subs[0].ssrc,
-            request,
+            if newer { request } else { self.last_request },
         );
         self.control.push_back(self.rtcp_buf.split().freeze());
         self.stats.acks_sent += 1;
-        if request <= self.last_request {
-            self.stats.duplicate_requests += 1;
+        if !newer {
+            if !in_report {
+                self.stats.duplicate_requests += 1;
+            }
             return;
         }
         self.last_request = request;

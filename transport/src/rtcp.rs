@@ -525,6 +525,12 @@ pub fn write_bye(out: &mut BytesMut, ssrc: u32) {
     out.put_u32(ssrc);
 }
 
+/// Whether PAUSE/RESUME request number `a` is newer than `b`: serial-number arithmetic
+/// (RFC 1982), so numbering wraps and no number, however large, is the last one.
+pub fn is_newer_request(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
 /// Appends an `ISOS` APP packet carrying PAUSE, RESUME or ACK with its request number.
 pub fn write_flow(out: &mut BytesMut, subtype: u8, ssrc: u32, request: u32) {
     header(out, subtype, PT_APP, 3);
@@ -913,5 +919,19 @@ mod tests {
             let cut = cut.min(b.len());
             for p in parse_compound(&b[..cut]) { let _ = p; }
         }
+    }
+
+    #[test]
+    fn request_numbers_compare_as_serial_numbers() {
+        assert!(is_newer_request(2, 1));
+        assert!(!is_newer_request(1, 2));
+        assert!(!is_newer_request(5, 5));
+        // a huge number is not the last: numbering wraps past it
+        assert!(is_newer_request(0, u32::MAX));
+        assert!(is_newer_request(u32::MAX, u32::MAX - 1));
+        assert!(!is_newer_request(u32::MAX, 0));
+        // half the space away is old, not new
+        assert!(!is_newer_request(1 << 31, 0));
+        assert!(is_newer_request((1 << 31) - 1, 0));
     }
 }
