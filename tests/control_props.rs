@@ -4,9 +4,11 @@
 //! ACKs, session descriptions with the sender's SSRCs or others, BYEs, sender reports with
 //! any timestamp) is thrown at both sessions, from the peer's address or a stranger's, in
 //! between the media. A case forges either sender reports or BYEs with the sender's own
-//! SSRC, not both: a forged sender report followed by a forged BYE of the same SSRC makes
-//! today's receiver play invented audio up to the position the report claims (a known bug
-//! of the receiver session, with a reproduction in docs/FUZZING.md). Whatever comes:
+//! SSRC, not both: from the sender's own address, a forged sender report followed by a
+//! forged BYE of the same SSRC makes the receiver play up to 2 s of concealment past the
+//! audio it received (it cannot tell such a report from one whose tail of media was lost;
+//! from any other address both are foreign, and with SRTP neither is authentic). Whatever
+//! comes:
 //!
 //! - neither session panics;
 //! - no session of the receiver plays out more audio than the sender was given (a forged

@@ -976,6 +976,79 @@ mod tests {
     }
 
     #[test]
+    fn a_session_is_bound_to_its_source_address() {
+        let sender: SocketAddr = "10.0.0.1:5004".parse().unwrap();
+        let stranger: SocketAddr = "10.0.0.66:5004".parse().unwrap();
+        let input = |now, from, data| Input::Datagram { now, from, data };
+        let mut rx = receiver();
+        rx.handle_input(input(at(0), sender, rtcp_desc(false)));
+        for seq in 0..4 {
+            rx.handle_input(input(at(1), sender, media(SSRC, seq)));
+        }
+        assert!(rx.is_playing());
+        // a stranger knows the SSRC: its BYE, its media and its sender report are foreign
+        rx.handle_input(input(at(2), stranger, bye()));
+        rx.handle_input(input(at(2), stranger, media(SSRC, 4)));
+        let mut b = BytesMut::new();
+        rtcp::write_sender_report(
+            &mut b,
+            &rtcp::SenderReport {
+                ssrc: SSRC,
+                ntp: 0,
+                rtp_ts: 48_000 * 3600,
+                packets: 0,
+                octets: 0,
+            },
+        );
+        rx.handle_input(input(at(2), stranger, b.freeze()));
+        assert_eq!(rx.stats().datagrams_foreign, 3);
+        assert_eq!(rx.stats().packets_received, 4);
+        // replies still go to the sender
+        rx.handle_input(Input::Timeout(at(3)));
+        match rx.poll_output() {
+            Output::Transmit(t) => assert_eq!(t.to, sender),
+            o => panic!("no report: {o:?}"),
+        }
+        // the session did not end: its buffer plays, then waits for more
+        assert_eq!(play(&mut rx, at(1_000), 10_000).len(), 4 * FRAMES * FB);
+        assert!(!rx.is_ended());
+        // the sender's own BYE ends it
+        rx.handle_input(input(at(1_001), sender, bye()));
+        play(&mut rx, at(1_002), 10_000);
+        assert!(rx.is_ended());
+    }
+
+    #[test]
+    fn a_byes_sender_report_asks_for_at_most_the_lost_tail_bound() {
+        let mut rx = receiver();
+        assert!(rx.handle_bytes(at(0), rtcp_desc(false)));
+        for seq in 0..4 {
+            assert!(rx.handle_bytes(at(1), media(SSRC, seq)));
+        }
+        // the sender's report claims an hour, then BYE
+        let mut b = BytesMut::new();
+        rtcp::write_sender_report(
+            &mut b,
+            &rtcp::SenderReport {
+                ssrc: SSRC,
+                ntp: 0,
+                rtp_ts: 48_000 * 3600,
+                packets: 0,
+                octets: 0,
+            },
+        );
+        rtcp::write_bye(&mut b, SSRC);
+        assert!(rx.handle_bytes(at(2), b.freeze()));
+        let mut total = 0;
+        for s in 1..20 {
+            total += play(&mut rx, at(s * 1_000), 48_000).len() / FB;
+        }
+        assert!(rx.is_ended());
+        let tail = 48 * MAX_LOST_TAIL_MS as usize;
+        assert_eq!(total, 4 * FRAMES + tail);
+    }
+
+    #[test]
     fn a_stock_stream_plays_after_the_grace_period() {
         let mut rx = receiver();
         for seq in 0..3 {
