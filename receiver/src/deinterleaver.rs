@@ -181,6 +181,9 @@ pub struct PlaceInput {
     pub received: u64,
     /// One past the highest position in the jitter buffer, in frames.
     pub buffer_end: i64,
+    /// The longest hole a live sender's marked packet may close, in frames (one further
+    /// ahead is placed where its timestamp says: beyond the buffer, it is dropped).
+    pub max_hole_frames: i64,
 }
 
 /// Where a packet's frames go: positions `pos`, `pos + stride`, ... (frames).
@@ -236,7 +239,12 @@ impl Deinterleaver {
             return Err(Reject::Malformed);
         }
         let (raw, mut pos) = self.timeline.extend(h.timestamp);
-        if input.live && h.marker && input.received > 1 && pos > input.buffer_end {
+        if input.live
+            && h.marker
+            && input.received > 1
+            && pos > input.buffer_end
+            && pos - input.buffer_end <= input.max_hole_frames
+        {
             // a live sender resumed after dropping audio: close the hole, keep the latency
             pos = self.timeline.close_hole(raw, pos, input.buffer_end);
         }
@@ -315,6 +323,7 @@ mod tests {
             stock_l16: None,
             received,
             buffer_end,
+            max_hole_frames: 48_000,
         }
     }
 
@@ -423,6 +432,28 @@ mod tests {
             &input(2, 10, false),
         );
         assert_eq!(b.unwrap().pos, 1_000);
+    }
+
+    #[test]
+    fn a_marked_packet_further_ahead_than_the_longest_hole_closes_nothing() {
+        let mut d = Deinterleaver::new(2, Some(0));
+        d.place(&header(rtp::PT_L16, 0, false), &[0; 20], &input(1, 0, true))
+            .unwrap();
+        // an hour ahead (the test input allows holes of 48,000 frames)
+        let far = d.place(
+            &header(rtp::PT_L16, 48_000 * 3600, true),
+            &[0; 20],
+            &input(2, 10, true),
+        );
+        assert_eq!(far.unwrap().pos, 48_000 * 3600);
+        assert_eq!(d.timeline().frames_skipped(), 0);
+        // the stream goes on where it was
+        let next = d.place(
+            &header(rtp::PT_L16, 10, false),
+            &[0; 20],
+            &input(3, 10, true),
+        );
+        assert_eq!(next.unwrap().pos, 10);
     }
 
     #[test]

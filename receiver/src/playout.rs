@@ -330,6 +330,7 @@ mod tests {
                 live: false,
                 format: SampleFormat::S16,
                 stock_l16: None,
+                rate: 48_000,
             };
             s.on_media(
                 Instant::ZERO,

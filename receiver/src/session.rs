@@ -95,6 +95,7 @@ impl Active {
             live: self.live,
             format: self.spec.format,
             stock_l16: cfg.stock_l16_payload_type.filter(|_| self.provisional),
+            rate: self.spec.rate,
         }
     }
 

@@ -31,6 +31,10 @@ use isostream_transport::time::{Duration, Instant};
 use crate::arrival::Arrival;
 use crate::concealer::{ConcealCounts, Concealer};
 use crate::deinterleaver::{CaptureMapping, Deinterleaver, PlaceInput, Placement, Reject};
+
+/// The longest hole a live sender's marked packet may close (audio it dropped while
+/// paused), in seconds: a marked packet further ahead is not a resumption.
+pub const MAX_LIVE_HOLE_S: i64 = 60;
 use crate::drift::AdaptiveResampler;
 use crate::fec_decoder::FecDecoder;
 use crate::jitter_buffer::JitterBuffer;
@@ -56,6 +60,8 @@ pub struct ReceiveContext {
     pub format: SampleFormat,
     /// A payload type that carries plain L16 (stock streams only).
     pub stock_l16: Option<u8>,
+    /// The session's sample rate, in Hz.
+    pub rate: u32,
 }
 
 /// One substream's stages. See the module documentation.
@@ -194,6 +200,7 @@ impl SubstreamRx {
             stock_l16: ctx.stock_l16,
             received: self.arrival.received(),
             buffer_end: self.jb.end(),
+            max_hole_frames: i64::from(ctx.rate) * MAX_LIVE_HOLE_S,
         };
         match self.deint.place(h, payload, &input) {
             Ok(p) => Some(p),
@@ -787,6 +794,7 @@ mod tests {
             live: false,
             format: SampleFormat::S16,
             stock_l16: None,
+            rate: 48_000,
         }
     }
 
