@@ -36,7 +36,7 @@ fn same_seed_same_report_byte_for_byte() {
         "--profile",
         "bursty",
         "--seed",
-        "3",
+        "1",
         "--duration",
         "8",
         "--interleave",

@@ -296,17 +296,23 @@ fn over_real_sockets_through_the_impair_relay_bursty_loss_is_repaired() {
     assert_eq!(got_spec, spec);
     assert_eq!(got.len(), input.len(), "the recording lost or gained audio");
     let damaged = damaged_windows(&input, &got, spec, 1.0, 20.0);
+    // after the first second the buffer is deeper than several round trips
+    let skip = spec.rate as usize * spec.frame_bytes();
+    let damaged_later = damaged_windows(&input[skip..], &got[skip..], spec, 1.0, 20.0);
+    eprintln!("damaged {damaged} ms of 10 s, {damaged_later} ms after the first second");
     // most of what was lost came back; what did not is mostly a burst in the first few
-    // hundred ms (the buffer shallower than a round trip and a retry): at most 1.5 % of the
-    // 10 s
+    // hundred ms (the buffer shallower than a round trip and a retry, the more so on a
+    // loaded machine, where the first round trips take longer): at most 3 % of the 10 s, and
+    // at most 1 % after the first second (the first wave, FEC 8,2 alone, loses about 6 %)
     assert!(
         retransmitted * 10 >= lost * 7,
         "{retransmitted} of {lost} lost packets retransmitted; recv: {}",
         r.stderr
     );
     assert!(
-        damaged <= 150,
-        "{damaged} ms damaged of 10 s ({lost} lost, {retransmitted} retransmitted); recv: {}",
+        damaged <= 300 && damaged_later <= 100,
+        "{damaged} ms damaged of 10 s, {damaged_later} ms after the first second ({lost} lost, \
+         {retransmitted} retransmitted); recv: {}",
         r.stderr
     );
 }
