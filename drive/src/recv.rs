@@ -94,7 +94,8 @@ where
                 });
                 self.ended = false;
             }
-            ReceiverEvent::PlaybackStarted => {}
+            // counted in the stats; the receiver goes on (the CLI says why)
+            ReceiverEvent::PlaybackStarted | ReceiverEvent::SessionRefused { .. } => {}
             ReceiverEvent::SessionEnded => {
                 if let Some(s) = self.sink.as_mut() {
                     s.sink().flush()?;

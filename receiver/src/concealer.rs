@@ -137,6 +137,14 @@ fn ms_to_frames(rate: u32, ms: f32) -> usize {
 }
 
 impl Concealer {
+    /// What [`Concealer::new`] allocates for `spec`, in bytes.
+    pub fn memory_bytes(spec: AudioSpec) -> usize {
+        let channels = spec.channels as usize;
+        let hist_cap = ms_to_frames(spec.rate, HISTORY_MS).max(16);
+        let f = std::mem::size_of::<f32>();
+        hist_cap * channels * f * 2 + hist_cap * (1 + f) + channels * f * 2
+    }
+
     /// A concealer for a stream of `spec`; allocates all its buffers (about
     /// [`HISTORY_MS`] ms of decoded audio).
     pub fn new(spec: AudioSpec) -> Self {

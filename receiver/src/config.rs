@@ -50,6 +50,12 @@ pub struct ReceiverConfig {
     /// A payload type that a stock sender uses for plain L16 (e.g. ffmpeg's 97, which is L24
     /// in isostream's numbering). Applies only to streams without a session description.
     pub stock_l16_payload_type: Option<u8>,
+    /// Every buffer of the session counts against this, in bytes: jitter buffers, playout
+    /// scratch, FEC and NACK state, the pending and successor queues
+    /// ([`crate::budget::MemoryBudget`]). A session whose buffers would need more is refused
+    /// (counted in `sessions_over_budget`). At least
+    /// [`crate::budget::MIN_MEMORY_BUDGET_BYTES`].
+    pub memory_budget_bytes: usize,
 }
 
 /// A library configuration: low-water 200 ms, high-water 1000 ms, RESUME at the low-water
@@ -74,6 +80,7 @@ impl Default for ReceiverConfig {
             wallclock_at_zero_ns: 0,
             drift_correction: false,
             stock_l16_payload_type: None,
+            memory_budget_bytes: crate::budget::DEFAULT_MEMORY_BUDGET_BYTES,
         }
     }
 }
@@ -90,6 +97,13 @@ impl ReceiverConfig {
             return Err(crate::ReceiverError::Config(format!(
                 "the low-water mark ({} ms) must be above 0 and below the high-water mark ({} ms)",
                 self.low_water_ms, self.high_water_ms
+            )));
+        }
+        if self.memory_budget_bytes < crate::budget::MIN_MEMORY_BUDGET_BYTES {
+            return Err(crate::ReceiverError::Config(format!(
+                "the memory budget ({} bytes) must be at least {} MiB",
+                self.memory_budget_bytes,
+                crate::budget::MIN_MEMORY_BUDGET_BYTES >> 20
             )));
         }
         if let Some(r) = self.resume_water_ms {

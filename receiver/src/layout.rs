@@ -2,12 +2,16 @@
 //! without one, from its first packet; and whether the receiver can play it.
 
 use isostream_media::{AudioSpec, SampleFormat};
+use isostream_transport::fec::DecoderLimits;
 use isostream_transport::rtcp::SessionDesc;
-use isostream_transport::rtp;
 use isostream_transport::time::MediaClock;
+use isostream_transport::{interleave, rtp};
 
+use crate::budget::{MemoryBudget, OverBudget};
 use crate::config::ReceiverConfig;
 use crate::deinterleaver::payload_format;
+use crate::fec_decoder::FecDecoder;
+use crate::substream::Substreams;
 
 /// Sample rates a session may have, in Hz.
 pub const MIN_RATE: u32 = 1_000;
@@ -15,6 +19,12 @@ pub const MIN_RATE: u32 = 1_000;
 pub const MAX_RATE: u32 = 768_000;
 /// Largest jitter buffer memory a session may ask for (all substreams), in bytes.
 pub const MAX_BUFFER_BYTES: usize = 512 << 20;
+
+/// Longest datagram assumed of a stream without a description (a stock sender's, one MTU),
+/// in bytes: the FEC decoder's window is sized for it.
+pub const STOCK_PACKET_BYTES: usize = 1500;
+/// Room for an RTP header's CSRCs and extension beyond the fixed header, in bytes.
+pub const HEADER_SLACK_BYTES: usize = 64;
 
 /// One substream of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +48,8 @@ pub struct Framing {
     pub interleave: u8,
     /// Packets per FEC block, source and repair (0: no FEC).
     pub block_packets: u32,
+    /// Repair packets per FEC block (0: no FEC).
+    pub repair_packets: u32,
     /// FEC blocks whose transmission is spread over one another.
     pub spread: u8,
 }
@@ -92,6 +104,7 @@ impl Layout {
                 } else {
                     0
                 },
+                repair_packets: if d.fec_k > 0 { d.fec_m as u32 } else { 0 },
                 spread: d.spread,
             },
         })
@@ -141,6 +154,50 @@ impl Layout {
     /// Channels of each substream, in output order.
     pub fn channels(&self) -> Vec<u16> {
         self.substreams.iter().map(|s| s.channels).collect()
+    }
+
+    /// The longest media datagram of a substream of `channels` channels, in bytes (for a
+    /// stock stream, [`STOCK_PACKET_BYTES`]).
+    pub fn packet_bytes(&self, channels: u16) -> usize {
+        match self.framing.packet_frames {
+            0 => STOCK_PACKET_BYTES,
+            frames => {
+                rtp::HEADER_LEN
+                    + interleave::HEADER_LEN
+                    + HEADER_SLACK_BYTES
+                    + frames as usize * channels as usize * self.spec.format.bytes()
+            }
+        }
+    }
+
+    /// What the FEC decoder of a substream of `channels` channels may keep (`None`: no FEC):
+    /// its window of source packets and the repair packets the description's block shape
+    /// sends with them (a stock stream: as many repair as source packets).
+    pub fn fec_limits(&self, channels: u16) -> Option<DecoderLimits> {
+        if !self.fec {
+            return None;
+        }
+        let f = self.framing;
+        let k = f.block_packets.saturating_sub(f.repair_packets);
+        let block = (k > 0).then(|| (k.min(255) as u8, f.repair_packets.min(255) as u8));
+        Some(FecDecoder::limits(self.packet_bytes(channels), block))
+    }
+
+    /// The jitter buffer capacity of each substream under `cfg`, in frames, if the session
+    /// can be played and its buffers fit in the memory budget; otherwise why not (`Err(None)`:
+    /// it cannot be played at all, see [`Layout::buffer_frames`]).
+    pub fn admit(&self, cfg: &ReceiverConfig) -> Result<usize, Option<OverBudget>> {
+        let capacity = self.buffer_frames(cfg).ok_or(None)?;
+        let resample = cfg.drift_correction || self.live;
+        let needed_bytes = Substreams::memory_bytes(self, capacity, resample);
+        let available_bytes = MemoryBudget::new(cfg.memory_budget_bytes).session_bytes();
+        if needed_bytes > available_bytes {
+            return Err(Some(OverBudget {
+                needed_bytes,
+                available_bytes,
+            }));
+        }
+        Ok(capacity)
     }
 
     /// The jitter buffer capacity of each substream under `cfg`, in frames; `None` if the

@@ -27,6 +27,7 @@ use isostream_transport::rtp::{self, DatagramKind, RtpHeader};
 use isostream_transport::sans_io::{Input, Output, TimerTable, Transmit};
 use isostream_transport::time::{Duration, Instant, MediaClock};
 
+use crate::budget::{DatagramQueue, MemoryBudget, OverBudget};
 use crate::config::ReceiverConfig;
 use crate::control::Control;
 use crate::deinterleaver::payload_format;
@@ -51,17 +52,21 @@ pub enum ReceiverEvent {
     },
     /// The low-water mark was reached: playback started.
     PlaybackStarted,
-    /// The session ended (BYE or idle timeout) and its buffer is drained.
+    /// The session ended (BYE or idle timeout) and its buffer is drained; its buffers are
+    /// freed.
     SessionEnded,
+    /// A description (or a stock stream) was refused: its buffers would not fit in the
+    /// memory budget (`sessions_over_budget` in the stats). The receiver goes on as before.
+    SessionRefused {
+        /// Why, in words (what it needs and what the budget leaves).
+        reason: String,
+    },
 }
 
 /// How long a stream without a session description waits (beyond the low-water mark) before
 /// playback starts, so that a lost first description is made good by the next one (sent
 /// every 250 ms) before the output format is fixed.
 pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
-
-/// At most this many datagrams are kept while a session waits for its description.
-const MAX_PENDING: usize = 4096;
 
 /// The current (or last) session.
 struct Active {
@@ -78,8 +83,10 @@ struct Active {
     end_pos: Option<i64>,
     ended: bool,
     /// Datagrams received while the session is provisional and not playing, replayed if a
-    /// description turns up (its first copy was lost).
-    pending: Vec<Bytes>,
+    /// description turns up (its first copy was lost): copies, within the budget's share.
+    pending: DatagramQueue<()>,
+    /// The most its buffers take, in bytes ([`Substreams::memory_bytes`]).
+    memory_bytes: usize,
     /// The payload type of the session's media packets (a retransmission's original).
     media_pt: u8,
 }
@@ -132,6 +139,8 @@ pub struct ReceiverSession {
     timers: TimerTable<TIMERS>,
     /// Bytes of RTCP handed out for the sender (reports, PAUSE/RESUME, NACKs).
     rtcp_bytes: u64,
+    /// Why the latest session refused for the budget was.
+    last_refusal: Option<OverBudget>,
 }
 
 /// The receiver's timers, indexes into its [`TimerTable`].
@@ -152,6 +161,8 @@ impl ReceiverSession {
     /// Creates a receiver. Errors if the configuration is inconsistent.
     pub fn new(cfg: ReceiverConfig) -> Result<Self, crate::ReceiverError> {
         cfg.validate()?;
+        let successor =
+            Successor::new(MemoryBudget::new(cfg.memory_budget_bytes).successor_bytes());
         Ok(ReceiverSession {
             control: Control::new(cfg.seed, cfg.report_interval),
             cfg,
@@ -161,11 +172,12 @@ impl ReceiverSession {
             drops: Drops::default(),
             done: None,
             queue: VecDeque::new(),
-            successor: Successor::default(),
+            successor,
             now: Instant::ZERO,
             peer: None,
             timers: TimerTable::default(),
             rtcp_bytes: 0,
+            last_refusal: None,
         })
     }
 
@@ -215,11 +227,19 @@ impl ReceiverSession {
     /// Starts a session of `layout` (retiring the current one). False if it cannot be
     /// played.
     fn new_active(&mut self, now: Instant, layout: Layout) -> bool {
-        let Some(capacity) = layout.buffer_frames(&self.cfg) else {
-            self.drops.malformed += 1;
-            return false;
+        let capacity = match layout.admit(&self.cfg) {
+            Ok(c) => c,
+            Err(None) => {
+                self.drops.malformed += 1;
+                return false;
+            }
+            Err(Some(e)) => {
+                self.refuse(e);
+                return false;
+            }
         };
         let steer = self.cfg.drift_correction || layout.live;
+        let memory_bytes = Substreams::memory_bytes(&layout, capacity, steer);
         let subs = Substreams::new(&layout, capacity, steer);
         if let Some(old) = self.active.take() {
             self.retire(old);
@@ -236,7 +256,8 @@ impl ReceiverSession {
             last_heard: now,
             end_pos: None,
             ended: false,
-            pending: Vec::new(),
+            pending: DatagramQueue::new(self.budget().pending_bytes()),
+            memory_bytes,
             media_pt: media_payload_type(layout.spec.format, layout.framing.interleave),
         });
         self.events.push_back(ReceiverEvent::SessionStarted {
@@ -244,6 +265,34 @@ impl ReceiverSession {
             substream_channels: layout.channels(),
         });
         true
+    }
+
+    fn budget(&self) -> MemoryBudget {
+        MemoryBudget::new(self.cfg.memory_budget_bytes)
+    }
+
+    /// Counts a session refused for the budget and says why.
+    fn refuse(&mut self, e: OverBudget) {
+        self.drops.over_budget += 1;
+        self.last_refusal = Some(e);
+        self.events.push_back(ReceiverEvent::SessionRefused {
+            reason: e.to_string(),
+        });
+    }
+
+    /// Sessions refused for the memory budget so far, and why the latest was.
+    pub fn refused_over_budget(&self) -> (u64, Option<OverBudget>) {
+        (self.drops.over_budget, self.last_refusal)
+    }
+
+    /// The most the current session's buffers and queues take, in bytes (0 once it has
+    /// ended: its buffers are freed), against [`ReceiverConfig::memory_budget_bytes`].
+    pub fn memory_bytes(&self) -> usize {
+        let queues = self.successor.held_bytes();
+        match &self.active {
+            Some(a) if !a.ended => a.memory_bytes + a.pending.held_bytes() + queues,
+            _ => queues,
+        }
     }
 
     fn retire(&mut self, old: Active) {
@@ -359,7 +408,9 @@ impl ReceiverSession {
             .as_ref()
             .is_some_and(|a| a.playout.is_running() && !a.ended)
         {
-            self.successor.keep(now, d, desc);
+            if !self.successor.keep(now, d, desc) {
+                self.drops.not_kept += 1;
+            }
         }
     }
 
@@ -392,14 +443,18 @@ impl ReceiverSession {
         true
     }
 
-    /// Keeps a copy of a datagram while the session is provisional and not playing.
+    /// Keeps a copy of a datagram while the session is provisional and not playing (within
+    /// the budget's share: what does not fit is counted); a playing session's are freed.
     fn keep_pending(&mut self, d: &Bytes) -> bool {
         match self.active.as_mut() {
-            Some(a)
-                if a.provisional && !a.playout.is_running() && a.pending.len() < MAX_PENDING =>
-            {
-                a.pending.push(d.clone());
-                true
+            Some(a) if a.provisional && !a.playout.is_running() => {
+                let kept = a.pending.push((), d);
+                self.drops.not_kept += u64::from(!kept);
+                kept
+            }
+            Some(a) if !a.pending.is_empty() => {
+                a.pending.clear();
+                false
             }
             _ => false,
         }
@@ -570,7 +625,9 @@ impl ReceiverSession {
                                     bye,
                                 };
                                 self.queue.push_front(rest);
-                                for kept in old.pending.into_iter().rev() {
+                                let mut old = old;
+                                let kept: Vec<Bytes> = old.pending.take_all().collect();
+                                for kept in kept.into_iter().rev() {
                                     self.queue.push_front(Work::Replay(kept));
                                 }
                                 return None;
@@ -682,6 +739,9 @@ impl ReceiverSession {
         };
         if !a.ended && a.end_pos.is_some_and(|end| a.subs.read_pos() >= end) {
             a.ended = true;
+            // an ended session keeps its counters, not its buffers
+            a.subs.release(a.spec.rate);
+            a.pending.clear();
             self.events.push_back(ReceiverEvent::SessionEnded);
         }
         a.ended
@@ -759,10 +819,13 @@ impl ReceiverSession {
             None => ReceiverStats {
                 datagrams_malformed: self.drops.malformed,
                 datagrams_foreign: self.drops.foreign,
+                sessions_over_budget: self.drops.over_budget,
+                datagrams_not_kept: self.drops.not_kept,
                 ..self.done.clone().unwrap_or_default()
             },
         };
         s.rtcp_bytes = self.rtcp_bytes;
+        s.memory_bytes = self.memory_bytes() as u64;
         s
     }
 }
