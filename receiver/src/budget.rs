@@ -30,7 +30,7 @@ use isostream_transport::time::Instant;
 /// about 5 MiB under the command line's watermarks (docs/BENCHMARKS.md).
 pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 64 << 20;
 /// Smallest memory budget a session accepts, in bytes.
-pub const MIN_MEMORY_BUDGET_BYTES: usize = 4 << 20;
+pub const MIN_MEMORY_BUDGET_BYTES: usize = 16 << 20;
 /// Each of the two queues (pending, successor) gets this fraction of the budget (1/16).
 pub const QUEUE_SHARE_DIVISOR: usize = 16;
 /// What a session's small state takes beyond its layout's buffers (timers, flow control,

@@ -61,8 +61,8 @@ impl FecDecoder {
     /// The limits for a stream whose datagrams are at most `packet_bytes` long and whose
     /// blocks have `block` = (k, m) source and repair packets (`None`: unknown, a stock
     /// stream): the window of [`WINDOW_PACKETS`] source packets, the blocks that cover it
-    /// and the repair packets that protect it ([`STOCK_BLOCKS`] blocks of any shape, as
-    /// many repair as source packets, for a stock stream).
+    /// and the repair packets that protect it ([`STOCK_BLOCKS`] blocks of any shape, one
+    /// repair packet per two source packets, for a stock stream).
     pub fn limits(packet_bytes: usize, block: Option<(u8, u8)>) -> DecoderLimits {
         let shard = packet_bytes + SHARD_PREFIX_LEN;
         let (blocks, repairs, max_m) = match block {
@@ -70,7 +70,7 @@ impl FecDecoder {
                 let blocks = WINDOW_PACKETS / k.max(1) as usize + 2;
                 (blocks, blocks * m as usize, m)
             }
-            None => (STOCK_BLOCKS, WINDOW_PACKETS, (MAX_SHARDS - 1) as u8),
+            None => (STOCK_BLOCKS, WINDOW_PACKETS / 2, (MAX_SHARDS - 1) as u8),
         };
         DecoderLimits {
             max_sources: WINDOW_PACKETS,
@@ -86,10 +86,12 @@ impl FecDecoder {
         (4 * limits.max_shard_bytes).clamp(1 << 10, 64 << 10)
     }
 
-    /// Twice the source bytes and two chunks: packets arriving in order never reach it.
+    /// The source bytes, a quarter more and two chunks: packets arriving in order (or
+    /// nearly) never reach it.
     fn slab_cap_bytes(limits: &DecoderLimits) -> usize {
         let chunk = Self::chunk_bytes(limits);
-        (limits.max_source_bytes.saturating_mul(2)).saturating_add(2 * chunk)
+        let b = limits.max_source_bytes;
+        b.saturating_add(b / 4).saturating_add(2 * chunk)
     }
 
     /// The most a decoder under `limits` allocates, in bytes: the transport decoder's state

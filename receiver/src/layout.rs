@@ -187,7 +187,7 @@ impl Layout {
     /// can be played and its buffers fit in the memory budget; otherwise why not (`Err(None)`:
     /// it cannot be played at all, see [`Layout::buffer_frames`]).
     pub fn admit(&self, cfg: &ReceiverConfig) -> Result<usize, Option<OverBudget>> {
-        let capacity = self.buffer_frames(cfg).ok_or(None)?;
+        let capacity = self.capacity_frames(cfg).ok_or(None)?;
         let resample = cfg.drift_correction || self.live;
         let needed_bytes = Substreams::memory_bytes(self, capacity, resample);
         let available_bytes = MemoryBudget::new(cfg.memory_budget_bytes).session_bytes();
@@ -197,19 +197,26 @@ impl Layout {
                 available_bytes,
             }));
         }
-        Ok(capacity)
+        self.buffer_frames(cfg).ok_or(None)
+    }
+
+    /// The jitter buffer capacity under `cfg`, in frames, if the rate and channels can be
+    /// played (whatever the memory).
+    fn capacity_frames(&self, cfg: &ReceiverConfig) -> Option<usize> {
+        let spec = self.spec;
+        if !(MIN_RATE..=MAX_RATE).contains(&spec.rate) || spec.channels == 0 {
+            return None;
+        }
+        let clock = MediaClock::new(spec.rate);
+        Some(clock.frames_in_ms(cfg.high_water_ms + cfg.headroom_ms) as usize)
     }
 
     /// The jitter buffer capacity of each substream under `cfg`, in frames; `None` if the
     /// session cannot be played (rate out of range, no channels, or more buffer memory than
     /// [`MAX_BUFFER_BYTES`]).
     pub fn buffer_frames(&self, cfg: &ReceiverConfig) -> Option<usize> {
+        let capacity = self.capacity_frames(cfg)?;
         let spec = self.spec;
-        if !(MIN_RATE..=MAX_RATE).contains(&spec.rate) || spec.channels == 0 {
-            return None;
-        }
-        let clock = MediaClock::new(spec.rate);
-        let capacity = clock.frames_in_ms(cfg.high_water_ms + cfg.headroom_ms) as usize;
         // a description (or a forged one) asking for more memory than any sane stream
         (capacity.saturating_mul(spec.frame_bytes()) <= MAX_BUFFER_BYTES).then_some(capacity)
     }
@@ -273,5 +280,56 @@ mod tests {
         assert_eq!(l.buffer_frames(&cfg), None);
         let l = Layout::described(&desc(768_000, &[255; 32])).unwrap();
         assert_eq!(l.buffer_frames(&cfg), None);
+    }
+
+    #[test]
+    fn a_layout_is_admitted_only_within_the_memory_budget() {
+        let cfg = ReceiverConfig::default();
+        let stereo = Layout::described(&desc(48_000, &[2])).unwrap();
+        assert_eq!(stereo.admit(&cfg), Ok(stereo.buffer_frames(&cfg).unwrap()));
+        // the description the audit found: 32 substreams of 255 channels
+        let huge = Layout::described(&desc(768_000, &[255; 32])).unwrap();
+        let e = huge.admit(&cfg).unwrap_err().unwrap();
+        assert!(e.needed_bytes > 1 << 30, "{e}");
+        assert_eq!(
+            e.available_bytes,
+            MemoryBudget::new(cfg.memory_budget_bytes).session_bytes()
+        );
+        // even its buffers beyond the jitter buffer alone exceed the budget
+        let short = ReceiverConfig {
+            high_water_ms: 20,
+            headroom_ms: 0,
+            low_water_ms: 10,
+            ..cfg.clone()
+        };
+        assert!(huge.admit(&short).unwrap_err().is_some());
+        // a smaller budget refuses what a larger one takes
+        let small = ReceiverConfig {
+            memory_budget_bytes: crate::budget::MIN_MEMORY_BUDGET_BYTES,
+            ..cfg.clone()
+        };
+        let wide = Layout::described(&desc(96_000, &[8, 8])).unwrap();
+        let large = ReceiverConfig {
+            memory_budget_bytes: 256 << 20,
+            ..cfg.clone()
+        };
+        assert!(wide.admit(&large).is_ok());
+        assert!(wide.admit(&small).unwrap_err().is_some());
+        // unplayable is not a budget matter
+        let slow = Layout::described(&desc(500, &[2])).unwrap();
+        assert_eq!(slow.admit(&cfg), Err(None));
+    }
+
+    #[test]
+    fn the_fec_window_follows_the_description() {
+        let l = Layout::described(&desc(48_000, &[2])).unwrap();
+        let f = l.fec_limits(2).unwrap();
+        // 240 frames of S24 stereo and the headers
+        assert_eq!(l.packet_bytes(2), 240 * 6 + 12 + 4 + HEADER_SLACK_BYTES);
+        assert_eq!(f.max_m, 2);
+        assert_eq!(f.max_shard_bytes, l.packet_bytes(2) + 2);
+        let stock = Layout::stock(ReceiverConfig::default().default_spec, 1, rtp::PT_L16, None);
+        assert_eq!(stock.packet_bytes(2), STOCK_PACKET_BYTES);
+        assert_eq!(stock.fec_limits(2).unwrap().max_m, 254);
     }
 }

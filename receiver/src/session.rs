@@ -987,6 +987,37 @@ mod tests {
     }
 
     #[test]
+    fn the_pending_queue_is_capped_in_bytes_and_holds_copies() {
+        let mut rx = ReceiverSession::new(ReceiverConfig {
+            low_water_ms: 10,
+            high_water_ms: 2_000,
+            memory_budget_bytes: crate::budget::MIN_MEMORY_BUDGET_BYTES,
+            ..ReceiverConfig::default()
+        })
+        .unwrap();
+        let share = MemoryBudget::new(crate::budget::MIN_MEMORY_BUDGET_BYTES).pending_bytes();
+        // each datagram a slice of its own large arena, as the driver hands them out
+        let mut arenas = Vec::new();
+        for i in 0..3_000u32 {
+            // another SSRC now and then: a provisional session keeps those too
+            let m = media(SSRC + i / 250, (i % 250) as u16);
+            let mut arena = BytesMut::with_capacity(64 << 10);
+            arena.extend_from_slice(&m);
+            let a = arena.freeze();
+            rx.handle_bytes(at(0), a.slice(..m.len()));
+            arenas.push(a);
+        }
+        assert!(!rx.is_playing());
+        let a = rx.active.as_ref().unwrap();
+        assert!(a.pending.held_bytes() <= share);
+        let kept = a.pending.len();
+        assert_eq!(kept, share / (FRAMES * FB + 12));
+        assert_eq!(rx.stats().datagrams_not_kept, 3_000 - kept as u64);
+        // no arena is pinned by the queue (the FEC decoder copies too)
+        assert!(arenas.iter_mut().all(|a| a.is_unique()));
+    }
+
+    #[test]
     fn a_stock_stream_plays_after_the_grace_period() {
         let mut rx = receiver();
         for seq in 0..3 {
