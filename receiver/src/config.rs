@@ -1,6 +1,8 @@
 //! Receiver configuration.
 
 use isostream_media::{AudioSpec, SampleFormat};
+
+pub use crate::budget::{DEFAULT_MEMORY_BUDGET_BYTES, MIN_MEMORY_BUDGET_BYTES};
 use isostream_transport::time::Duration;
 
 /// Default low-water mark for stored media, in ms: playback starts with this much buffered.
