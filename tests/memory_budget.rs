@@ -5,7 +5,7 @@
 //! reading just before it exits) stays within the budget plus the peak of the same stream
 //! without the flood (the baseline, measured here).
 //!
-//! Run with `cargo test --release --test memory_budget -- --nocapture` to see the figures
+//! Run with `cargo test --test memory_budget -- --nocapture` to see the figures
 //! (docs/BENCHMARKS.md).
 
 mod common;
