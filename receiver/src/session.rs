@@ -407,10 +407,9 @@ impl ReceiverSession {
             .active
             .as_ref()
             .is_some_and(|a| a.playout.is_running() && !a.ended)
+            && !self.successor.keep(now, d, desc)
         {
-            if !self.successor.keep(now, d, desc) {
-                self.drops.not_kept += 1;
-            }
+            self.drops.not_kept += 1;
         }
     }
 
