@@ -136,6 +136,11 @@ impl FecDecoder {
         self.decoder.push_repair(base_ext, header, shard, rebuilt);
     }
 
+    /// Bytes of the slab's chunks still alive (the copies of stored sources).
+    pub fn slab_bytes(&self) -> usize {
+        self.slab.live_bytes()
+    }
+
     /// Bytes of source datagrams stored.
     pub fn stored_source_bytes(&self) -> usize {
         self.decoder.stored_source_bytes()
@@ -214,6 +219,31 @@ mod tests {
             assert!(dec.stored_source_bytes() <= limits.max_source_bytes);
         }
         assert!(FecDecoder::memory_bytes(&limits) < 2 << 20);
+    }
+
+    #[test]
+    fn packets_out_of_order_cannot_keep_the_slab_beyond_its_cap() {
+        let limits = FecDecoder::limits(52, Some((8, 2)));
+        let mut dec = FecDecoder::with_limits(limits);
+        let mut rebuilt = Vec::new();
+        let cap = FecDecoder::slab_cap_bytes(&limits) + FecDecoder::chunk_bytes(&limits);
+        let base = 1u64 << 20;
+        // a bad order: each chunk (19 packets) gets one packet at the top of the window,
+        // which lives long, and 18 that fill holes at its bottom, which die at once
+        let mut peak = 0;
+        for round in 70..20_000u64 {
+            let top = base + 19 * round;
+            dec.on_source(top, &packet(top as u16), &mut rebuilt);
+            let holes = base + 19 * (round - 66) - 18;
+            for h in holes..holes + 18 {
+                dec.on_source(h, &packet(h as u16), &mut rebuilt);
+            }
+            peak = peak.max(dec.slab_bytes());
+            assert!(dec.slab_bytes() <= cap, "{} > {cap}", dec.slab_bytes());
+            assert!(dec.stored_source_bytes() <= limits.max_source_bytes);
+        }
+        assert!(peak > 40 * 1024, "the pattern pins chunks: {peak}");
+        assert!(cap <= FecDecoder::memory_bytes(&limits));
     }
 
     #[test]
