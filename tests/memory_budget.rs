@@ -181,16 +181,40 @@ struct Run {
     receiver: serde_json::Value,
 }
 
+/// The binary to run: this build's, or (`before`) an older one without the budget, whose
+/// path `ISOSTREAM_BEFORE_BIN` names.
+fn start(before: Option<&str>, name: &str, args: &[String]) -> Proc {
+    let mut c = std::process::Command::new(before.unwrap_or(BIN));
+    // an older binary knows no --memory-budget-mib
+    let mut args = args.to_vec();
+    if before.is_some() {
+        if let Some(i) = args.iter().position(|a| a == "--memory-budget-mib") {
+            args.drain(i..i + 2);
+        }
+    }
+    c.args(&args);
+    spawn_command(name, c)
+}
+
 /// Streams the program from `input` (`want`: its frames) to a receiver with the budget,
-/// throwing `flood_n` crafted datagrams at it once its session has started.
-fn run(dir: &Path, input: &Path, want: &[u8], flood_n: u64, name: &str) -> Run {
+/// throwing `flood_n` crafted datagrams at it once its session has started (`before`: with
+/// an older binary, see [`start`]).
+fn run(
+    dir: &Path,
+    input: &Path,
+    want: &[u8],
+    flood_n: u64,
+    name: &str,
+    before: Option<&str>,
+) -> Run {
     let out = dir.join(format!("{name}.wav"));
     let rstats = dir.join(format!("{name}-recv.json"));
     let sstats = dir.join(format!("{name}-send.json"));
     let addr = free_addr();
     let budget = BUDGET_MIB.to_string();
-    let mut recv = spawn_recv(
-        addr,
+    let mut recv = start(
+        before,
+        "recv",
         &recv_args(
             addr,
             out.to_str().unwrap(),
@@ -198,6 +222,7 @@ fn run(dir: &Path, input: &Path, want: &[u8], flood_n: u64, name: &str) -> Run {
             &["--memory-budget-mib", &budget],
         ),
     );
+    wait_until_bound(addr.port(), "isostream recv");
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
     let watcher = watch_peak(recv.id(), stop.clone(), peak.clone());
@@ -207,9 +232,12 @@ fn run(dir: &Path, input: &Path, want: &[u8], flood_n: u64, name: &str) -> Run {
         for i in 0..100 {
             s.send_to(&huge_desc(0xdead_0000 + 64 * i), addr).unwrap();
         }
-        recv.wait_for_output("memory budget", CHILD_TIMEOUT);
+        if before.is_none() {
+            recv.wait_for_output("memory budget", CHILD_TIMEOUT);
+        }
     }
-    let send = spawn(
+    let send = start(
+        before,
         "send",
         &send_args(
             input,
@@ -226,6 +254,14 @@ fn run(dir: &Path, input: &Path, want: &[u8], flood_n: u64, name: &str) -> Run {
     let flood_sent = flooder.join().unwrap();
     watcher.join().unwrap();
     let spec = spec(48_000, 2, SampleFormat::S16);
+    if before.is_some() {
+        // the figures only: an older binary may not keep the stream whole
+        return Run {
+            peak_bytes: peak.load(Ordering::Relaxed),
+            flood_sent,
+            receiver: read_json(&rstats)["receiver"].clone(),
+        };
+    }
     assert_wav_exact(&out, spec, want, name);
     let j = read_json(&rstats);
     assert_eq!(
@@ -253,8 +289,8 @@ fn a_flood_of_crafted_datagrams_keeps_the_receiver_within_its_budget() {
         SECONDS * 48_000,
         7,
     );
-    let base = run(dir.path(), &input, &want, 0, "baseline");
-    let flooded = run(dir.path(), &input, &want, FLOOD, "flooded");
+    let base = run(dir.path(), &input, &want, 0, "baseline", None);
+    let flooded = run(dir.path(), &input, &want, FLOOD, "flooded", None);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let budget = BUDGET_MIB << 20;
     let r = &flooded.receiver;
@@ -286,4 +322,39 @@ fn a_flood_of_crafted_datagrams_keeps_the_receiver_within_its_budget() {
     assert!(count(r, &["datagrams_foreign"]) + count(r, &["datagrams_malformed"]) > FLOOD / 4);
     assert_eq!(count(r, &["frames_played"]), want.len() as u64 / 4);
     assert_eq!(count(&base.receiver, &["datagrams_foreign"]), 0);
+}
+
+/// The same flood against an older binary without the budget, for comparison (the figures in
+/// docs/BENCHMARKS.md): `ISOSTREAM_BEFORE_BIN=/path/to/old/isostream cargo test --test
+/// memory_budget -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn before_the_budget() {
+    let Ok(bin) = std::env::var("ISOSTREAM_BEFORE_BIN") else {
+        eprintln!("ISOSTREAM_BEFORE_BIN is not set: nothing to compare");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(48_000, 2, SampleFormat::S16);
+    let (input, want) = make_input(
+        dir.path(),
+        "in.wav",
+        Program::Mixed,
+        spec,
+        SECONDS * 48_000,
+        7,
+    );
+    let base = run(dir.path(), &input, &want, 0, "baseline", Some(&bin));
+    let flooded = run(dir.path(), &input, &want, FLOOD, "flooded", Some(&bin));
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let exact = std::fs::read(dir.path().join("flooded.wav"))
+        .ok()
+        .and_then(|_| isostream_media::read_wav_all(&dir.path().join("flooded.wav")).ok())
+        .is_some_and(|(_, got)| got == want);
+    println!(
+        "{bin}: baseline peak RSS {:.1} MiB; with {} crafted datagrams {:.1} MiB; flooded output exact: {exact}",
+        mib(base.peak_bytes),
+        flooded.flood_sent,
+        mib(flooded.peak_bytes),
+    );
 }
