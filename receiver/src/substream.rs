@@ -917,6 +917,46 @@ mod tests {
     }
 
     #[test]
+    fn released_substreams_keep_their_counters_and_free_their_buffers() {
+        let mut s = substreams(2, true);
+        for q in 0..4 {
+            assert!(media(&mut s, 0, &packet(1, q), false));
+            assert!(media(&mut s, 1, &packet(2, q), false));
+        }
+        let before: Vec<SubstreamStats> = s.stats(RATE).collect();
+        assert!(s.subs[0].jb.capacity() == 1_000 && s.subs[0].fec.is_some());
+        s.release(RATE);
+        assert!(s
+            .subs
+            .iter()
+            .all(|x| x.jb.capacity() == 1 && x.fec.is_none()));
+        assert!(s.subs.iter().all(|x| x.scratch.len() < 100));
+        let after: Vec<SubstreamStats> = s.stats(RATE).collect();
+        assert_eq!(after.len(), 2);
+        assert_eq!(
+            (after[0].packets_received, after[1].buffer_frames),
+            (before[0].packets_received, before[1].buffer_frames)
+        );
+        assert!(after[0].fec.is_some());
+        // its datagrams are still recognized, and nothing panics
+        assert_eq!(s.index_of(2), Some(1));
+        media(&mut s, 0, &packet(1, 4), false);
+        // the estimate of a layout covers every stage: more than the jitter buffers alone
+        let layout = crate::layout::Layout::stock(
+            AudioSpec {
+                rate: 48_000,
+                channels: 2,
+                format: SampleFormat::S16,
+            },
+            1,
+            rtp::PT_L16,
+            None,
+        );
+        let m = Substreams::memory_bytes(&layout, 48_000, false);
+        assert!(m > JitterBuffer::memory_bytes(4, 48_000) + 1_000_000, "{m}");
+    }
+
+    #[test]
     fn packets_play_back_bit_exact_in_order() {
         let mut s = substreams(1, false);
         let packets: Vec<Bytes> = (0..4).map(|q| packet(1, q)).collect();
