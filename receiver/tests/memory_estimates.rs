@@ -304,6 +304,24 @@ fn a_session_stays_within_its_estimate_and_frees_its_buffers_when_it_ends() {
 }
 
 #[test]
+fn a_session_with_the_resampler_stays_within_its_estimate() {
+    let mut rx = ReceiverSession::new(ReceiverConfig {
+        drift_correction: true,
+        ..ReceiverConfig::default()
+    })
+    .unwrap();
+    let mut buf = vec![0u8; 48_000 * 4];
+    let mut played = Played::default();
+    let base = watch();
+    stream(&mut rx, 2_000, &mut buf, &mut played, |_, _| {});
+    let peak = peak_since(base);
+    let estimate = rx.memory_bytes();
+    println!("stereo session with the resampler: estimate {estimate} bytes, peak {peak}");
+    assert!(peak <= estimate, "{peak} > {estimate}");
+    assert!(played.frames > 1_000 * FRAMES);
+}
+
+#[test]
 fn a_description_over_the_budget_is_refused_and_the_next_stream_plays() {
     let mut rx = ReceiverSession::new(ReceiverConfig::default()).unwrap();
     // 32 substreams of 255 channels of f32 at 768 kHz: far beyond 64 MiB
