@@ -119,3 +119,20 @@ impl ReceiverConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_budget_has_a_floor() {
+        let mut cfg = ReceiverConfig::default();
+        assert_eq!(cfg.memory_budget_bytes, DEFAULT_MEMORY_BUDGET_BYTES);
+        cfg.validate().unwrap();
+        cfg.memory_budget_bytes = MIN_MEMORY_BUDGET_BYTES;
+        cfg.validate().unwrap();
+        cfg.memory_budget_bytes -= 1;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("at least 16 MiB"), "{e}");
+    }
+}

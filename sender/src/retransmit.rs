@@ -285,6 +285,22 @@ mod tests {
         b.freeze()
     }
 
+    #[test]
+    fn the_history_is_counted_slot_by_slot() {
+        // 10 s of 5 ms packets at 48 kHz: 2000 packets, a ring of 2048
+        assert_eq!(history_packets(48_000, 240, 10_000), 2_000);
+        let p = packet_bytes(240, 4);
+        assert_eq!(p, 12 + 4 + 960);
+        let one = Retransmitter::memory_bytes(&[p], 2_000);
+        assert!(
+            one >= 2048 * p && one < 2048 * (p + 64) + (128 << 10),
+            "{one}"
+        );
+        assert_eq!(Retransmitter::memory_bytes(&[p, p], 2_000), 2 * one);
+        // the ring never has fewer than 16 slots
+        assert!(Retransmitter::memory_bytes(&[p], 0) >= 16 * p);
+    }
+
     fn stage(cap: f64) -> Retransmitter {
         Retransmitter::new(
             &[(5, 6, 100)],
