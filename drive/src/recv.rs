@@ -83,6 +83,10 @@ where
             } => {
                 if let Some(mut old) = self.sink.take() {
                     old.sink().flush()?;
+                    // its session is over: its writer finishes, its buffers go now
+                    if let Out::Threaded(s) = &mut old {
+                        s.finish();
+                    }
                     self.retired.push(old);
                 }
                 let mut s = (self.make_sink)(spec, &substream_channels)?;
