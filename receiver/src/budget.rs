@@ -11,6 +11,9 @@
 //! - the successor queue: datagrams of another stream kept while a session plays
 //!   ([`crate::successor`]).
 //!
+//! The caller's queue of played-out audio (`ReceiverConfig::output_queue_ms`, the driver's
+//! queue to a file writer) counts with the session's buffers.
+//!
 //! [`MemoryBudget`] splits the configured budget between them: each queue gets a fixed share
 //! ([`QUEUE_SHARE_DIVISOR`]), a fixed allowance covers the session's small state
 //! ([`SESSION_OVERHEAD_BYTES`]), and a layout whose buffers do not fit in the rest is refused

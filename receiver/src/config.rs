@@ -58,6 +58,9 @@ pub struct ReceiverConfig {
     /// (counted in `sessions_over_budget`). At least
     /// [`crate::budget::MIN_MEMORY_BUDGET_BYTES`].
     pub memory_budget_bytes: usize,
+    /// Audio the caller holds after playout (the driver's queue to a file or pipe writer),
+    /// counted against the budget with the session's own buffers, in ms of output frames.
+    pub output_queue_ms: u32,
 }
 
 /// A library configuration: low-water 200 ms, high-water 1000 ms, RESUME at the low-water
@@ -83,6 +86,7 @@ impl Default for ReceiverConfig {
             drift_correction: false,
             stock_l16_payload_type: None,
             memory_budget_bytes: crate::budget::DEFAULT_MEMORY_BUDGET_BYTES,
+            output_queue_ms: 0,
         }
     }
 }

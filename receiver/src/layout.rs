@@ -184,12 +184,15 @@ impl Layout {
     }
 
     /// The jitter buffer capacity of each substream under `cfg`, in frames, if the session
-    /// can be played and its buffers fit in the memory budget; otherwise why not (`Err(None)`:
-    /// it cannot be played at all, see [`Layout::buffer_frames`]).
+    /// can be played and its buffers (and the caller's output queue,
+    /// [`ReceiverConfig::output_queue_ms`]) fit in the memory budget; otherwise why not
+    /// (`Err(None)`: it cannot be played at all, see [`Layout::buffer_frames`]).
     pub fn admit(&self, cfg: &ReceiverConfig) -> Result<usize, Option<OverBudget>> {
         let capacity = self.capacity_frames(cfg).ok_or(None)?;
         let resample = cfg.drift_correction || self.live;
-        let needed_bytes = Substreams::memory_bytes(self, capacity, resample);
+        let queued = MediaClock::new(self.spec.rate).frames_in_ms(cfg.output_queue_ms) as usize;
+        let needed_bytes = Substreams::memory_bytes(self, capacity, resample)
+            .saturating_add(queued.saturating_mul(self.spec.frame_bytes()));
         let available_bytes = MemoryBudget::new(cfg.memory_budget_bytes).session_bytes();
         if needed_bytes > available_bytes {
             return Err(Some(OverBudget {
@@ -303,6 +306,28 @@ mod tests {
             ..cfg.clone()
         };
         assert!(huge.admit(&short).unwrap_err().is_some());
+        // the caller's output queue counts too
+        let queued = ReceiverConfig {
+            output_queue_ms: 4_000,
+            ..cfg.clone()
+        };
+        let a = stereo.admit(&cfg);
+        let medium = Layout::described(&desc(192_000, &[8, 8])).unwrap();
+        let fits = |c: &ReceiverConfig| {
+            let b = ReceiverConfig {
+                memory_budget_bytes: 160 << 20,
+                ..c.clone()
+            };
+            medium.admit(&b).is_ok()
+        };
+        assert!(
+            fits(&cfg)
+                && !fits(&ReceiverConfig {
+                    output_queue_ms: 60_000,
+                    ..cfg.clone()
+                })
+        );
+        assert_eq!(stereo.admit(&queued), a);
         // a smaller budget refuses what a larger one takes
         let small = ReceiverConfig {
             memory_budget_bytes: crate::budget::MIN_MEMORY_BUDGET_BYTES,

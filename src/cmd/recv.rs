@@ -97,6 +97,7 @@ pub async fn run(a: RecvArgs) -> Result<()> {
     cfg.stock_l16_payload_type = a.l16_payload_type;
     a.buffer.apply(&mut cfg, a.live || a.latency.is_some());
     cfg.memory_budget_bytes = a.memory.bytes();
+    cfg.output_queue_ms = rdriver::SINK_QUEUE_MS as u32;
     if let Some(ms) = a.latency {
         super::opts::apply_latency(&mut cfg, ms);
     }
