@@ -5,8 +5,9 @@
 //!
 //! - the session's own buffers, sized by its layout (a description, or a stock stream's
 //!   first packet): jitter buffers, playout scratch, the concealer, the resampler, the FEC
-//!   decoder's window, the NACK stage ([`crate::layout::Layout::memory_bytes`] adds them up;
-//!   every stage says what it allocates at most);
+//!   decoder's window, the NACK stage ([`crate::substream::Substreams::memory_bytes`] adds
+//!   them up; every stage says what it allocates at most; [`crate::layout::Layout::admit`]
+//!   checks them against the budget);
 //! - the pending queue: datagrams held while a session waits for its description;
 //! - the successor queue: datagrams of another stream kept while a session plays
 //!   ([`crate::successor`]).
