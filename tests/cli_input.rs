@@ -92,6 +92,9 @@ fn cases(dir: &Path) -> Vec<Vec<String>> {
             add(bench, &[opt, v]);
             add(demo, &[opt, v]);
         }
+        for cmd in [send, recv, bench] {
+            add(cmd, &["--memory-budget-mib", v]);
+        }
         add(&bench[..1], &["--duration", v]);
         add(&impair[..5], &["--duration", v]);
         add(&demo[..3], &["--seconds", v]);
@@ -147,6 +150,12 @@ fn cases(dir: &Path) -> Vec<Vec<String>> {
         ("--l16-payload-type", "72"),
     ] {
         add(recv, &[opt, v]);
+    }
+    // a budget below the smallest (16 MiB) or above the largest (64 GiB)
+    for v in ["15", "65537", "4294967296", "16.5"] {
+        for cmd in [send, recv, bench] {
+            add(cmd, &["--memory-budget-mib", v]);
+        }
     }
     add(recv, &["--low-water", "500", "--high-water", "400"]);
     add(bench, &["--low-water", "500", "--high-water", "500"]);
@@ -430,6 +439,7 @@ fn valid_edge_values_are_accepted() {
             "--spread",
             "16",
         ],
+        &["--speed", "max", "--memory-budget-mib", "16"],
     ] {
         let mut args = vec!["send", input.as_str(), "--to", "127.0.0.1:9"];
         args.extend_from_slice(extra);
@@ -440,6 +450,8 @@ fn valid_edge_values_are_accepted() {
         &["--low-water", "1", "--high-water", "60000"],
         &["--sweep", "--sweep-loss", "0,99.9"],
         &["--program", "sine:440"],
+        &["--memory-budget-mib", "16"],
+        &["--memory-budget-mib", "65536"],
     ] {
         let mut args = vec!["bench", "--duration", "0.5"];
         args.extend_from_slice(extra);

@@ -30,9 +30,14 @@ fn spec(rate: u32, channels: u16, format: SampleFormat) -> AudioSpec {
 fn run(cfg: SenderConfig, input: &[u8], p: &Profile, opts: &SimOptions) -> SimResult {
     let mut src = MemorySource::new(input, cfg.spec.frame_bytes());
     let audio = input.len() / cfg.spec.frame_bytes() / cfg.spec.rate as usize;
+    // the receiver gets the sender's memory budget (a wide stream raises both)
+    let rcfg = ReceiverConfig {
+        memory_budget_bytes: cfg.memory_budget_bytes,
+        ..ReceiverConfig::default()
+    };
     sim::run_with(
         cfg,
-        ReceiverConfig::default(),
+        rcfg,
         p,
         5,
         &mut src,
@@ -380,6 +385,9 @@ fn wide(substreams: usize) {
     let mut cfg = SenderConfig::new(s);
     cfg.substream_channels = vec![8; substreams];
     cfg.spread = 2;
+    // 64 channels of f32 need more than the default 64 MiB (the history, jitter buffers and
+    // FEC windows of 8 substreams)
+    cfg.memory_budget_bytes = 1 << 30;
     let r = run(cfg, &input, &lossy(repairable()), &SimOptions::default());
     assert!(r.completed);
     assert_eq!(r.receiver.substreams.len(), substreams);

@@ -197,5 +197,8 @@ fn a_description_asking_for_absurd_resources_is_refused() {
         });
         assert!(rx.spec().is_none(), "rate {rate}, {channels} ch x 32");
     }
-    assert!(rx.stats().datagrams_malformed >= 3);
+    // an impossible rate is malformed; a possible one beyond the memory budget is refused
+    let st = rx.stats();
+    assert!(st.datagrams_malformed >= 2);
+    assert_eq!(st.sessions_over_budget, 1);
 }

@@ -85,6 +85,7 @@ const UNIT_WORDS: &[&str] = &[
     "requests",
     "underruns",
     "gaps",
+    "sessions",
 ];
 /// Fields without a unit word: settings, identities, and fractions documented as such.
 const NO_UNIT: &[&str] = &[

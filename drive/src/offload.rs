@@ -240,6 +240,16 @@ impl SinkThread {
         }
     }
 
+    /// Nothing more will be written (its session was replaced): the writer finishes what
+    /// is queued and finalizes the sink on its own, and the arena is freed now. [`close`]
+    /// still waits for it and returns its error.
+    ///
+    /// [`close`]: SinkThread::close
+    pub fn finish(&mut self) {
+        self.tx = None;
+        self.arena = BytesMut::new();
+    }
+
     /// Waits until everything queued is written and the sink is flushed (the end of the
     /// stream). Returns the first error the writer met.
     pub fn close(&mut self) -> io::Result<()> {
@@ -332,6 +342,20 @@ mod tests {
         let w = written.lock().unwrap();
         assert_eq!(w.len(), 320);
         assert!(w[..160].iter().all(|&b| b == 1) && w[160..].iter().all(|&b| b == 2));
+    }
+
+    #[test]
+    fn a_finished_sink_writes_what_was_queued_and_frees_its_arena() {
+        let (go, written, mut s) = gated();
+        s.write_frames(&[3; 160]).unwrap();
+        assert!(s.arena.capacity() > 0);
+        s.finish();
+        assert_eq!(s.arena.capacity(), 0);
+        // nothing more can be written; what was queued still is
+        assert!(s.write_frames(&[4; 8]).is_err());
+        go.send(()).unwrap();
+        s.close().unwrap();
+        assert_eq!(written.lock().unwrap().len(), 160);
     }
 
     #[test]

@@ -83,6 +83,10 @@ where
             } => {
                 if let Some(mut old) = self.sink.take() {
                     old.sink().flush()?;
+                    // its session is over: its writer finishes, its buffers go now
+                    if let Out::Threaded(s) = &mut old {
+                        s.finish();
+                    }
                     self.retired.push(old);
                 }
                 let mut s = (self.make_sink)(spec, &substream_channels)?;
@@ -94,7 +98,8 @@ where
                 });
                 self.ended = false;
             }
-            ReceiverEvent::PlaybackStarted => {}
+            // counted in the stats; the receiver goes on (the CLI says why)
+            ReceiverEvent::PlaybackStarted | ReceiverEvent::SessionRefused { .. } => {}
             ReceiverEvent::SessionEnded => {
                 if let Some(s) = self.sink.as_mut() {
                     s.sink().flush()?;

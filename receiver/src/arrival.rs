@@ -62,6 +62,9 @@ pub struct Arrival {
 }
 
 impl Arrival {
+    /// What the stage allocates, in bytes (its duplicate window).
+    pub const MEMORY_BYTES: usize = DEDUPE_WINDOW * std::mem::size_of::<u64>();
+
     /// The stage of a substream at `rate` Hz that has seen nothing yet.
     pub fn new(rate: u32) -> Self {
         Arrival {

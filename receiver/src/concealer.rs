@@ -137,6 +137,14 @@ fn ms_to_frames(rate: u32, ms: f32) -> usize {
 }
 
 impl Concealer {
+    /// What [`Concealer::new`] allocates for `spec`, in bytes.
+    pub fn memory_bytes(spec: AudioSpec) -> usize {
+        let channels = spec.channels as usize;
+        let hist_cap = ms_to_frames(spec.rate, HISTORY_MS).max(16);
+        let f = std::mem::size_of::<f32>();
+        hist_cap * channels * f * 2 + hist_cap * (1 + f) + channels * f * 2
+    }
+
     /// A concealer for a stream of `spec`; allocates all its buffers (about
     /// [`HISTORY_MS`] ms of decoded audio).
     pub fn new(spec: AudioSpec) -> Self {
@@ -1048,7 +1056,7 @@ mod tests {
         // (repeating three periods is as good as one); 0 means "nothing found" and fails
         let max = ms_to_frames(RATE, MAX_PERIOD_MS);
         assert!(
-            c.period >= 240 && c.period <= max && c.period % 240 == 0,
+            c.period >= 240 && c.period <= max && c.period.is_multiple_of(240),
             "period {} (search range up to {max})",
             c.period
         );

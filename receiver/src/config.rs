@@ -1,6 +1,8 @@
 //! Receiver configuration.
 
 use isostream_media::{AudioSpec, SampleFormat};
+
+pub use crate::budget::{DEFAULT_MEMORY_BUDGET_BYTES, MIN_MEMORY_BUDGET_BYTES};
 use isostream_transport::time::Duration;
 
 /// Default low-water mark for stored media, in ms: playback starts with this much buffered.
@@ -50,6 +52,15 @@ pub struct ReceiverConfig {
     /// A payload type that a stock sender uses for plain L16 (e.g. ffmpeg's 97, which is L24
     /// in isostream's numbering). Applies only to streams without a session description.
     pub stock_l16_payload_type: Option<u8>,
+    /// Every buffer of the session counts against this, in bytes: jitter buffers, playout
+    /// scratch, FEC and NACK state, the pending and successor queues
+    /// ([`crate::budget::MemoryBudget`]). A session whose buffers would need more is refused
+    /// (counted in `sessions_over_budget`). At least
+    /// [`crate::budget::MIN_MEMORY_BUDGET_BYTES`].
+    pub memory_budget_bytes: usize,
+    /// Audio the caller holds after playout (the driver's queue to a file or pipe writer),
+    /// counted against the budget with the session's own buffers, in ms of output frames.
+    pub output_queue_ms: u32,
 }
 
 /// A library configuration: low-water 200 ms, high-water 1000 ms, RESUME at the low-water
@@ -74,6 +85,8 @@ impl Default for ReceiverConfig {
             wallclock_at_zero_ns: 0,
             drift_correction: false,
             stock_l16_payload_type: None,
+            memory_budget_bytes: crate::budget::DEFAULT_MEMORY_BUDGET_BYTES,
+            output_queue_ms: 0,
         }
     }
 }
@@ -92,6 +105,13 @@ impl ReceiverConfig {
                 self.low_water_ms, self.high_water_ms
             )));
         }
+        if self.memory_budget_bytes < crate::budget::MIN_MEMORY_BUDGET_BYTES {
+            return Err(crate::ReceiverError::Config(format!(
+                "the memory budget ({} bytes) must be at least {} MiB",
+                self.memory_budget_bytes,
+                crate::budget::MIN_MEMORY_BUDGET_BYTES >> 20
+            )));
+        }
         if let Some(r) = self.resume_water_ms {
             if r < self.low_water_ms || r >= self.high_water_ms {
                 return Err(crate::ReceiverError::Config(format!(
@@ -101,5 +121,22 @@ impl ReceiverConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_budget_has_a_floor() {
+        let mut cfg = ReceiverConfig::default();
+        assert_eq!(cfg.memory_budget_bytes, DEFAULT_MEMORY_BUDGET_BYTES);
+        cfg.validate().unwrap();
+        cfg.memory_budget_bytes = MIN_MEMORY_BUDGET_BYTES;
+        cfg.validate().unwrap();
+        cfg.memory_budget_bytes -= 1;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("at least 16 MiB"), "{e}");
     }
 }

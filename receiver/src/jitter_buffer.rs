@@ -45,6 +45,11 @@ impl JitterBuffer {
         }
     }
 
+    /// What a buffer of `capacity` frames of `frame_bytes` bytes allocates, in bytes.
+    pub fn memory_bytes(frame_bytes: usize, capacity: usize) -> usize {
+        capacity.saturating_mul(frame_bytes + 1)
+    }
+
     /// Capacity in frames.
     pub fn capacity(&self) -> usize {
         self.capacity

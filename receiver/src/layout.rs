@@ -2,12 +2,16 @@
 //! without one, from its first packet; and whether the receiver can play it.
 
 use isostream_media::{AudioSpec, SampleFormat};
+use isostream_transport::fec::DecoderLimits;
 use isostream_transport::rtcp::SessionDesc;
-use isostream_transport::rtp;
 use isostream_transport::time::MediaClock;
+use isostream_transport::{interleave, rtp};
 
+use crate::budget::{MemoryBudget, OverBudget};
 use crate::config::ReceiverConfig;
 use crate::deinterleaver::payload_format;
+use crate::fec_decoder::FecDecoder;
+use crate::substream::Substreams;
 
 /// Sample rates a session may have, in Hz.
 pub const MIN_RATE: u32 = 1_000;
@@ -15,6 +19,12 @@ pub const MIN_RATE: u32 = 1_000;
 pub const MAX_RATE: u32 = 768_000;
 /// Largest jitter buffer memory a session may ask for (all substreams), in bytes.
 pub const MAX_BUFFER_BYTES: usize = 512 << 20;
+
+/// Longest datagram assumed of a stream without a description (a stock sender's, one MTU),
+/// in bytes: the FEC decoder's window is sized for it.
+pub const STOCK_PACKET_BYTES: usize = 1500;
+/// Room for an RTP header's CSRCs and extension beyond the fixed header, in bytes.
+pub const HEADER_SLACK_BYTES: usize = 64;
 
 /// One substream of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +48,8 @@ pub struct Framing {
     pub interleave: u8,
     /// Packets per FEC block, source and repair (0: no FEC).
     pub block_packets: u32,
+    /// Repair packets per FEC block (0: no FEC).
+    pub repair_packets: u32,
     /// FEC blocks whose transmission is spread over one another.
     pub spread: u8,
 }
@@ -92,6 +104,7 @@ impl Layout {
                 } else {
                     0
                 },
+                repair_packets: if d.fec_k > 0 { d.fec_m as u32 } else { 0 },
                 spread: d.spread,
             },
         })
@@ -143,16 +156,70 @@ impl Layout {
         self.substreams.iter().map(|s| s.channels).collect()
     }
 
-    /// The jitter buffer capacity of each substream under `cfg`, in frames; `None` if the
-    /// session cannot be played (rate out of range, no channels, or more buffer memory than
-    /// [`MAX_BUFFER_BYTES`]).
-    pub fn buffer_frames(&self, cfg: &ReceiverConfig) -> Option<usize> {
+    /// The longest media datagram of a substream of `channels` channels, in bytes (for a
+    /// stock stream, [`STOCK_PACKET_BYTES`]).
+    pub fn packet_bytes(&self, channels: u16) -> usize {
+        match self.framing.packet_frames {
+            0 => STOCK_PACKET_BYTES,
+            frames => {
+                rtp::HEADER_LEN
+                    + interleave::HEADER_LEN
+                    + HEADER_SLACK_BYTES
+                    + frames as usize * channels as usize * self.spec.format.bytes()
+            }
+        }
+    }
+
+    /// What the FEC decoder of a substream of `channels` channels may keep (`None`: no FEC):
+    /// its window of source packets and the repair packets the description's block shape
+    /// sends with them (a stock stream: as many repair as source packets).
+    pub fn fec_limits(&self, channels: u16) -> Option<DecoderLimits> {
+        if !self.fec {
+            return None;
+        }
+        let f = self.framing;
+        let k = f.block_packets.saturating_sub(f.repair_packets);
+        let block = (k > 0).then(|| (k.min(255) as u8, f.repair_packets.min(255) as u8));
+        Some(FecDecoder::limits(self.packet_bytes(channels), block))
+    }
+
+    /// The jitter buffer capacity of each substream under `cfg`, in frames, if the session
+    /// can be played and its buffers (and the caller's output queue,
+    /// [`ReceiverConfig::output_queue_ms`]) fit in the memory budget; otherwise why not
+    /// (`Err(None)`: it cannot be played at all, see [`Layout::buffer_frames`]).
+    pub fn admit(&self, cfg: &ReceiverConfig) -> Result<usize, Option<OverBudget>> {
+        let capacity = self.capacity_frames(cfg).ok_or(None)?;
+        let resample = cfg.drift_correction || self.live;
+        let queued = MediaClock::new(self.spec.rate).frames_in_ms(cfg.output_queue_ms) as usize;
+        let needed_bytes = Substreams::memory_bytes(self, capacity, resample)
+            .saturating_add(queued.saturating_mul(self.spec.frame_bytes()));
+        let available_bytes = MemoryBudget::new(cfg.memory_budget_bytes).session_bytes();
+        if needed_bytes > available_bytes {
+            return Err(Some(OverBudget {
+                needed_bytes,
+                available_bytes,
+            }));
+        }
+        self.buffer_frames(cfg).ok_or(None)
+    }
+
+    /// The jitter buffer capacity under `cfg`, in frames, if the rate and channels can be
+    /// played (whatever the memory).
+    fn capacity_frames(&self, cfg: &ReceiverConfig) -> Option<usize> {
         let spec = self.spec;
         if !(MIN_RATE..=MAX_RATE).contains(&spec.rate) || spec.channels == 0 {
             return None;
         }
         let clock = MediaClock::new(spec.rate);
-        let capacity = clock.frames_in_ms(cfg.high_water_ms + cfg.headroom_ms) as usize;
+        Some(clock.frames_in_ms(cfg.high_water_ms + cfg.headroom_ms) as usize)
+    }
+
+    /// The jitter buffer capacity of each substream under `cfg`, in frames; `None` if the
+    /// session cannot be played (rate out of range, no channels, or more buffer memory than
+    /// [`MAX_BUFFER_BYTES`]).
+    pub fn buffer_frames(&self, cfg: &ReceiverConfig) -> Option<usize> {
+        let capacity = self.capacity_frames(cfg)?;
+        let spec = self.spec;
         // a description (or a forged one) asking for more memory than any sane stream
         (capacity.saturating_mul(spec.frame_bytes()) <= MAX_BUFFER_BYTES).then_some(capacity)
     }
@@ -216,5 +283,78 @@ mod tests {
         assert_eq!(l.buffer_frames(&cfg), None);
         let l = Layout::described(&desc(768_000, &[255; 32])).unwrap();
         assert_eq!(l.buffer_frames(&cfg), None);
+    }
+
+    #[test]
+    fn a_layout_is_admitted_only_within_the_memory_budget() {
+        let cfg = ReceiverConfig::default();
+        let stereo = Layout::described(&desc(48_000, &[2])).unwrap();
+        assert_eq!(stereo.admit(&cfg), Ok(stereo.buffer_frames(&cfg).unwrap()));
+        // the description the audit found: 32 substreams of 255 channels
+        let huge = Layout::described(&desc(768_000, &[255; 32])).unwrap();
+        let e = huge.admit(&cfg).unwrap_err().unwrap();
+        assert!(e.needed_bytes > 1 << 30, "{e}");
+        assert_eq!(
+            e.available_bytes,
+            MemoryBudget::new(cfg.memory_budget_bytes).session_bytes()
+        );
+        // even its buffers beyond the jitter buffer alone exceed the budget
+        let short = ReceiverConfig {
+            high_water_ms: 20,
+            headroom_ms: 0,
+            low_water_ms: 10,
+            ..cfg.clone()
+        };
+        assert!(huge.admit(&short).unwrap_err().is_some());
+        // the caller's output queue counts too
+        let queued = ReceiverConfig {
+            output_queue_ms: 4_000,
+            ..cfg.clone()
+        };
+        let a = stereo.admit(&cfg);
+        let medium = Layout::described(&desc(192_000, &[8, 8])).unwrap();
+        let fits = |c: &ReceiverConfig| {
+            let b = ReceiverConfig {
+                memory_budget_bytes: 160 << 20,
+                ..c.clone()
+            };
+            medium.admit(&b).is_ok()
+        };
+        assert!(
+            fits(&cfg)
+                && !fits(&ReceiverConfig {
+                    output_queue_ms: 60_000,
+                    ..cfg.clone()
+                })
+        );
+        assert_eq!(stereo.admit(&queued), a);
+        // a smaller budget refuses what a larger one takes
+        let small = ReceiverConfig {
+            memory_budget_bytes: crate::budget::MIN_MEMORY_BUDGET_BYTES,
+            ..cfg.clone()
+        };
+        let wide = Layout::described(&desc(96_000, &[8, 8])).unwrap();
+        let large = ReceiverConfig {
+            memory_budget_bytes: 256 << 20,
+            ..cfg.clone()
+        };
+        assert!(wide.admit(&large).is_ok());
+        assert!(wide.admit(&small).unwrap_err().is_some());
+        // unplayable is not a budget matter
+        let slow = Layout::described(&desc(500, &[2])).unwrap();
+        assert_eq!(slow.admit(&cfg), Err(None));
+    }
+
+    #[test]
+    fn the_fec_window_follows_the_description() {
+        let l = Layout::described(&desc(48_000, &[2])).unwrap();
+        let f = l.fec_limits(2).unwrap();
+        // 240 frames of S24 stereo and the headers
+        assert_eq!(l.packet_bytes(2), 240 * 6 + 12 + 4 + HEADER_SLACK_BYTES);
+        assert_eq!(f.max_m, 2);
+        assert_eq!(f.max_shard_bytes, l.packet_bytes(2) + 2);
+        let stock = Layout::stock(ReceiverConfig::default().default_spec, 1, rtp::PT_L16, None);
+        assert_eq!(stock.packet_bytes(2), STOCK_PACKET_BYTES);
+        assert_eq!(stock.fec_limits(2).unwrap().max_m, 254);
     }
 }

@@ -55,12 +55,15 @@
 //! - [`stats`]: the counters and how they add up.
 //! - [`layout`]: what a session carries (its description, or a stock stream's first
 //!   packet) and whether it can be played.
+//! - [`budget`]: the memory budget every buffer of a session counts against, and the slab
+//!   kept datagrams are copied into.
 //! - [`successor`]: the datagrams of a stream waiting behind the playing session (a sender
 //!   that restarted with new SSRCs) until it takes over.
 //! - [`session`]: lifecycle, demultiplexing, `handle_input`/`poll_output`.
 #![deny(missing_docs)]
 
 pub mod arrival;
+pub mod budget;
 pub mod concealer;
 pub mod config;
 pub mod control;

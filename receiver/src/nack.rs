@@ -78,6 +78,10 @@ pub struct Nacker {
 }
 
 impl Nacker {
+    /// The most the stage allocates, in bytes: [`MAX_MISSING`] gaps (a ring that may
+    /// have grown to twice that).
+    pub const MEMORY_BYTES: usize = 2 * MAX_MISSING * std::mem::size_of::<Missing>();
+
     /// A stage whose gaps wait `hold` before their first request (reordering and the FEC
     /// block's span).
     pub fn new(hold: Duration) -> Self {

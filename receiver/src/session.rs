@@ -28,6 +28,7 @@ use isostream_transport::rtp::{self, DatagramKind, RtpHeader};
 use isostream_transport::sans_io::{Input, Output, TimerTable, Transmit};
 use isostream_transport::time::{Duration, Instant, MediaClock};
 
+use crate::budget::{DatagramQueue, MemoryBudget, OverBudget};
 use crate::config::ReceiverConfig;
 use crate::control::Control;
 use crate::deinterleaver::payload_format;
@@ -52,17 +53,21 @@ pub enum ReceiverEvent {
     },
     /// The low-water mark was reached: playback started.
     PlaybackStarted,
-    /// The session ended (BYE or idle timeout) and its buffer is drained.
+    /// The session ended (BYE or idle timeout) and its buffer is drained; its buffers are
+    /// freed.
     SessionEnded,
+    /// A description (or a stock stream) was refused: its buffers would not fit in the
+    /// memory budget (`sessions_over_budget` in the stats). The receiver goes on as before.
+    SessionRefused {
+        /// Why, in words (what it needs and what the budget leaves).
+        reason: String,
+    },
 }
 
 /// How long a stream without a session description waits (beyond the low-water mark) before
 /// playback starts, so that a lost first description is made good by the next one (sent
 /// every 250 ms) before the output format is fixed.
 pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
-
-/// At most this many datagrams are kept while a session waits for its description.
-const MAX_PENDING: usize = 4096;
 
 /// The current (or last) session.
 struct Active {
@@ -79,8 +84,10 @@ struct Active {
     end_pos: Option<i64>,
     ended: bool,
     /// Datagrams received while the session is provisional and not playing, replayed if a
-    /// description turns up (its first copy was lost).
-    pending: Vec<Bytes>,
+    /// description turns up (its first copy was lost): copies, within the budget's share.
+    pending: DatagramQueue<()>,
+    /// The most its buffers take, in bytes ([`Substreams::memory_bytes`]).
+    memory_bytes: usize,
     /// The payload type of the session's media packets (a retransmission's original).
     media_pt: u8,
     /// The address the session's sender sends from (that of the datagram that started it):
@@ -141,6 +148,8 @@ pub struct ReceiverSession {
     timers: TimerTable<TIMERS>,
     /// Bytes of RTCP handed out for the sender (reports, PAUSE/RESUME, NACKs).
     rtcp_bytes: u64,
+    /// Why the latest session refused for the budget was.
+    last_refusal: Option<OverBudget>,
 }
 
 /// The most audio past the newest received a BYE's sender report may ask to play (lost on
@@ -165,6 +174,8 @@ impl ReceiverSession {
     /// Creates a receiver. Errors if the configuration is inconsistent.
     pub fn new(cfg: ReceiverConfig) -> Result<Self, crate::ReceiverError> {
         cfg.validate()?;
+        let successor =
+            Successor::new(MemoryBudget::new(cfg.memory_budget_bytes).successor_bytes());
         Ok(ReceiverSession {
             control: Control::new(cfg.seed, cfg.report_interval),
             cfg,
@@ -174,13 +185,14 @@ impl ReceiverSession {
             drops: Drops::default(),
             done: None,
             queue: VecDeque::new(),
-            successor: Successor::default(),
+            successor,
             now: Instant::ZERO,
             peer: None,
             from: None,
             successor_source: None,
             timers: TimerTable::default(),
             rtcp_bytes: 0,
+            last_refusal: None,
         })
     }
 
@@ -230,11 +242,19 @@ impl ReceiverSession {
     /// Starts a session of `layout` (retiring the current one). False if it cannot be
     /// played.
     fn new_active(&mut self, now: Instant, layout: Layout) -> bool {
-        let Some(capacity) = layout.buffer_frames(&self.cfg) else {
-            self.drops.malformed += 1;
-            return false;
+        let capacity = match layout.admit(&self.cfg) {
+            Ok(c) => c,
+            Err(None) => {
+                self.drops.malformed += 1;
+                return false;
+            }
+            Err(Some(e)) => {
+                self.refuse(e);
+                return false;
+            }
         };
         let steer = self.cfg.drift_correction || layout.live;
+        let memory_bytes = Substreams::memory_bytes(&layout, capacity, steer);
         let subs = Substreams::new(&layout, capacity, steer);
         if let Some(old) = self.active.take() {
             self.retire(old);
@@ -251,7 +271,8 @@ impl ReceiverSession {
             last_heard: now,
             end_pos: None,
             ended: false,
-            pending: Vec::new(),
+            pending: DatagramQueue::new(self.budget().pending_bytes()),
+            memory_bytes,
             media_pt: media_payload_type(layout.spec.format, layout.framing.interleave),
             source: self.from,
         });
@@ -260,6 +281,34 @@ impl ReceiverSession {
             substream_channels: layout.channels(),
         });
         true
+    }
+
+    fn budget(&self) -> MemoryBudget {
+        MemoryBudget::new(self.cfg.memory_budget_bytes)
+    }
+
+    /// Counts a session refused for the budget and says why.
+    fn refuse(&mut self, e: OverBudget) {
+        self.drops.over_budget += 1;
+        self.last_refusal = Some(e);
+        self.events.push_back(ReceiverEvent::SessionRefused {
+            reason: e.to_string(),
+        });
+    }
+
+    /// Sessions refused for the memory budget so far, and why the latest was.
+    pub fn refused_over_budget(&self) -> (u64, Option<OverBudget>) {
+        (self.drops.over_budget, self.last_refusal)
+    }
+
+    /// The most the current session's buffers and queues take, in bytes (0 once it has
+    /// ended: its buffers are freed), against [`ReceiverConfig::memory_budget_bytes`].
+    pub fn memory_bytes(&self) -> usize {
+        let queues = self.successor.held_bytes();
+        match &self.active {
+            Some(a) if !a.ended => a.memory_bytes + a.pending.held_bytes() + queues,
+            _ => queues,
+        }
     }
 
     fn retire(&mut self, old: Active) {
@@ -388,15 +437,18 @@ impl ReceiverSession {
     /// Keeps a datagram of another stream while the current session plays (see
     /// [`crate::successor`]).
     fn keep_successor(&mut self, now: Instant, d: &Bytes, desc: bool) {
-        if self
+        if !self
             .active
             .as_ref()
             .is_some_and(|a| a.playout.is_running() && !a.ended)
         {
-            if desc {
-                self.successor_source = self.from;
-            }
-            self.successor.keep(now, d, desc);
+            return;
+        }
+        if desc {
+            self.successor_source = self.from;
+        }
+        if !self.successor.keep(now, d, desc) {
+            self.drops.not_kept += 1;
         }
     }
 
@@ -432,14 +484,18 @@ impl ReceiverSession {
         true
     }
 
-    /// Keeps a copy of a datagram while the session is provisional and not playing.
+    /// Keeps a copy of a datagram while the session is provisional and not playing (within
+    /// the budget's share: what does not fit is counted); a playing session's are freed.
     fn keep_pending(&mut self, d: &Bytes) -> bool {
         match self.active.as_mut() {
-            Some(a)
-                if a.provisional && !a.playout.is_running() && a.pending.len() < MAX_PENDING =>
-            {
-                a.pending.push(d.clone());
-                true
+            Some(a) if a.provisional && !a.playout.is_running() => {
+                let kept = a.pending.push((), d);
+                self.drops.not_kept += u64::from(!kept);
+                kept
+            }
+            Some(a) if !a.pending.is_empty() => {
+                a.pending.clear();
+                false
             }
             _ => false,
         }
@@ -613,7 +669,9 @@ impl ReceiverSession {
                                     bye,
                                 };
                                 self.queue.push_front(rest);
-                                for kept in old.pending.into_iter().rev() {
+                                let mut old = old;
+                                let kept: Vec<Bytes> = old.pending.take_all().collect();
+                                for kept in kept.into_iter().rev() {
                                     self.queue.push_front(Work::Replay(kept));
                                 }
                                 return None;
@@ -731,6 +789,9 @@ impl ReceiverSession {
         };
         if !a.ended && a.end_pos.is_some_and(|end| a.subs.read_pos() >= end) {
             a.ended = true;
+            // an ended session keeps its counters, not its buffers
+            a.subs.release(a.spec.rate);
+            a.pending.clear();
             self.events.push_back(ReceiverEvent::SessionEnded);
             // nobody is left to ask: nothing is sent again
             self.flow.restart();
@@ -812,10 +873,13 @@ impl ReceiverSession {
             None => ReceiverStats {
                 datagrams_malformed: self.drops.malformed,
                 datagrams_foreign: self.drops.foreign,
+                sessions_over_budget: self.drops.over_budget,
+                datagrams_not_kept: self.drops.not_kept,
                 ..self.done.clone().unwrap_or_default()
             },
         };
         s.rtcp_bytes = self.rtcp_bytes;
+        s.memory_bytes = self.memory_bytes() as u64;
         s
     }
 }
@@ -1047,6 +1111,37 @@ mod tests {
         assert!(rx.is_ended());
         let tail = 48 * MAX_LOST_TAIL_MS as usize;
         assert_eq!(total, 4 * FRAMES + tail);
+    }
+
+    #[test]
+    fn the_pending_queue_is_capped_in_bytes_and_holds_copies() {
+        let mut rx = ReceiverSession::new(ReceiverConfig {
+            low_water_ms: 10,
+            high_water_ms: 2_000,
+            memory_budget_bytes: crate::budget::MIN_MEMORY_BUDGET_BYTES,
+            ..ReceiverConfig::default()
+        })
+        .unwrap();
+        let share = MemoryBudget::new(crate::budget::MIN_MEMORY_BUDGET_BYTES).pending_bytes();
+        // each datagram a slice of its own large arena, as the driver hands them out
+        let mut arenas = Vec::new();
+        for i in 0..3_000u32 {
+            // another SSRC now and then: a provisional session keeps those too
+            let m = media(SSRC + i / 250, (i % 250) as u16);
+            let mut arena = BytesMut::with_capacity(64 << 10);
+            arena.extend_from_slice(&m);
+            let a = arena.freeze();
+            rx.handle_bytes(at(0), a.slice(..m.len()));
+            arenas.push(a);
+        }
+        assert!(!rx.is_playing());
+        let a = rx.active.as_ref().unwrap();
+        assert!(a.pending.held_bytes() <= share);
+        let kept = a.pending.len();
+        assert_eq!(kept, share / (FRAMES * FB + 12));
+        assert_eq!(rx.stats().datagrams_not_kept, 3_000 - kept as u64);
+        // no arena is pinned by the queue (the FEC decoder copies too)
+        assert!(arenas.iter_mut().all(|a| a.is_unique()));
     }
 
     #[test]

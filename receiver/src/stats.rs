@@ -93,6 +93,15 @@ pub struct ReceiverStats {
     pub datagrams_malformed: u64,
     /// Datagrams of another session, SSRC or payload type, dropped.
     pub datagrams_foreign: u64,
+    /// Descriptions (or stock streams) refused because their buffers would exceed the
+    /// memory budget (`--memory-budget-mib`), in sessions; the receiver went on.
+    pub sessions_over_budget: u64,
+    /// Datagrams the pending queue (before a description) or the successor queue could not
+    /// keep within their share of the memory budget, in datagrams.
+    pub datagrams_not_kept: u64,
+    /// The most the current session's buffers and queues take, in bytes (0 once it has
+    /// ended and its buffers are freed).
+    pub memory_bytes: u64,
     /// Media packets that did not fit in the jitter buffer, dropped.
     pub packets_overflowed: u64,
     /// Residual loss, a fraction (0..1): unrecoverable / expected media packets.
@@ -157,6 +166,11 @@ pub struct Drops {
     pub malformed: u64,
     /// Datagrams of another session, SSRC or payload type.
     pub foreign: u64,
+    /// Sessions refused: their buffers would not fit in the memory budget.
+    pub over_budget: u64,
+    /// Datagrams the pending or successor queue could not keep within its share of the
+    /// budget.
+    pub not_kept: u64,
 }
 
 /// Buffer levels seen over a session, in frames: the emptiest substream at every playout
@@ -259,6 +273,8 @@ pub fn session(
     let mut s = ReceiverStats {
         datagrams_malformed: drops.malformed,
         datagrams_foreign: drops.foreign,
+        sessions_over_budget: drops.over_budget,
+        datagrams_not_kept: drops.not_kept,
         flow,
         startup_delay_ms: playout
             .first_start()

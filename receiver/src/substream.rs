@@ -23,10 +23,12 @@
 
 use bytes::{Bytes, BytesMut};
 use isostream_media::{AudioSpec, SampleFormat};
-use isostream_transport::fec::RepairHeader;
+use isostream_transport::fec::{RepairHeader, MAX_SHARDS};
 use isostream_transport::rtcp::{self, ReportBlock, SenderReport};
 use isostream_transport::rtp::{self, RtpHeader};
 use isostream_transport::time::{Duration, Instant};
+
+use isostream_transport::fec::DecoderLimits;
 
 use crate::arrival::Arrival;
 use crate::concealer::{ConcealCounts, Concealer};
@@ -95,6 +97,8 @@ pub struct SubstreamRx {
     spread_frames: i64,
     /// Frames dropped to hold a live stream's latency after it ran dry.
     frames_dropped: u64,
+    /// The counters when its buffers were released (the session ended).
+    released: Option<SubstreamStats>,
 }
 
 /// When packets play, from a substream's anchor and the playout position.
@@ -122,13 +126,14 @@ impl Deadlines for PlayClock {
 impl SubstreamRx {
     /// The chain of substream `ssrc` carrying audio of `spec` (its own channels), whose
     /// position 0 is RTP timestamp `ts_base` (`None`: the first packet's), with a jitter
-    /// buffer of `capacity` frames; `fec` adds the FEC decoder, `resample` the resampler.
+    /// buffer of `capacity` frames; `fec` adds the FEC decoder (keeping no more than its
+    /// limits), `resample` the resampler. It allocates at most [`SubstreamRx::memory_bytes`].
     pub fn new(
         ssrc: u32,
         spec: AudioSpec,
         ts_base: Option<u32>,
         capacity: usize,
-        fec: bool,
+        fec: Option<DecoderLimits>,
         resample: bool,
     ) -> Self {
         let fb = spec.frame_bytes();
@@ -137,7 +142,7 @@ impl SubstreamRx {
             channels: spec.channels,
             frame_bytes: fb,
             arrival: Arrival::new(spec.rate),
-            fec: fec.then(FecDecoder::new),
+            fec: fec.map(FecDecoder::with_limits),
             deint: Deinterleaver::new(fb, ts_base),
             jb: JitterBuffer::new(fb, capacity, 0),
             concealer: Concealer::new(spec),
@@ -151,6 +156,59 @@ impl SubstreamRx {
             packet_frames: 0,
             spread_frames: 0,
             frames_dropped: 0,
+            released: None,
+        }
+    }
+
+    /// The most a substream made by [`SubstreamRx::new`] with these settings (and `nack`:
+    /// [`SubstreamRx::with_nack`]) allocates, in bytes: every stage's buffers, at their
+    /// largest.
+    pub fn memory_bytes(
+        spec: AudioSpec,
+        capacity: usize,
+        fec: Option<&DecoderLimits>,
+        resample: bool,
+        nack: bool,
+    ) -> usize {
+        let fb = spec.frame_bytes();
+        let mut n = std::mem::size_of::<Self>()
+            + Arrival::MEMORY_BYTES
+            + JitterBuffer::memory_bytes(fb, capacity)
+            + Concealer::memory_bytes(spec)
+            + (2 * fb + 1) * MAX_CHUNK_FRAMES;
+        if let Some(l) = fec {
+            n = n.saturating_add(FecDecoder::memory_bytes(l));
+        }
+        if resample {
+            n += AdaptiveResampler::memory_bytes(spec.format, spec.channels);
+        }
+        if nack {
+            n += Nacker::MEMORY_BYTES;
+        }
+        n
+    }
+
+    /// Frees the buffers once the session has ended, keeping its counters (for media at
+    /// `rate` Hz): the substream still recognizes its datagrams, but plays nothing.
+    fn release(&mut self, rate: u32) {
+        if self.released.is_some() {
+            return;
+        }
+        self.released = Some(self.stats(rate));
+        let fb = self.frame_bytes;
+        self.jb = JitterBuffer::new(fb, 1, self.jb.read_pos());
+        self.fec = None;
+        self.concealer = Concealer::new(AudioSpec {
+            rate: crate::layout::MIN_RATE,
+            channels: 1,
+            format: SampleFormat::S16,
+        });
+        self.resampler = None;
+        self.scratch = vec![0; fb * (LOOKAHEAD + 1)];
+        self.present = vec![false; LOOKAHEAD + 1];
+        self.chunk = vec![0; fb];
+        if let Some((n, _)) = &mut self.nack {
+            *n = Nacker::new(Duration::ZERO);
         }
     }
 
@@ -245,6 +303,9 @@ impl SubstreamRx {
 
     /// This substream's counters, for media at `rate` Hz.
     pub fn stats(&self, rate: u32) -> SubstreamStats {
+        if let Some(s) = &self.released {
+            return s.clone();
+        }
         let a = self.arrival.counts();
         let d = self.deint.counts();
         let expected = self.arrival.expected();
@@ -341,7 +402,8 @@ impl Substreams {
                     channels: s.channels,
                     ..layout.spec
                 };
-                let rx = SubstreamRx::new(s.ssrc, spec, s.ts_base, capacity, layout.fec, resample);
+                let fec = layout.fec_limits(s.channels);
+                let rx = SubstreamRx::new(s.ssrc, spec, s.ts_base, capacity, fec, resample);
                 match s.rtx_ssrc {
                     Some(r) => rx.with_nack(r, &layout.framing, layout.spec.rate),
                     None => rx,
@@ -357,6 +419,44 @@ impl Substreams {
             nack_scratch: Vec::new(),
             arena: BytesMut::new(),
         }
+    }
+
+    /// The most [`Substreams::new`] with these arguments allocates, and what its substreams
+    /// allocate while they play, in bytes: every substream's stages and the set's own
+    /// buffers (rebuilt packets, report blocks, NACK lists, the arena of retransmitted
+    /// originals).
+    pub fn memory_bytes(layout: &Layout, capacity: usize, resample: bool) -> usize {
+        let own = std::mem::size_of::<Self>()
+            + 2 * MAX_SHARDS * std::mem::size_of::<Bytes>()
+            + 2 * crate::nack::MAX_MISSING * std::mem::size_of::<u16>()
+            + 2 * (64 << 10).max(layout.packet_bytes(layout.spec.channels))
+            + layout.substreams.len() * (64 + std::mem::size_of::<ReportBlock>() * 2);
+        layout.substreams.iter().fold(own, |n, s| {
+            let spec = AudioSpec {
+                channels: s.channels,
+                ..layout.spec
+            };
+            let fec = layout.fec_limits(s.channels);
+            n.saturating_add(SubstreamRx::memory_bytes(
+                spec,
+                capacity,
+                fec.as_ref(),
+                resample,
+                s.rtx_ssrc.is_some(),
+            ))
+        })
+    }
+
+    /// Frees every substream's buffers once the session has ended (their counters stay;
+    /// at `rate` Hz).
+    pub fn release(&mut self, rate: u32) {
+        for s in &mut self.subs {
+            s.release(rate);
+        }
+        self.rebuilt = Vec::new();
+        self.blocks = Vec::new();
+        self.nack_scratch = Vec::new();
+        self.arena = BytesMut::new();
     }
 
     /// Bytes of an output frame (all substreams' channels).
@@ -822,6 +922,46 @@ mod tests {
         let mut out = vec![0u8; frames * s.out_frame_bytes()];
         s.render_into(1.0, frames, &mut out, 0);
         out
+    }
+
+    #[test]
+    fn released_substreams_keep_their_counters_and_free_their_buffers() {
+        let mut s = substreams(2, true);
+        for q in 0..4 {
+            assert!(media(&mut s, 0, &packet(1, q), false));
+            assert!(media(&mut s, 1, &packet(2, q), false));
+        }
+        let before: Vec<SubstreamStats> = s.stats(RATE).collect();
+        assert!(s.subs[0].jb.capacity() == 1_000 && s.subs[0].fec.is_some());
+        s.release(RATE);
+        assert!(s
+            .subs
+            .iter()
+            .all(|x| x.jb.capacity() == 1 && x.fec.is_none()));
+        assert!(s.subs.iter().all(|x| x.scratch.len() < 100));
+        let after: Vec<SubstreamStats> = s.stats(RATE).collect();
+        assert_eq!(after.len(), 2);
+        assert_eq!(
+            (after[0].packets_received, after[1].buffer_frames),
+            (before[0].packets_received, before[1].buffer_frames)
+        );
+        assert!(after[0].fec.is_some());
+        // its datagrams are still recognized, and nothing panics
+        assert_eq!(s.index_of(2), Some(1));
+        media(&mut s, 0, &packet(1, 4), false);
+        // the estimate of a layout covers every stage: more than the jitter buffers alone
+        let layout = crate::layout::Layout::stock(
+            AudioSpec {
+                rate: 48_000,
+                channels: 2,
+                format: SampleFormat::S16,
+            },
+            1,
+            rtp::PT_L16,
+            None,
+        );
+        let m = Substreams::memory_bytes(&layout, 48_000, false);
+        assert!(m > JitterBuffer::memory_bytes(4, 48_000) + 1_000_000, "{m}");
     }
 
     #[test]

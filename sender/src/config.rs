@@ -49,7 +49,19 @@ pub struct SenderConfig {
     /// Where the session's datagrams go (the receiver, or a relay in front of it): the
     /// address of every [`isostream_transport::sans_io::Transmit`] it hands out.
     pub receiver_addr: std::net::SocketAddr,
+    /// The sender's buffers count against this, in bytes: the retransmission history
+    /// above all (see [`SenderConfig::memory_bytes`]); a configuration needing more is
+    /// refused. At least [`MIN_MEMORY_BUDGET_BYTES`].
+    pub memory_budget_bytes: usize,
 }
+
+/// Default memory budget of a sender session, in bytes.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 64 << 20;
+/// Smallest memory budget a sender session accepts, in bytes.
+pub const MIN_MEMORY_BUDGET_BYTES: usize = 16 << 20;
+/// What a sender's buffers take beyond the retransmission history (the packetizer's and
+/// the FEC encoder's arenas, the queues, the pacer), allowed per substream, in bytes.
+pub const SUBSTREAM_OVERHEAD_BYTES: usize = 512 << 10;
 
 impl SenderConfig {
     /// A library configuration for `spec`: 5 ms packets, FEC 8,2, no interleaving,
@@ -75,7 +87,29 @@ impl SenderConfig {
             cname: "isostream".into(),
             receiver_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5004)),
             retransmission: Some(crate::retransmit::RtxParams::default()),
+            memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
         }
+    }
+
+    /// The most the session's buffers take, in bytes: the retransmission history (every
+    /// substream's ring of packets, [`crate::retransmit::Retransmitter::memory_bytes`])
+    /// and [`SUBSTREAM_OVERHEAD_BYTES`] per substream.
+    pub fn memory_bytes(&self) -> usize {
+        let fb = self.spec.format.bytes();
+        let packet_bytes: Vec<usize> = self
+            .substream_channels
+            .iter()
+            .map(|&c| crate::retransmit::packet_bytes(self.packet_frames, c as usize * fb))
+            .collect();
+        let history = self.retransmission.map_or(0, |p| {
+            let packets = crate::retransmit::history_packets(
+                self.spec.rate,
+                self.packet_frames,
+                p.history_ms,
+            );
+            crate::retransmit::Retransmitter::memory_bytes(&packet_bytes, packets)
+        });
+        history.saturating_add(packet_bytes.len() * SUBSTREAM_OVERHEAD_BYTES)
     }
 
     /// Checks the settings against each other.
@@ -107,6 +141,21 @@ impl SenderConfig {
                 "packets of {max_payload} bytes are too large for UDP"
             )));
         }
+        if self.memory_budget_bytes < MIN_MEMORY_BUDGET_BYTES {
+            return Err(Config(format!(
+                "the memory budget ({} bytes) must be at least {} MiB",
+                self.memory_budget_bytes,
+                MIN_MEMORY_BUDGET_BYTES >> 20
+            )));
+        }
+        let needed = self.memory_bytes();
+        if needed > self.memory_budget_bytes {
+            return Err(Config(format!(
+                "the retransmission history and buffers need {} MiB, more than the memory budget of {} MiB: raise --memory-budget-mib, send fewer or smaller packets, or turn --retransmission off",
+                needed.div_ceil(1 << 20),
+                self.memory_budget_bytes >> 20
+            )));
+        }
         if self.spread > 1 && self.fec.is_none() {
             return Err(Config("--spread spreads FEC blocks: it needs --fec".into()));
         }
@@ -116,5 +165,53 @@ impl SenderConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isostream_media::SampleFormat;
+
+    fn spec(rate: u32, channels: u16, format: SampleFormat) -> AudioSpec {
+        AudioSpec {
+            rate,
+            channels,
+            format,
+        }
+    }
+
+    #[test]
+    fn a_stereo_stream_fits_the_default_budget_comfortably() {
+        let cfg = SenderConfig::new(spec(48_000, 2, SampleFormat::S16));
+        cfg.validate().unwrap();
+        // 10 s of 5 ms packets: 2000 packets of about 1 kB in a ring of 2048
+        let m = cfg.memory_bytes();
+        assert!(m > 2 << 20 && m < DEFAULT_MEMORY_BUDGET_BYTES / 8, "{m}");
+        let off = SenderConfig {
+            retransmission: None,
+            ..cfg.clone()
+        };
+        assert_eq!(off.memory_bytes(), SUBSTREAM_OVERHEAD_BYTES);
+    }
+
+    #[test]
+    fn a_history_beyond_the_budget_is_refused_with_the_reason() {
+        let mut cfg = SenderConfig::new(spec(192_000, 64, SampleFormat::F32));
+        cfg.substream_channels = vec![8; 8];
+        cfg.packet_frames = 192;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("memory budget of 64 MiB"), "{e}");
+        cfg.memory_budget_bytes = 1 << 30;
+        cfg.validate().unwrap();
+        cfg.retransmission = None;
+        cfg.memory_budget_bytes = MIN_MEMORY_BUDGET_BYTES;
+        cfg.validate().unwrap();
+        cfg.memory_budget_bytes = MIN_MEMORY_BUDGET_BYTES - 1;
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("at least 16 MiB"));
     }
 }

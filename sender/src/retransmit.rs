@@ -103,6 +103,21 @@ impl ByteBudget {
     }
 }
 
+/// The longest media datagram of `packet_frames` frames of `frame_bytes` bytes (an
+/// interleaved packet's header included), in bytes.
+pub fn packet_bytes(packet_frames: u32, frame_bytes: usize) -> usize {
+    rtp::HEADER_LEN
+        + isostream_transport::interleave::HEADER_LEN
+        + packet_frames as usize * frame_bytes
+}
+
+/// Packets of `history_ms` of media at `rate` Hz in packets of `packet_frames` frames: the
+/// history a session asks [`Retransmitter::new`] for.
+pub fn history_packets(rate: u32, packet_frames: u32, history_ms: u32) -> usize {
+    let packets_per_s = rate as f64 / packet_frames.max(1) as f64;
+    (packets_per_s * history_ms as f64 / 1000.0).ceil() as usize
+}
+
 /// One substream's history and RTX stream.
 #[derive(Debug)]
 struct RtxStream {
@@ -124,6 +139,23 @@ pub struct Retransmitter {
 }
 
 impl Retransmitter {
+    /// The most the stage keeps for substreams whose packets are at most `packet_bytes`
+    /// long (one per substream) with a history of `history_packets` packets, in bytes:
+    /// every slot of every ring full, and the packetizer arena (64 KiB) each ring's oldest
+    /// packet may still share, twice.
+    pub fn memory_bytes(packet_bytes: &[usize], history_packets: usize) -> usize {
+        let slots = Self::slots(history_packets);
+        let slot = std::mem::size_of::<Option<(u16, Bytes, Option<Instant>)>>();
+        packet_bytes
+            .iter()
+            .map(|&p| slots.saturating_mul(p + slot) + 2 * (64 << 10))
+            .sum()
+    }
+
+    fn slots(history_packets: usize) -> usize {
+        history_packets.clamp(16, 1 << 15).next_power_of_two()
+    }
+
     /// A stage for substreams with these (media SSRC, RTX SSRC, first RTX sequence number),
     /// keeping `history_packets` packets each, for media of `media_bytes_per_s`.
     pub fn new(
@@ -132,7 +164,7 @@ impl Retransmitter {
         media_bytes_per_s: f64,
         params: RtxParams,
     ) -> Self {
-        let slots = history_packets.clamp(16, 1 << 15).next_power_of_two();
+        let slots = Self::slots(history_packets);
         Retransmitter {
             streams: streams
                 .iter()
@@ -251,6 +283,22 @@ mod tests {
         .write(&mut b);
         b.put_slice(payload);
         b.freeze()
+    }
+
+    #[test]
+    fn the_history_is_counted_slot_by_slot() {
+        // 10 s of 5 ms packets at 48 kHz: 2000 packets, a ring of 2048
+        assert_eq!(history_packets(48_000, 240, 10_000), 2_000);
+        let p = packet_bytes(240, 4);
+        assert_eq!(p, 12 + 4 + 960);
+        let one = Retransmitter::memory_bytes(&[p], 2_000);
+        assert!(
+            one >= 2048 * p && one < 2048 * (p + 64) + (128 << 10),
+            "{one}"
+        );
+        assert_eq!(Retransmitter::memory_bytes(&[p, p], 2_000), 2 * one);
+        // the ring never has fewer than 16 slots
+        assert!(Retransmitter::memory_bytes(&[p], 0) >= 16 * p);
     }
 
     fn stage(cap: f64) -> Retransmitter {

@@ -14,7 +14,7 @@ use isostream_transport::fec::FecParams;
 use isostream_transport::time::{Duration, MediaClock};
 use serde::Serialize;
 
-use super::opts::{BufferOpts, StreamOpts};
+use super::opts::{BufferOpts, MemoryOpts, StreamOpts};
 
 /// Arguments of `isostream bench`.
 #[derive(Args, Clone, Debug)]
@@ -37,6 +37,8 @@ pub struct BenchArgs {
     pub stream: StreamOpts,
     #[command(flatten)]
     pub buffer: BufferOpts,
+    #[command(flatten)]
+    pub memory: MemoryOpts,
     /// How fast the sender sends stored media: times real time, or `max`. Default: twice
     /// real time, until the receiver's high-water mark pauses it (`1`: real time).
     #[arg(long, default_value = "2", value_parser = super::opts::parse_speed)]
@@ -253,11 +255,13 @@ pub fn simulate(
     let mut scfg = SenderConfig::new(spec);
     scfg.live = live;
     args.stream.apply(&mut scfg)?;
+    scfg.memory_budget_bytes = args.memory.bytes();
     scfg.fec = fec;
     scfg.speed = args.speed;
     scfg.seed = args.seed;
     let mut rcfg = ReceiverConfig::default();
     args.buffer.apply(&mut rcfg, live);
+    rcfg.memory_budget_bytes = args.memory.bytes();
     rcfg.seed = args.seed;
     rcfg.drift_correction = args.drift_correction || args.drift_ppm != 0.0 || live;
     if let Some(ms) = args.latency {

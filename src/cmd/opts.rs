@@ -280,6 +280,40 @@ pub fn parse_substreams(s: &str, channels: u16) -> Result<Vec<u16>> {
     Ok(out)
 }
 
+/// Smallest `--memory-budget-mib`, in MiB.
+pub const MIN_MEMORY_BUDGET_MIB: u32 = (rconfig::MIN_MEMORY_BUDGET_BYTES >> 20) as u32;
+/// Largest `--memory-budget-mib`, in MiB (64 GiB).
+pub const MAX_MEMORY_BUDGET_MIB: u32 = 65_536;
+
+/// Parses `--memory-budget-mib`: whole MiB, [`MIN_MEMORY_BUDGET_MIB`] to
+/// [`MAX_MEMORY_BUDGET_MIB`].
+pub fn parse_memory_budget_mib(s: &str) -> Result<u32, String> {
+    let what =
+        format!("a whole number of MiB from {MIN_MEMORY_BUDGET_MIB} to {MAX_MEMORY_BUDGET_MIB}");
+    match number::<u32>(s, &what)? {
+        mib @ MIN_MEMORY_BUDGET_MIB..=MAX_MEMORY_BUDGET_MIB => Ok(mib),
+        _ => Err(format!("'{s}' is not {what}")),
+    }
+}
+
+/// Options shared by `recv`, `send`, `bench` and `demo`: the memory budget of a session.
+#[derive(Args, Clone, Debug)]
+pub struct MemoryOpts {
+    /// Every buffer of a session counts against this, in MiB: the receiver's jitter
+    /// buffers, FEC and NACK state and the queues of datagrams it keeps (a description
+    /// needing more is refused and counted in `sessions_over_budget`), the sender's
+    /// retransmission history.
+    #[arg(long, default_value_t = (rconfig::DEFAULT_MEMORY_BUDGET_BYTES >> 20) as u32, value_parser = parse_memory_budget_mib)]
+    pub memory_budget_mib: u32,
+}
+
+impl MemoryOpts {
+    /// The budget, in bytes.
+    pub fn bytes(&self) -> usize {
+        (self.memory_budget_mib as usize) << 20
+    }
+}
+
 /// Options shared by `recv`, `bench` and `demo`: how the receiver buffers.
 #[derive(Args, Clone, Debug)]
 pub struct BufferOpts {

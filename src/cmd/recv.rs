@@ -17,7 +17,7 @@ use isostream_receiver::{ReceiverConfig, ReceiverSession, ReceiverStats};
 use super::common::{bind_udp, check_writable, os_seed};
 use super::devices;
 use super::opts::{
-    ms_or_deprecated_s, parse_buffer_ms, parse_deprecated_seconds, parse_ms, BufferOpts,
+    ms_or_deprecated_s, parse_buffer_ms, parse_deprecated_seconds, parse_ms, BufferOpts, MemoryOpts,
 };
 
 /// Arguments of `isostream recv`.
@@ -60,6 +60,8 @@ pub struct RecvArgs {
     latency: Option<u32>,
     #[command(flatten)]
     buffer: BufferOpts,
+    #[command(flatten)]
+    memory: MemoryOpts,
     /// After BYE (or the idle timeout) play out what is buffered and exit 0.
     #[arg(long)]
     exit_on_end: bool,
@@ -94,6 +96,8 @@ pub async fn run(a: RecvArgs) -> Result<()> {
     cfg.default_spec.channels = a.channels;
     cfg.stock_l16_payload_type = a.l16_payload_type;
     a.buffer.apply(&mut cfg, a.live || a.latency.is_some());
+    cfg.memory_budget_bytes = a.memory.bytes();
+    cfg.output_queue_ms = rdriver::SINK_QUEUE_MS as u32;
     if let Some(ms) = a.latency {
         super::opts::apply_latency(&mut cfg, ms);
     }
@@ -210,6 +214,7 @@ pub async fn run(a: RecvArgs) -> Result<()> {
     };
     let shutdown = shutdown_signal()?;
     let mut ended = false;
+    let mut over_budget = 0;
     let (stats, _stop) = rdriver::run(
         session,
         socket,
@@ -224,6 +229,16 @@ pub async fn run(a: RecvArgs) -> Result<()> {
                 eprintln!("isostream recv: the session ended; waiting for the next one");
             }
             ended = s.is_ended();
+            // a description over the memory budget: said the first time, then at 2, 4, 8, ...
+            let (n, why) = s.refused_over_budget();
+            if n > over_budget {
+                if over_budget == 0 || n.ilog2() > over_budget.ilog2() {
+                    if let Some(e) = why {
+                        eprintln!("isostream recv: warning: a session was refused ({n} so far): {e} (--memory-budget-mib)");
+                    }
+                }
+                over_budget = n;
+            }
         },
     )
     .await?;

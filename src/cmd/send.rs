@@ -15,7 +15,7 @@ use isostream_sender::{FinishReason, SenderConfig, SenderSession, SenderStats, S
 use super::common::{bind_udp, check_writable, os_seed, resolve};
 use super::devices;
 use super::opts::{
-    ms_or_deprecated_s, parse_deprecated_seconds, parse_ms, parse_speed, StreamOpts,
+    ms_or_deprecated_s, parse_deprecated_seconds, parse_ms, parse_speed, MemoryOpts, StreamOpts,
 };
 
 /// Arguments of `isostream send`.
@@ -53,6 +53,8 @@ pub struct SendArgs {
     speed: Speed,
     #[command(flatten)]
     stream: StreamOpts,
+    #[command(flatten)]
+    memory: MemoryOpts,
     /// Stop if the receiver, once heard, is silent this long, in ms.
     #[arg(long, default_value_t = 10_000, value_parser = parse_ms)]
     receiver_timeout_ms: u64,
@@ -141,6 +143,7 @@ pub async fn run(a: SendArgs) -> Result<()> {
     cfg.substream_channels = per_input;
     cfg.live = a.live || device.is_some();
     a.stream.apply(&mut cfg)?;
+    cfg.memory_budget_bytes = a.memory.bytes();
     cfg.speed = a.speed;
     cfg.seed = os_seed();
     cfg.receiver_timeout = ms_or_deprecated_s(a.receiver_timeout_ms, a.receiver_timeout_s);

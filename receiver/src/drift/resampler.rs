@@ -99,10 +99,28 @@ impl AdaptiveResampler {
     /// A resampler for wire frames of `channels` channels of `format` (big-endian,
     /// interleaved), starting in pass-through.
     ///
+    /// It allocates at most [`AdaptiveResampler::memory_bytes`].
+    ///
     /// # Panics
     ///
     /// If `channels` is 0.
     pub fn new(format: SampleFormat, channels: u16) -> Self {
+        Self::build(format, channels)
+    }
+
+    /// The most [`AdaptiveResampler::new`] allocates for `channels` channels of `format`,
+    /// in bytes (the sinc table, the resampler's buffers, the history and the wire and
+    /// float buffers; checked against an allocator in receiver/tests/memory_estimates.rs).
+    pub fn memory_bytes(format: SampleFormat, channels: u16) -> usize {
+        let ch = channels as usize;
+        let f = std::mem::size_of::<f32>();
+        // the sinc table and the buffers made while it is built (measured: 195 KiB)
+        let table = 256 << 10;
+        let frames = 2 * CHUNK_FRAMES + 2 * SINC_LEN;
+        table + frames * ch * (3 * f + 2 * format.bytes())
+    }
+
+    fn build(format: SampleFormat, channels: u16) -> Self {
         assert!(channels > 0, "a resampler needs at least one channel");
         let ch = channels as usize;
         let params = SincInterpolationParameters::new(SINC_LEN, WindowFunction::BlackmanHarris2)

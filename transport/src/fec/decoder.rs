@@ -19,6 +19,57 @@ pub const DECODER_MAX_BLOCKS: usize = 1024;
 /// Hard cap on the repair shard bytes a [`BlockDecoder`] keeps, in bytes.
 pub const DECODER_MAX_REPAIR_BYTES: usize = 16 << 20;
 
+/// How much a [`BlockDecoder`] may keep. [`DecoderLimits::default`] is the hard caps
+/// ([`DECODER_MAX_SOURCES`], [`DECODER_MAX_BLOCKS`], [`DECODER_MAX_REPAIR_BYTES`], any shard
+/// length); a receiver that knows its stream sets tighter ones from its memory budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecoderLimits {
+    /// Source datagrams kept, in packets.
+    pub max_sources: usize,
+    /// Bytes of source datagrams kept (the sum of their lengths), in bytes.
+    pub max_source_bytes: usize,
+    /// Blocks tracked, in blocks.
+    pub max_blocks: usize,
+    /// Bytes of repair shards kept, in bytes.
+    pub max_repair_bytes: usize,
+    /// Longest shard accepted (a repair packet with a longer one is malformed), in bytes.
+    pub max_shard_bytes: usize,
+    /// Most repair packets a block may have (a repair packet announcing more is malformed).
+    pub max_m: u8,
+}
+
+impl Default for DecoderLimits {
+    fn default() -> Self {
+        DecoderLimits {
+            max_sources: DECODER_MAX_SOURCES,
+            max_source_bytes: usize::MAX,
+            max_blocks: DECODER_MAX_BLOCKS,
+            max_repair_bytes: DECODER_MAX_REPAIR_BYTES,
+            max_shard_bytes: u16::MAX as usize,
+            max_m: (MAX_SHARDS - 1) as u8,
+        }
+    }
+}
+
+impl DecoderLimits {
+    /// The most a decoder under these limits allocates, in bytes: the sources' index (the
+    /// datagrams' own bytes are the caller's), the repair shards (and their spare buffers),
+    /// the blocks, and the reconstruction scratch of the widest block.
+    pub fn memory_bytes(&self) -> usize {
+        const NODE_BYTES: usize = 64; // a B-tree entry and its share of a node
+        let shard = self.max_shard_bytes.min(u16::MAX as usize);
+        self.max_sources * (NODE_BYTES + std::mem::size_of::<Bytes>())
+            // a shard buffer may have more capacity than length (a reused spare)
+            + 2 * self.max_repair_bytes
+            + SPARE_BUFFERS * 2 * 1500
+            + self.max_blocks
+                * (NODE_BYTES
+                    + std::mem::size_of::<Block>()
+                    + self.max_m as usize * std::mem::size_of::<Option<Vec<u8>>>())
+            + MAX_SHARDS * (shard + 24)
+    }
+}
+
 /// Counters of a [`BlockDecoder`], in packets (datagrams) or blocks, as each name says.
 /// Reported per substream as `fec` in the receiver's stats (docs/STATS.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -90,6 +141,9 @@ pub struct BlockDecoder {
     /// Largest k seen in a valid repair header (0 = none yet).
     max_k: u8,
     repair_bytes: usize,
+    /// Sum of the stored source datagrams' lengths.
+    source_bytes: usize,
+    limits: DecoderLimits,
     /// Shard buffers for reconstruction, reused.
     scratch: Vec<Vec<u8>>,
     /// Repair shard buffers of finished blocks, reused.
@@ -109,8 +163,13 @@ impl fmt::Debug for BlockDecoder {
 }
 
 impl BlockDecoder {
-    /// An empty decoder.
+    /// An empty decoder with the hard caps.
     pub fn new(codec: Box<dyn ErasureCodec>) -> Self {
+        Self::with_limits(codec, DecoderLimits::default())
+    }
+
+    /// An empty decoder that keeps no more than `limits`.
+    pub fn with_limits(codec: Box<dyn ErasureCodec>, limits: DecoderLimits) -> Self {
         BlockDecoder {
             codec,
             sources: BTreeMap::new(),
@@ -119,6 +178,8 @@ impl BlockDecoder {
             retain_from: 0,
             max_k: 0,
             repair_bytes: 0,
+            source_bytes: 0,
+            limits,
             scratch: Vec::new(),
             spare: Vec::new(),
             stats: FecStats::default(),
@@ -144,6 +205,7 @@ impl BlockDecoder {
             }
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(datagram.clone());
+                self.source_bytes += datagram.len();
             }
         }
         self.enforce_caps();
@@ -166,7 +228,11 @@ impl BlockDecoder {
         out: &mut Vec<Bytes>,
     ) {
         self.stats.repair_packets_received += 1;
-        if !header.is_consistent() || shard.len() != header.shard_len as usize {
+        if !header.is_consistent()
+            || shard.len() != header.shard_len as usize
+            || shard.len() > self.limits.max_shard_bytes
+            || header.m > self.limits.max_m
+        {
             self.stats.repair_packets_malformed += 1;
             return;
         }
@@ -262,6 +328,31 @@ impl BlockDecoder {
         self.stats
     }
 
+    /// Whether a source datagram with extended sequence number `ext_seq` would be stored (it
+    /// is neither late nor already stored), so a caller can copy only those it keeps.
+    pub fn would_store(&self, ext_seq: u64) -> bool {
+        ext_seq >= self.retain_from && !self.sources.contains_key(&ext_seq)
+    }
+
+    /// Forgets the oldest stored source datagram (counted as evicted), as the caps do;
+    /// false if none is stored. For a caller whose own memory of the datagrams is full.
+    pub fn evict_oldest_source(&mut self) -> bool {
+        let Some((s, d)) = self.sources.pop_first() else {
+            return false;
+        };
+        self.source_bytes -= d.len();
+        self.stats.source_packets_evicted += 1;
+        self.retain_from = self.retain_from.max(s + 1);
+        self.floor = self.floor.max(self.retain_from);
+        self.drop_dead_blocks();
+        true
+    }
+
+    /// Bytes of source datagrams currently stored (the sum of their lengths).
+    pub fn stored_source_bytes(&self) -> usize {
+        self.source_bytes
+    }
+
     /// Source datagrams currently stored, in packets.
     pub fn stored_sources(&self) -> usize {
         self.sources.len()
@@ -278,7 +369,10 @@ impl BlockDecoder {
             .first_key_value()
             .is_some_and(|(&s, _)| s < seq)
         {
-            self.sources = self.sources.split_off(&seq);
+            let kept = self.sources.split_off(&seq);
+            for d in std::mem::replace(&mut self.sources, kept).values() {
+                self.source_bytes -= d.len();
+            }
         }
     }
 
@@ -317,15 +411,19 @@ impl BlockDecoder {
     }
 
     fn enforce_caps(&mut self) {
-        while self.sources.len() > DECODER_MAX_SOURCES {
-            let Some((s, _)) = self.sources.pop_first() else {
+        while self.sources.len() > self.limits.max_sources
+            || self.source_bytes > self.limits.max_source_bytes
+        {
+            let Some((s, d)) = self.sources.pop_first() else {
                 break;
             };
+            self.source_bytes -= d.len();
             self.stats.source_packets_evicted += 1;
             self.retain_from = self.retain_from.max(s + 1);
             self.floor = self.floor.max(self.retain_from);
         }
-        while self.blocks.len() > DECODER_MAX_BLOCKS || self.repair_bytes > DECODER_MAX_REPAIR_BYTES
+        while self.blocks.len() > self.limits.max_blocks
+            || self.repair_bytes > self.limits.max_repair_bytes
         {
             let Some((base, block)) = self.blocks.pop_first() else {
                 break;
@@ -768,6 +866,43 @@ mod tests {
         assert_eq!(out.len(), 2_500);
         let st = dec.stats();
         assert!(st.source_packets_evicted + st.blocks_evicted > 0);
+    }
+
+    #[test]
+    fn limits_cap_the_source_bytes_and_the_shard_length() {
+        let mut rng = XorShift::new(9);
+        let limits = DecoderLimits {
+            max_source_bytes: 10 * 24,
+            max_shard_bytes: 40,
+            ..DecoderLimits::default()
+        };
+        let mut dec = BlockDecoder::with_limits(ReedSolomonCodec::boxed(), limits);
+        let mut out = Vec::new();
+        for i in 0..100u64 {
+            let s = rtp(i as u16, 0, 24, &mut rng);
+            assert!(dec.would_store(i));
+            dec.push_source(i, &s, &mut out);
+            assert!(!dec.would_store(i));
+            assert!(dec.stored_source_bytes() <= limits.max_source_bytes);
+        }
+        assert_eq!(dec.stored_sources(), 10);
+        assert_eq!(dec.stats().source_packets_evicted, 90);
+        assert!(!dec.would_store(50), "evicted: late");
+        dec.expire_before(1000);
+        assert_eq!(dec.stored_source_bytes(), 0);
+        let h = RepairHeader {
+            seq: 0,
+            timestamp: 0,
+            ssrc: 0,
+            base_seq: 1000,
+            k: 2,
+            m: 1,
+            index: 0,
+            shard_len: 41,
+        };
+        dec.push_repair(1000, &h, &[0; 41], &mut out);
+        assert_eq!(dec.stats().repair_packets_malformed, 1);
+        assert!(limits.memory_bytes() < DecoderLimits::default().memory_bytes());
     }
 
     /// P(X >= j) for X ~ Binomial(n, p).

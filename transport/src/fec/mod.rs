@@ -55,7 +55,8 @@ mod testutil;
 
 pub use codec::{ErasureCodec, ReedSolomonCodec};
 pub use decoder::{
-    BlockDecoder, FecStats, DECODER_MAX_BLOCKS, DECODER_MAX_REPAIR_BYTES, DECODER_MAX_SOURCES,
+    BlockDecoder, DecoderLimits, FecStats, DECODER_MAX_BLOCKS, DECODER_MAX_REPAIR_BYTES,
+    DECODER_MAX_SOURCES,
 };
 pub use encoder::BlockEncoder;
 pub use error::FecError;
