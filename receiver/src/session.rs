@@ -752,6 +752,12 @@ impl ReceiverSession {
         set(t, Timer::Nack, a.and_then(|a| a.subs.next_nack()));
     }
 
+    /// Counts a datagram that the SRTP stage in front of the session dropped (it failed
+    /// authentication or the replay check): it appears as `datagrams_unauthenticated`.
+    pub fn count_unauthenticated(&mut self) {
+        self.drops.unauthenticated += 1;
+    }
+
     /// Counters of the current (or last) session.
     pub fn stats(&self) -> ReceiverStats {
         let mut s = match &self.active {
@@ -759,6 +765,7 @@ impl ReceiverSession {
             None => ReceiverStats {
                 datagrams_malformed: self.drops.malformed,
                 datagrams_foreign: self.drops.foreign,
+                datagrams_unauthenticated: self.drops.unauthenticated,
                 ..self.done.clone().unwrap_or_default()
             },
         };

@@ -93,6 +93,9 @@ pub struct ReceiverStats {
     pub datagrams_malformed: u64,
     /// Datagrams of another session, SSRC or payload type, dropped.
     pub datagrams_foreign: u64,
+    /// Datagrams that failed SRTP/SRTCP authentication (forged, wrong key, truncated) or
+    /// its replay check, dropped before the session saw them (0 without a key).
+    pub datagrams_unauthenticated: u64,
     /// Media packets that did not fit in the jitter buffer, dropped.
     pub packets_overflowed: u64,
     /// Residual loss, a fraction (0..1): unrecoverable / expected media packets.
@@ -157,6 +160,8 @@ pub struct Drops {
     pub malformed: u64,
     /// Datagrams of another session, SSRC or payload type.
     pub foreign: u64,
+    /// Datagrams that failed SRTP/SRTCP authentication or replay checks.
+    pub unauthenticated: u64,
 }
 
 /// Buffer levels seen over a session, in frames: the emptiest substream at every playout
@@ -259,6 +264,7 @@ pub fn session(
     let mut s = ReceiverStats {
         datagrams_malformed: drops.malformed,
         datagrams_foreign: drops.foreign,
+        datagrams_unauthenticated: drops.unauthenticated,
         flow,
         startup_delay_ms: playout
             .first_start()
