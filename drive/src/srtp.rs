@@ -407,7 +407,10 @@ mod tests {
         let s = SrtpSuite::AesCm128HmacSha1_80;
         let k = SrtpKey::from_inline(s, KEY).unwrap();
         assert_eq!(k.inline(), KEY);
-        assert_eq!(SrtpKey::from_inline(s, &format!(" inline:{KEY}\n")).unwrap(), k);
+        assert_eq!(
+            SrtpKey::from_inline(s, &format!(" inline:{KEY}\n")).unwrap(),
+            k
+        );
         assert!(matches!(
             SrtpKey::from_inline(s, "AAAA"),
             Err(SrtpKeyError::Length { got: 3, .. })
@@ -467,7 +470,7 @@ mod tests {
         assert!(rx.unprotect(&forged).is_err());
         assert!(rx.unprotect(&rtp(3, 5, 96)).is_err()); // plain RTP
         assert!(rx.unprotect(&rtcp_app(5)).is_err()); // plain RTCP
-        // an SRTCP packet with the E bit cleared (the crate would skip the tag)
+                                                      // an SRTCP packet with the E bit cleared (the crate would skip the tag)
         let mut e0 = tx.protect(&rtcp_app(5)).unwrap().to_vec();
         let e_at = e0.len() - 14;
         e0[e_at] &= 0x7f;
@@ -485,7 +488,9 @@ mod tests {
         }
         // forged SSRCs by the hundred: the probe is renewed, the real stream still plays
         for ssrc in 100..400 {
-            assert!(rx.unprotect(&forger.protect(&rtp(1, ssrc, 96)).unwrap()).is_err());
+            assert!(rx
+                .unprotect(&forger.protect(&rtp(1, ssrc, 96)).unwrap())
+                .is_err());
         }
         assert!(rx.in_media.probe_ssrcs.len() <= PROBE_SSRCS);
         assert!(rx.unprotect(&good).is_ok());

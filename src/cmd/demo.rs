@@ -104,6 +104,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let r = rdriver::run(
             receiver,
             recv_sock,
+            None,
             move |spec, _| -> std::io::Result<Box<dyn AudioSink>> {
                 Ok(Box::new(WavOutput(
                     WavSink::create(&out_path2, spec).map_err(std::io::Error::other)?,
@@ -148,6 +149,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 pos: 0,
                 fb: spec.frame_bytes(),
             })),
+            None,
             &mut (),
         )
         .await
