@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use isostream_drive::srtp::{SrtpKey, SrtpSuite};
+use isostream_drive::srtp::{SrtpKey, SrtpKeyError, SrtpSuite};
 use isostream_receiver::{config as rconfig, ReceiverConfig};
 use isostream_sender::{SenderConfig, Speed};
 use isostream_transport::fec::FecParams;
@@ -366,14 +366,24 @@ pub fn parse_srtp_suite(s: &str) -> Result<SrtpSuite, String> {
 
 /// Checks `--srtp-key` as far as it can without the suite: base64 of a key of either suite.
 pub fn parse_srtp_inline(s: &str) -> Result<String, String> {
-    let mut last = None;
-    for suite in [SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AeadAes128Gcm] {
-        match SrtpKey::from_inline(suite, s) {
-            Ok(_) => return Ok(s.trim().to_string()),
-            Err(e) => last = Some(e),
+    let aes_cm = SrtpSuite::AesCm128HmacSha1_80;
+    let gcm = SrtpSuite::AeadAes128Gcm;
+    match SrtpKey::from_inline(aes_cm, s) {
+        Ok(_) => Ok(s.trim().to_string()),
+        Err(SrtpKeyError::Length { got, .. }) => {
+            if SrtpKey::from_inline(gcm, s).is_ok() {
+                return Ok(s.trim().to_string());
+            }
+            Err(format!(
+                "SRTP key holds {got} bytes; expected {} ({}) or {} ({})",
+                aes_cm.master_bytes(),
+                aes_cm.name(),
+                gcm.master_bytes(),
+                gcm.name()
+            ))
         }
+        Err(e) => Err(e.to_string()),
     }
-    Err(last.map_or_else(String::new, |e| e.to_string()))
 }
 
 impl SrtpOpts {
