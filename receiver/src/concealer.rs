@@ -1048,7 +1048,7 @@ mod tests {
         // (repeating three periods is as good as one); 0 means "nothing found" and fails
         let max = ms_to_frames(RATE, MAX_PERIOD_MS);
         assert!(
-            c.period >= 240 && c.period <= max && c.period % 240 == 0,
+            c.period >= 240 && c.period <= max && c.period.is_multiple_of(240),
             "period {} (search range up to {max})",
             c.period
         );
