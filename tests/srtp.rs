@@ -558,3 +558,57 @@ fn send_srtp_to_ffmpeg_from_its_sdp_sample_exact() {
         t.elapsed()
     );
 }
+
+/// The simulator behind `bench` runs the same pumps, so `bench --srtp` runs the stage: over
+/// a lossy, duplicating link with FEC and retransmission, the audio is still the input
+/// exactly, and the only datagrams dropped as unauthenticated are the link's duplicates
+/// (replays, to SRTP).
+#[test]
+fn the_simulated_pumps_run_srtp_and_stay_exact_over_a_lossy_link() {
+    use isostream::sim::{self, MemorySource, SimOptions};
+    use isostream_drive::srtp::{SrtpKey, SrtpSuite};
+    use isostream_netsim::Profile;
+    use isostream_receiver::ReceiverConfig;
+    use isostream_sender::SenderConfig;
+
+    let spec = stereo_s16();
+    let input = isostream_media::synthesize(Program::Music, spec, 48_000 * 20, 7);
+    let mut profile = Profile::builtin("wifi").unwrap();
+    profile.forward.duplicate = 0.01;
+    for suite in [SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AeadAes128Gcm] {
+        let mut scfg = SenderConfig::new(spec);
+        scfg.fec = Some("8,2".parse().unwrap());
+        let opts = SimOptions {
+            srtp: Some(SrtpKey::from_bytes(suite, &vec![0x42; suite.master_bytes()]).unwrap()),
+            ..Default::default()
+        };
+        let mut src = MemorySource::new(&input, spec.frame_bytes());
+        let r = sim::run_with(
+            scfg,
+            ReceiverConfig::default(),
+            &profile,
+            9,
+            &mut src,
+            isostream_transport::time::Duration::from_secs(120),
+            &opts,
+        )
+        .unwrap();
+        assert!(r.completed, "{suite:?}");
+        assert!(
+            r.forward.dropped > 0 && r.forward.duplicated > 0,
+            "{:?}",
+            r.forward
+        );
+        assert_frames_exact(&input, &r.output, spec.frame_bytes(), suite.name());
+        assert_eq!(
+            r.receiver.datagrams_unauthenticated, r.forward.duplicated,
+            "{suite:?}: {:?}",
+            r.forward
+        );
+        assert_eq!(
+            r.sender.datagrams_unauthenticated, r.reverse.duplicated,
+            "{suite:?}"
+        );
+        assert_eq!(r.receiver.datagrams_malformed, 0);
+    }
+}
