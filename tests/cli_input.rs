@@ -314,8 +314,9 @@ fn cases(dir: &Path) -> Vec<Vec<String>> {
     ] {
         add(send, &["--srtp-key", v]);
         add(recv, &["--srtp-key", v]);
+        add(demo, &["--srtp-key", v]);
     }
-    for cmd in [send, recv] {
+    for cmd in [send, recv, demo] {
         add(
             cmd,
             &["--srtp-key", key, "--srtp-suite", "AEAD_AES_128_GCM"],
