@@ -47,6 +47,8 @@ pub struct DemoArgs {
 
 /// `isostream demo`.
 pub async fn run(args: DemoArgs) -> Result<()> {
+    // a bad key is an error before anything runs
+    let key = args.srtp.key()?;
     let profile = Profile::resolve(&args.profile)?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
@@ -99,7 +101,6 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let sender = SenderSession::new(scfg)?;
     let receiver = ReceiverSession::new(rcfg)?;
-    let key = args.srtp.key()?;
     let stage = || {
         key.as_ref()
             .map(isostream_drive::srtp::Srtp::new)
