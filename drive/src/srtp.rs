@@ -28,9 +28,11 @@
 //! - lengths are checked before the crate sees a datagram (it indexes without checking);
 //! - an SRTCP packet whose E bit is 0 is refused (the crate would hand such a packet on
 //!   without checking its tag; isostream and ffmpeg always encrypt SRTCP);
-//! - inbound contexts are kept per SSRC, and an SSRC gets one only after a packet of it has
-//!   authenticated: forged packets on made-up SSRCs fill a probe context that is thrown away
-//!   every [`PROBE_SSRCS`] SSRCs, so they cannot grow the receiver's memory;
+//! - inbound contexts are kept per SSRC (and SRTP/SRTCP), and one is made only by a packet
+//!   that authenticated: the crate starts an SSRC's replay window at the first packet it
+//!   checks, tag verified or not, so a forged first packet with a far-off index would
+//!   otherwise make every genuine one "too old". Unknown SSRCs go through a probe context
+//!   that is replaced after each packet, so forged SSRCs neither poison nor grow the state;
 //! - replays are refused by a window of [`RTP_REPLAY_WINDOW`] packets per SSRC (SRTP) and
 //!   [`RTCP_REPLAY_WINDOW`] (SRTCP).
 
@@ -50,10 +52,8 @@ pub const REPAIR_SALT_XOR: u8 = 0x01;
 pub const RTP_REPLAY_WINDOW: usize = 1024;
 /// SRTCP packets per SSRC the SRTCP replay window spans.
 pub const RTCP_REPLAY_WINDOW: usize = 128;
-/// SSRCs a probe context may hold before it is replaced (forged SSRCs never authenticate).
-pub const PROBE_SSRCS: usize = 16;
-/// Authenticated SSRCs kept per direction; past it the least recently added is forgotten
-/// (a receiver that outlives many senders).
+/// Authenticated (SSRC, SRTP or SRTCP) streams kept per direction; past it the first added
+/// is forgotten (a receiver that outlives many senders).
 pub const KNOWN_SSRCS: usize = 64;
 
 /// The SRTP protection profiles (crypto suites) isostream offers.
@@ -227,13 +227,25 @@ pub enum SrtpError {
     Crypto(#[from] webrtc_srtp::Error),
 }
 
-/// Inbound contexts of one key, one per authenticated SSRC, and a probe for new SSRCs.
+/// Which of a stream's two packet-index spaces a context entry keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavour {
+    Srtp,
+    Srtcp,
+}
+
+/// Inbound contexts of one key: one per SSRC and flavour whose first packet authenticated,
+/// and a fresh probe for the rest.
+///
+/// `webrtc-srtp` creates an SSRC's replay state from the first packet it *checks*, before
+/// its tag is verified: a forged first packet with a far-off index would leave every genuine
+/// one "too old". So each (SSRC, flavour) gets its own context, made of the probe a genuine
+/// packet initialised, and the probe is replaced after every packet that fails in it.
 struct Inbound {
     key: SrtpKey,
     repair: bool,
-    known: Vec<(u32, Context)>,
+    known: Vec<(u32, Flavour, Context)>,
     probe: Context,
-    probe_ssrcs: Vec<u32>,
 }
 
 impl Inbound {
@@ -243,45 +255,36 @@ impl Inbound {
             repair,
             known: Vec::new(),
             probe: key.context(repair)?,
-            probe_ssrcs: Vec::with_capacity(PROBE_SSRCS),
         })
     }
 
     fn unprotect(
         &mut self,
         ssrc: u32,
+        flavour: Flavour,
         data: &[u8],
         f: impl Fn(&mut Context, &[u8]) -> Result<Bytes, webrtc_srtp::Error>,
     ) -> Result<Bytes, SrtpError> {
-        if let Some((_, ctx)) = self.known.iter_mut().find(|(s, _)| *s == ssrc) {
+        if let Some((_, _, ctx)) = self
+            .known
+            .iter_mut()
+            .find(|(s, fl, _)| *s == ssrc && *fl == flavour)
+        {
             return Ok(f(ctx, data)?);
         }
-        match f(&mut self.probe, data) {
-            Ok(b) => {
-                // the probe now carries this SSRC's state: it becomes its context
-                if let Ok(fresh) = self.key.context(self.repair) {
-                    let ctx = std::mem::replace(&mut self.probe, fresh);
-                    self.probe_ssrcs.clear();
-                    if self.known.len() == KNOWN_SSRCS {
-                        self.known.remove(0);
-                    }
-                    self.known.push((ssrc, ctx));
+        let r = f(&mut self.probe, data);
+        // whatever happened, the probe now holds state: a genuine packet's becomes its
+        // SSRC's context, a forged one's is thrown away
+        if let Ok(fresh) = self.key.context(self.repair) {
+            let used = std::mem::replace(&mut self.probe, fresh);
+            if r.is_ok() {
+                if self.known.len() == KNOWN_SSRCS {
+                    self.known.remove(0);
                 }
-                Ok(b)
-            }
-            Err(e) => {
-                if !self.probe_ssrcs.contains(&ssrc) {
-                    self.probe_ssrcs.push(ssrc);
-                }
-                if self.probe_ssrcs.len() > PROBE_SSRCS {
-                    if let Ok(fresh) = self.key.context(self.repair) {
-                        self.probe = fresh;
-                        self.probe_ssrcs.clear();
-                    }
-                }
-                Err(e.into())
+                self.known.push((ssrc, flavour, used));
             }
         }
+        Ok(r?)
     }
 }
 
@@ -356,16 +359,22 @@ impl Srtp {
                     return Err(SrtpError::Malformed);
                 }
                 self.in_media
-                    .unprotect(be32(datagram, 4), datagram, |c, d| c.decrypt_rtcp(d))
+                    .unprotect(be32(datagram, 4), Flavour::Srtcp, datagram, |c, d| {
+                        c.decrypt_rtcp(d)
+                    })
             }
             _ if datagram.len() < rtp::HEADER_LEN + tag => Err(SrtpError::Malformed),
             DatagramKind::Repair => {
                 self.in_repair
-                    .unprotect(be32(datagram, 8), datagram, |c, d| c.decrypt_rtp(d))
+                    .unprotect(be32(datagram, 8), Flavour::Srtp, datagram, |c, d| {
+                        c.decrypt_rtp(d)
+                    })
             }
             _ => self
                 .in_media
-                .unprotect(be32(datagram, 8), datagram, |c, d| c.decrypt_rtp(d)),
+                .unprotect(be32(datagram, 8), Flavour::Srtp, datagram, |c, d| {
+                    c.decrypt_rtp(d)
+                }),
         }
     }
 }
@@ -486,14 +495,75 @@ mod tests {
             let _ = rx.unprotect(&d);
             let _ = rx.protect(&d);
         }
-        // forged SSRCs by the hundred: the probe is renewed, the real stream still plays
+        // forged SSRCs by the hundred: nothing is kept, the real stream still plays
         for ssrc in 100..400 {
             assert!(rx
                 .unprotect(&forger.protect(&rtp(1, ssrc, 96)).unwrap())
                 .is_err());
         }
-        assert!(rx.in_media.probe_ssrcs.len() <= PROBE_SSRCS);
+        assert!(rx.in_media.known.is_empty());
         assert!(rx.unprotect(&good).is_ok());
         assert_eq!(rx.in_media.known.len(), 1);
+    }
+
+    #[test]
+    fn a_forged_first_packet_cannot_push_the_replay_window_past_the_genuine_ones() {
+        let (mut tx, mut rx) = pair(SrtpSuite::AesCm128HmacSha1_80);
+        let other = SrtpKey::from_bytes(SrtpSuite::AesCm128HmacSha1_80, &[9; 30]).unwrap();
+        let mut forger = Srtp::new(&other).unwrap();
+        // the SSRC is known from its (genuine) SRTCP; its first RTP packet is forged, far ahead
+        assert!(rx.unprotect(&tx.protect(&rtcp_app(5)).unwrap()).is_ok());
+        assert!(rx
+            .unprotect(&forger.protect(&rtp(30_000, 5, 96)).unwrap())
+            .is_err());
+        // and an SRTCP packet of an SSRC known only from RTP, with a far-off index
+        assert!(rx.unprotect(&tx.protect(&rtp(1, 6, 96)).unwrap()).is_ok());
+        let mut far = forger.protect(&rtcp_app(6)).unwrap().to_vec();
+        let at = far.len() - 14;
+        far[at..at + 4].copy_from_slice(&0x8000_9000u32.to_be_bytes());
+        assert!(rx.unprotect(&far).is_err());
+        for seq in 2..20 {
+            assert!(rx.unprotect(&tx.protect(&rtp(seq, 5, 96)).unwrap()).is_ok());
+            assert!(rx.unprotect(&tx.protect(&rtp(seq, 6, 96)).unwrap()).is_ok());
+        }
+        assert!(rx.unprotect(&tx.protect(&rtcp_app(6)).unwrap()).is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_refused_without_panic(
+            d in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            rtcp in proptest::bool::ANY,
+        ) {
+            let (_, mut rx) = pair(SrtpSuite::AesCm128HmacSha1_80);
+            let (_, mut gcm) = pair(SrtpSuite::AeadAes128Gcm);
+            let mut d = d;
+            if rtcp && d.len() > 1 {
+                d[0] = 0x80 | (d[0] & 0x3f);
+                d[1] = 200 + d[1] % 8;
+            }
+            proptest::prop_assert!(rx.unprotect(&d).is_err());
+            proptest::prop_assert!(gcm.unprotect(&d).is_err());
+            let _ = rx.protect(&d);
+        }
+
+        #[test]
+        fn a_flipped_bit_or_a_cut_is_refused_and_leaves_the_stream_intact(
+            bit in 0usize..8 * 66,
+            cut in 1usize..66,
+            rtcp in proptest::bool::ANY,
+            gcm in proptest::bool::ANY,
+        ) {
+            let suite = if gcm { SrtpSuite::AeadAes128Gcm } else { SrtpSuite::AesCm128HmacSha1_80 };
+            let (mut tx, mut rx) = pair(suite);
+            let plain = if rtcp { rtcp_app(5) } else { rtp(7, 5, 96) };
+            let p = tx.protect(&plain).unwrap();
+            let mut flipped = p.to_vec();
+            let bit = bit % (8 * flipped.len());
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            proptest::prop_assert!(rx.unprotect(&flipped).is_err());
+            proptest::prop_assert!(rx.unprotect(&p[..p.len() - cut.min(p.len())]).is_err());
+            proptest::prop_assert_eq!(&rx.unprotect(&p).unwrap()[..], &plain[..]);
+        }
     }
 }
