@@ -48,8 +48,10 @@ use webrtc_srtp::protection_profile::ProtectionProfile;
 
 /// XORed into the first byte of the master salt for the repair packets' context.
 pub const REPAIR_SALT_XOR: u8 = 0x01;
-/// Packets per SSRC the SRTP replay window spans (reordering deeper than this is refused).
-pub const RTP_REPLAY_WINDOW: usize = 1024;
+/// Packets per SSRC the SRTP replay window spans (reordering deeper than this is refused):
+/// the deepest reordering isostream's own sender makes, `--spread 16` blocks of 255
+/// packets, is 16 × 255 = 4080.
+pub const RTP_REPLAY_WINDOW: usize = 4096;
 /// SRTCP packets per SSRC the SRTCP replay window spans.
 pub const RTCP_REPLAY_WINDOW: usize = 128;
 /// Authenticated (SSRC, SRTP or SRTCP) streams kept per direction; past it the first added
