@@ -227,6 +227,8 @@ pub struct SimOptions {
     /// a long run's audio can be checked as it goes without holding it all. A bounded
     /// channel makes the simulation wait for its reader.
     pub output_to: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Run the SRTP/SRTCP stage under this key in both pumps (`bench --srtp`).
+    pub srtp: Option<isostream_drive::srtp::SrtpKey>,
 }
 
 /// Runs one session through `profile` with `seed`, reading the input from `source`.
@@ -290,6 +292,11 @@ pub fn run_with(
     });
     let mut sender = SenderPump::new(sender);
     let mut receiver = ReceiverPump::new(receiver);
+    if let Some(k) = &opts.srtp {
+        let stage = || isostream_drive::srtp::Srtp::new(k).map_err(std::io::Error::other);
+        sender = sender.with_srtp(stage()?);
+        receiver = receiver.with_srtp(stage()?);
+    }
     let mut audio = vec![0u8; 16_384 * frame_bytes];
     let mut out = Vec::new();
     let mut now = Instant::ZERO;

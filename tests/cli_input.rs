@@ -307,6 +307,38 @@ fn cases(dir: &Path) -> Vec<Vec<String>> {
         add(&recv[..5], &["--sdp", w]);
     }
     add(&["demo", "--seconds", "0.5"], &["--out-dir", &regular]);
+    // SRTP keys: not base64, the wrong length (29, 31 bytes), SDES parameters, a key of
+    // one suite for the other, an unknown suite, key files that are missing or hold garbage
+    let bad_key_file = d("bad-key.txt");
+    let key = "WbTBosdVUZqEb6Htqhn+m3z7wUh4RJVR8nE15GbN";
+    let key_lifetime = format!("{key}|2^20|1:4");
+    for v in [
+        "",
+        "abc",
+        "not base64!",
+        "AAAA",
+        "WbTBosdVUZqEb6Htqhn+m3z7wUh4RJVR8nE15Gb=",
+        "WbTBosdVUZqEb6Htqhn+m3z7wUh4RJVR8nE15GbNAA==",
+        &key_lifetime,
+    ] {
+        add(send, &["--srtp-key", v]);
+        add(recv, &["--srtp-key", v]);
+        add(demo, &["--srtp-key", v]);
+    }
+    for cmd in [send, recv, demo] {
+        add(
+            cmd,
+            &["--srtp-key", key, "--srtp-suite", "AEAD_AES_128_GCM"],
+        );
+        add(
+            cmd,
+            &["--srtp-key", key, "--srtp-suite", "AES_CM_128_HMAC_SHA1_32"],
+        );
+        add(cmd, &["--srtp-key-file", &bad_key_file]);
+        add(cmd, &["--srtp-key-file", "/nonexistent/key.txt"]);
+        add(cmd, &["--srtp-key-file", dir.to_str().unwrap()]);
+        add(cmd, &["--srtp-key", key, "--srtp-key-file", &bad_key_file]);
+    }
     // unknown options, subcommands and flags given twice
     add(&["bogus"], &[]);
     add(send, &["--bogus"]);
@@ -330,6 +362,7 @@ fn prepare(dir: &Path) {
         1,
     );
     std::fs::write(dir.join("not-a-wav.txt"), "hello\n").unwrap();
+    std::fs::write(dir.join("bad-key.txt"), "this is no key\n").unwrap();
     std::fs::write(dir.join("a-file"), "a file, not a directory\n").unwrap();
     std::fs::write(dir.join("bad.toml"), "name = [[[\n").unwrap();
     std::fs::write(

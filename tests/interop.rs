@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, spawn_command, wait_until_bound, Proc, CHILD_TIMEOUT};
+use common::{
+    assert_exact_aligned, free_port, spawn_command, wait_until_bound, wav_data_bytes, Proc,
+    CHILD_TIMEOUT,
+};
 use isostream_media::{read_wav_all, synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
 
 /// Length of the test audio.
@@ -113,59 +116,6 @@ fn assert_exact(want: &[u8], got: &[u8], fb: usize, what: &str, log: &str) {
         got.len() / fb,
         want.len() / fb
     );
-}
-
-/// For a receiver that may drop or add leading (or trailing) frames: finds where the input
-/// lies in `got` from a window of its middle, then asserts the overlapping frames are exactly
-/// equal and cover nearly all (99 %) of the input. Returns the offset (output frame of input
-/// frame 0).
-fn assert_exact_aligned(want: &[u8], got: &[u8], fb: usize, what: &str, log: &str) -> i64 {
-    const WINDOW: usize = 256;
-    let (nw, ng) = ((want.len() / fb) as i64, (got.len() / fb) as i64);
-    assert!(
-        ng >= WINDOW as i64 * 2,
-        "{what}: only {ng} frames received of {nw}\n{log}"
-    );
-    let mid = (ng as usize / 2) * fb;
-    let window = &got[mid..mid + WINDOW * fb];
-    assert!(
-        window.iter().any(|&b| b != 0),
-        "{what}: silence in the middle of the output\n{log}"
-    );
-    let hits: Vec<usize> = (0..=(want.len() / fb).saturating_sub(WINDOW))
-        .filter(|&f| &want[f * fb..(f + WINDOW) * fb] == window)
-        .collect();
-    assert_eq!(
-        hits.len(),
-        1,
-        "{what}: the middle of the output occurs {} times in the input (frames {:?})\n{log}",
-        hits.len(),
-        &hits[..hits.len().min(5)]
-    );
-    let offset = (mid / fb) as i64 - hits[0] as i64; // output frame = input frame + offset
-    let start = 0.max(-offset); // first input frame present in the output
-    let end = nw.min(ng - offset); // one past the last
-    let overlap = end - start;
-    assert!(
-        overlap as f64 >= 0.99 * nw as f64,
-        "{what}: only {overlap} of {nw} input frames received (offset {offset})\n{log}"
-    );
-    let w = &want[start as usize * fb..end as usize * fb];
-    let g = &got[(start + offset) as usize * fb..(end + offset) as usize * fb];
-    assert_exact(w, g, fb, what, log);
-    offset
-}
-
-/// Bytes of audio in a WAV file being written (after its `data` chunk header); 0 before.
-fn wav_data_bytes(path: &Path) -> usize {
-    let Ok(b) = std::fs::read(path) else {
-        return 0;
-    };
-    let head = &b[..b.len().min(4096)];
-    match head.windows(4).position(|w| w == b"data") {
-        Some(i) if b.len() >= i + 8 => b.len() - (i + 8),
-        _ => 0,
-    }
 }
 
 /// `isostream recv` for a stock sender. A stock sender's stream ends without BYE: the

@@ -82,6 +82,7 @@ fn the_pump_plays_the_same_audio_under_the_virtual_clock_and_over_loopback() {
         let r = recv::run(
             receiver,
             rsock,
+            None,
             move |_, _| Ok(Box::new(Shared(sink.clone())) as Box<dyn AudioSink>),
             true,
             std::future::pending(),
@@ -91,6 +92,7 @@ fn the_pump_plays_the_same_audio_under_the_virtual_clock_and_over_loopback() {
             sender,
             ssock,
             send::Input::Stored(Box::new(source)),
+            None,
             &mut progress,
         );
         let guard = tokio::time::sleep(std::time::Duration::from_secs(30));

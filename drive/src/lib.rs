@@ -6,6 +6,7 @@
 //!   clock;
 //! - [`offload`]: file, pipe and device I/O on threads of their own behind bounded queues, so
 //!   that a slow disk or a stalled pipe never stops socket reads;
+//! - [`srtp`]: SRTP/SRTCP on every datagram when a key is given, one stage in the pumps;
 //! - [`audio`]: the source and sink traits the CLI's files, pipes and devices implement.
 //!
 //! The sessions themselves (crates `isostream-sender` and `isostream-receiver`) own no
@@ -18,6 +19,7 @@ pub mod offload;
 pub mod pump;
 pub mod recv;
 pub mod send;
+pub mod srtp;
 
 pub use audio::{AudioSink, AudioSource};
 pub use pump::{Feed, ReceiverHost, ReceiverPump, SenderHost, SenderPump, Wake, PULL_INTERVAL};

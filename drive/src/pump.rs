@@ -20,6 +20,12 @@
 //!    demand) says are due, no more than the sink has room for;
 //! 5. the outputs again (playout may have moved the buffer past a watermark).
 //!
+//! With a key ([`SenderPump::with_srtp`], [`ReceiverPump::with_srtp`]) the pump runs the SRTP
+//! stage ([`crate::srtp`]) on both edges of a turn: each received datagram is authenticated
+//! and decrypted before the session sees it (what fails is counted as
+//! `datagrams_unauthenticated` and dropped), each datagram handed out is protected before the
+//! host sends it.
+//!
 //! The environment talks to a pump through a host trait ([`SenderHost`], [`ReceiverHost`]): it
 //! supplies audio and takes datagrams, events and played-out audio. Nothing in a turn blocks:
 //! a host that does slow I/O does it on a thread of its own ([`crate::offload`]).
@@ -35,6 +41,7 @@ use isostream_transport::sans_io::{earliest, Input, Output, Transmit};
 use isostream_transport::time::{Duration, Instant};
 
 use crate::audio::AudioSink;
+use crate::srtp::Srtp;
 
 /// How often a receiver pump pulls audio from the playout clock.
 pub const PULL_INTERVAL: Duration = Duration::from_millis(5);
@@ -77,6 +84,7 @@ pub struct SenderPump {
     frame_bytes: usize,
     input_done: bool,
     inbound: VecDeque<(Instant, SocketAddr, Bytes)>,
+    srtp: Option<Srtp>,
 }
 
 /// Most frames a live source hands over in one go.
@@ -90,7 +98,14 @@ impl SenderPump {
             session,
             input_done: false,
             inbound: VecDeque::with_capacity(64),
+            srtp: None,
         }
+    }
+
+    /// The pump with SRTP/SRTCP on every datagram, both ways.
+    pub fn with_srtp(mut self, srtp: Srtp) -> Self {
+        self.srtp = Some(srtp);
+        self
     }
 
     /// The session.
@@ -143,6 +158,10 @@ impl SenderPump {
             }
         }
         while let Some((at, from, data)) = self.inbound.pop_front() {
+            let Some(data) = unprotect(&mut self.srtp, data) else {
+                self.session.count_unauthenticated();
+                continue;
+            };
             self.session.handle_input(Input::Datagram {
                 now: at,
                 from,
@@ -152,7 +171,7 @@ impl SenderPump {
         self.session.handle_input(Input::Timeout(now));
         let mut at = loop {
             match self.session.poll_output() {
-                Output::Transmit(t) => host.transmit(t)?,
+                Output::Transmit(t) => host.transmit(protect(&mut self.srtp, t)?)?,
                 Output::Event(e) => host.event(e),
                 Output::Timeout(at) => break at,
             }
@@ -185,6 +204,7 @@ pub struct ReceiverPump {
     inbound: VecDeque<(Instant, SocketAddr, Bytes)>,
     out: Vec<u8>,
     next_pull: Instant,
+    srtp: Option<Srtp>,
 }
 
 impl ReceiverPump {
@@ -195,7 +215,14 @@ impl ReceiverPump {
             inbound: VecDeque::with_capacity(256),
             out: Vec::new(),
             next_pull: Instant::ZERO,
+            srtp: None,
         }
+    }
+
+    /// The pump with SRTP/SRTCP on every datagram, both ways.
+    pub fn with_srtp(mut self, srtp: Srtp) -> Self {
+        self.srtp = Some(srtp);
+        self
     }
 
     /// The session.
@@ -212,6 +239,10 @@ impl ReceiverPump {
     /// turn is due: the session's next deadline or the next playout pull.
     pub fn turn(&mut self, now: Instant, host: &mut dyn ReceiverHost) -> io::Result<Wake> {
         while let Some((at, from, data)) = self.inbound.pop_front() {
+            let Some(data) = unprotect(&mut self.srtp, data) else {
+                self.session.count_unauthenticated();
+                continue;
+            };
             self.session.handle_input(Input::Datagram {
                 now: at,
                 from,
@@ -262,10 +293,30 @@ impl ReceiverPump {
     fn drain(&mut self, host: &mut dyn ReceiverHost) -> io::Result<Option<Instant>> {
         loop {
             match self.session.poll_output() {
-                Output::Transmit(t) => host.transmit(t)?,
+                Output::Transmit(t) => host.transmit(protect(&mut self.srtp, t)?)?,
                 Output::Event(e) => host.event(e)?,
                 Output::Timeout(at) => return Ok(at),
             }
         }
     }
+}
+
+/// `data` as the session may see it: unprotected by the SRTP stage if there is one (`None`:
+/// it failed authentication or the replay check).
+fn unprotect(srtp: &mut Option<Srtp>, data: Bytes) -> Option<Bytes> {
+    match srtp {
+        None => Some(data),
+        Some(s) => s.unprotect(&data).ok(),
+    }
+}
+
+/// `t` protected by the SRTP stage if there is one. A datagram the stage cannot protect is
+/// a bug of the session (or 2^48 packets of one key): an error, never sent in the clear.
+fn protect(srtp: &mut Option<Srtp>, mut t: Transmit) -> io::Result<Transmit> {
+    if let Some(s) = srtp {
+        t.data = s
+            .protect(&t.data)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    }
+    Ok(t)
 }

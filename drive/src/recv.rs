@@ -18,6 +18,7 @@ use crate::audio::AudioSink;
 use crate::net::{self, RecvArena};
 use crate::offload::SinkThread;
 use crate::pump::{ReceiverHost, ReceiverPump};
+use crate::srtp::Srtp;
 
 /// Size of a receive arena, in bytes.
 const ARENA_BYTES: usize = 1 << 20;
@@ -118,10 +119,13 @@ where
 /// Runs `session` on `socket` until the session ends (with `exit_on_end`) or `shutdown`
 /// completes. `make_sink` is called when a session starts, with its output format and the
 /// channels of each substream; `observer` after every loop turn (for reports; it must be
-/// quick). Every sink is flushed and closed before it returns.
+/// quick). With `srtp`, every datagram both ways goes through that SRTP/SRTCP stage. Every
+/// sink is flushed and closed before it returns.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<F>(
     session: ReceiverSession,
     socket: UdpSocket,
+    srtp: Option<Srtp>,
     make_sink: F,
     exit_on_end: bool,
     shutdown: impl Future<Output = ()>,
@@ -136,6 +140,9 @@ where
     // ARENA_BYTES of traffic, not one per packet, and no copy after the kernel's
     let mut arena = RecvArena::new(ARENA_BYTES);
     let mut pump = ReceiverPump::new(session);
+    if let Some(s) = srtp {
+        pump = pump.with_srtp(s);
+    }
     let mut host = Host {
         make_sink,
         sink: None,

@@ -15,6 +15,7 @@ use crate::audio::AudioSource;
 use crate::net::{self, RecvArena};
 use crate::offload::{read_ahead, ReadAhead};
 use crate::pump::{Feed, SenderHost, SenderPump};
+use crate::srtp::Srtp;
 
 /// Where the audio comes from.
 pub enum Input {
@@ -67,11 +68,13 @@ impl SenderHost for Host {
     }
 }
 
-/// Runs `session` over `socket` (connected to the receiver, or not) until it finishes.
+/// Runs `session` over `socket` (connected to the receiver, or not) until it finishes; with
+/// `srtp`, every datagram both ways goes through that SRTP/SRTCP stage.
 pub async fn run(
     session: SenderSession,
     socket: UdpSocket,
     input: Input,
+    srtp: Option<Srtp>,
     progress: &mut dyn Progress,
 ) -> io::Result<(SenderStats, FinishReason)> {
     let origin = std::time::Instant::now();
@@ -88,6 +91,9 @@ pub async fn run(
     };
     let connected = socket.peer_addr().ok();
     let mut pump = SenderPump::new(session);
+    if let Some(s) = srtp {
+        pump = pump.with_srtp(s);
+    }
     let mut arena = RecvArena::new(ARENA_BYTES);
     loop {
         let wake = pump.turn(clock(), &mut host)?;

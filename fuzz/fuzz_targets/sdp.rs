@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use arbitrary::Arbitrary;
-use isostream_transport::sdp::{Reader, SdpStream};
+use isostream_transport::sdp::{Reader, SdpCrypto, SdpStream};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -22,7 +22,11 @@ struct Fields {
     interleave: u8,
     substreams: u8,
     sender: bool,
+    keyed: bool,
 }
+
+/// The key the keyed descriptions carry (SDES inline, `send --srtp-key`).
+const INLINE: &str = "WbTBosdVUZqEb6Htqhn+m3z7wUh4RJVR8nE15GbN";
 
 fn ip(v6: bool, v4: u32, v6bits: u128) -> IpAddr {
     if v6 {
@@ -48,6 +52,10 @@ fuzz_target!(|f: Fields| {
         } else {
             Reader::Receiver
         },
+        crypto: f.keyed.then(|| SdpCrypto {
+            suite: "AES_CM_128_HMAC_SHA1_80".into(),
+            inline: INLINE.into(),
+        }),
     };
     let Ok(text) = s.to_sdp() else {
         assert!(
@@ -72,8 +80,11 @@ fuzz_target!(|f: Fields| {
         "line order {kinds:?}:\n{text}"
     );
     let (pt, enc) = s.payload().expect("a description has a payload type");
-    let m = format!("m=audio {} RTP/AVP {pt}", s.media.port());
+    let profile = if f.keyed { "RTP/SAVP" } else { "RTP/AVP" };
+    let m = format!("m=audio {} {profile} {pt}", s.media.port());
     assert!(lines.contains(&m.as_str()), "{text}");
+    let crypto = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{INLINE}");
+    assert_eq!(lines.contains(&crypto.as_str()), f.keyed, "{text}");
     let rtpmap = format!("a=rtpmap:{pt} {enc}/{}/{}", s.rate, s.channels);
     assert!(lines.contains(&rtpmap.as_str()), "{text}");
 });

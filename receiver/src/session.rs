@@ -866,6 +866,12 @@ impl ReceiverSession {
         set(t, Timer::Nack, a.and_then(|a| a.subs.next_nack()));
     }
 
+    /// Counts a datagram that the SRTP stage in front of the session dropped (it failed
+    /// authentication or the replay check): it appears as `datagrams_unauthenticated`.
+    pub fn count_unauthenticated(&mut self) {
+        self.drops.unauthenticated += 1;
+    }
+
     /// Counters of the current (or last) session.
     pub fn stats(&self) -> ReceiverStats {
         let mut s = match &self.active {
@@ -875,6 +881,7 @@ impl ReceiverSession {
                 datagrams_foreign: self.drops.foreign,
                 sessions_over_budget: self.drops.over_budget,
                 datagrams_not_kept: self.drops.not_kept,
+                datagrams_unauthenticated: self.drops.unauthenticated,
                 ..self.done.clone().unwrap_or_default()
             },
         };

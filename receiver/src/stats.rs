@@ -102,6 +102,9 @@ pub struct ReceiverStats {
     /// The most the current session's buffers and queues take, in bytes (0 once it has
     /// ended and its buffers are freed).
     pub memory_bytes: u64,
+    /// Datagrams that failed SRTP/SRTCP authentication (forged, wrong key, truncated) or
+    /// its replay check, dropped before the session saw them (0 without a key).
+    pub datagrams_unauthenticated: u64,
     /// Media packets that did not fit in the jitter buffer, dropped.
     pub packets_overflowed: u64,
     /// Residual loss, a fraction (0..1): unrecoverable / expected media packets.
@@ -171,6 +174,8 @@ pub struct Drops {
     /// Datagrams the pending or successor queue could not keep within its share of the
     /// budget.
     pub not_kept: u64,
+    /// Datagrams that failed SRTP/SRTCP authentication or replay checks.
+    pub unauthenticated: u64,
 }
 
 /// Buffer levels seen over a session, in frames: the emptiest substream at every playout
@@ -275,6 +280,7 @@ pub fn session(
         datagrams_foreign: drops.foreign,
         sessions_over_budget: drops.over_budget,
         datagrams_not_kept: drops.not_kept,
+        datagrams_unauthenticated: drops.unauthenticated,
         flow,
         startup_delay_ms: playout
             .first_start()

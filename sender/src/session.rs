@@ -111,6 +111,9 @@ pub struct SenderStats {
     pub frames_dropped: u64,
     /// Datagrams received that were not RTCP or not parseable, dropped.
     pub datagrams_malformed: u64,
+    /// Datagrams that failed SRTCP authentication (forged, wrong key, truncated) or its
+    /// replay check, dropped before the session saw them (0 without a key).
+    pub datagrams_unauthenticated: u64,
     /// What the receiver last reported for the first substream (RTCP receiver report), if it
     /// sends reports.
     pub receiver_report: Option<ReceiverView>,
@@ -340,6 +343,12 @@ impl SenderSession {
     /// Whether the session is over (input sent and BYE sent, or the receiver was lost).
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// Counts a datagram that the SRTP stage in front of the session dropped (it failed
+    /// authentication or the replay check): it appears as `datagrams_unauthenticated`.
+    pub fn count_unauthenticated(&mut self) {
+        self.stats.datagrams_unauthenticated += 1;
     }
 
     /// Counters so far.

@@ -61,6 +61,11 @@ pub struct BenchArgs {
     /// Compensate clock drift even without --drift-ppm (as a live receiver does).
     #[arg(long)]
     pub drift_correction: bool,
+    /// Run SRTP/SRTCP (AES_CM_128_HMAC_SHA1_80 under a fixed key) on every datagram both
+    /// ways, as `send`/`recv --srtp-key` do: the wire carries the tags, and the wall time
+    /// the cost of protecting and checking each packet.
+    #[arg(long)]
+    pub srtp: bool,
     /// Sweep network loss (Bernoulli, in %, replacing the profile's loss) for each FEC
     /// setting of --sweep-fec, and report residual loss (with retransmission off: the sweep
     /// measures what FEC alone does).
@@ -292,6 +297,11 @@ pub fn simulate(
     let opts = sim::SimOptions {
         drift_ppm: args.drift_ppm,
         discard_output: streaming,
+        srtp: args.srtp.then(|| {
+            let suite = isostream_drive::srtp::SrtpSuite::AesCm128HmacSha1_80;
+            isostream_drive::srtp::SrtpKey::from_bytes(suite, &[0x5a; 30])
+                .expect("a key of the suite's length")
+        }),
         ..Default::default()
     };
     let r = sim::run_with(scfg.clone(), rcfg, profile, args.seed, src, limit, &opts)?;

@@ -19,7 +19,7 @@ use isostream_receiver::{ReceiverConfig, ReceiverSession};
 use isostream_sender::{SenderConfig, SenderSession};
 use isostream_transport::time::{Duration, Instant, MediaClock};
 
-use super::opts::{BufferOpts, StreamOpts};
+use super::opts::{BufferOpts, SrtpOpts, StreamOpts};
 
 /// Arguments of `isostream demo` (all optional).
 #[derive(Args, Clone, Debug)]
@@ -40,10 +40,15 @@ pub struct DemoArgs {
     pub stream: StreamOpts,
     #[command(flatten)]
     pub buffer: BufferOpts,
+    /// SRTP on both ends (`--srtp-key`, `--srtp-key-file`, `--srtp-suite`), as send/recv.
+    #[command(flatten)]
+    pub srtp: SrtpOpts,
 }
 
 /// `isostream demo`.
 pub async fn run(args: DemoArgs) -> Result<()> {
+    // a bad key is an error before anything runs
+    let key = args.srtp.key()?;
     let profile = Profile::resolve(&args.profile)?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
@@ -96,6 +101,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let sender = SenderSession::new(scfg)?;
     let receiver = ReceiverSession::new(rcfg)?;
+    let stage = || {
+        key.as_ref()
+            .map(isostream_drive::srtp::Srtp::new)
+            .transpose()
+    };
+    let (send_srtp, recv_srtp) = (stage()?, stage()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut timeline: Vec<Sample> = Vec::new();
     let mut next_sample = Instant::ZERO;
@@ -104,6 +115,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let r = rdriver::run(
             receiver,
             recv_sock,
+            recv_srtp,
             move |spec, _| -> std::io::Result<Box<dyn AudioSink>> {
                 Ok(Box::new(WavOutput(
                     WavSink::create(&out_path2, spec).map_err(std::io::Error::other)?,
@@ -148,6 +160,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 pos: 0,
                 fb: spec.frame_bytes(),
             })),
+            send_srtp,
             &mut (),
         )
         .await

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use isostream_drive::srtp::{SrtpKey, SrtpKeyError, SrtpSuite};
 use isostream_receiver::{config as rconfig, ReceiverConfig};
 use isostream_sender::{SenderConfig, Speed};
 use isostream_transport::fec::FecParams;
@@ -371,5 +372,69 @@ pub fn ms_or_deprecated_s(ms: u64, deprecated_s: Option<f64>) -> Duration {
         // parse_deprecated_seconds keeps it finite and in range
         Some(s) => Duration::from_millis((s * 1000.0).round().clamp(1.0, MAX_MS as f64) as u64),
         None => Duration::from_millis(ms),
+    }
+}
+
+/// SRTP/SRTCP keying, shared by `send` and `recv` (docs/PROTOCOL.md, SRTP).
+#[derive(Args, Clone, Debug, Default)]
+pub struct SrtpOpts {
+    /// Protect every datagram with SRTP/SRTCP (RFC 3711) under this master key and salt:
+    /// base64 of 30 bytes (28 for AEAD_AES_128_GCM), the SDES inline form ffmpeg's
+    /// `-srtp_out_params`/`-srtp_in_params` take. Both ends need the same key; anything
+    /// unauthenticated or replayed is counted and dropped.
+    #[arg(long, value_name = "BASE64", value_parser = parse_srtp_inline, conflicts_with = "srtp_key_file")]
+    pub srtp_key: Option<String>,
+    /// The same key, read from a file holding the base64 line (keeps it out of `ps`).
+    #[arg(long, value_name = "PATH")]
+    pub srtp_key_file: Option<std::path::PathBuf>,
+    /// The SRTP crypto suite: AES_CM_128_HMAC_SHA1_80 (ffmpeg's) or AEAD_AES_128_GCM.
+    #[arg(long, default_value = "AES_CM_128_HMAC_SHA1_80", value_parser = parse_srtp_suite)]
+    pub srtp_suite: SrtpSuite,
+}
+
+/// Parses `--srtp-suite`.
+pub fn parse_srtp_suite(s: &str) -> Result<SrtpSuite, String> {
+    SrtpSuite::from_name(s)
+        .ok_or_else(|| format!("'{s}': expected AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM"))
+}
+
+/// Checks `--srtp-key` as far as it can without the suite: base64 of a key of either suite.
+pub fn parse_srtp_inline(s: &str) -> Result<String, String> {
+    let aes_cm = SrtpSuite::AesCm128HmacSha1_80;
+    let gcm = SrtpSuite::AeadAes128Gcm;
+    match SrtpKey::from_inline(aes_cm, s) {
+        Ok(_) => Ok(s.trim().to_string()),
+        Err(SrtpKeyError::Length { got, .. }) => {
+            if SrtpKey::from_inline(gcm, s).is_ok() {
+                return Ok(s.trim().to_string());
+            }
+            Err(format!(
+                "SRTP key holds {got} bytes; expected {} ({}) or {} ({})",
+                aes_cm.master_bytes(),
+                aes_cm.name(),
+                gcm.master_bytes(),
+                gcm.name()
+            ))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl SrtpOpts {
+    /// The key, if one was given (read from `--srtp-key-file` if that was).
+    pub fn key(&self) -> Result<Option<SrtpKey>> {
+        let text = match (&self.srtp_key, &self.srtp_key_file) {
+            (Some(k), _) => k.clone(),
+            (None, Some(p)) => std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the SRTP key file {}", p.display()))?,
+            (None, None) => return Ok(None),
+        };
+        let key = SrtpKey::from_inline(self.srtp_suite, &text).map_err(|e| {
+            match &self.srtp_key_file {
+                Some(p) if self.srtp_key.is_none() => anyhow::anyhow!("{}: {e}", p.display()),
+                _ => anyhow::anyhow!("--srtp-key: {e}"),
+            }
+        })?;
+        Ok(Some(key))
     }
 }

@@ -17,7 +17,8 @@ use isostream_receiver::{ReceiverConfig, ReceiverSession, ReceiverStats};
 use super::common::{bind_udp, check_writable, os_seed};
 use super::devices;
 use super::opts::{
-    ms_or_deprecated_s, parse_buffer_ms, parse_deprecated_seconds, parse_ms, BufferOpts, MemoryOpts,
+    ms_or_deprecated_s, parse_buffer_ms, parse_deprecated_seconds, parse_ms, BufferOpts,
+    MemoryOpts, SrtpOpts,
 };
 
 /// Arguments of `isostream recv`.
@@ -62,6 +63,8 @@ pub struct RecvArgs {
     buffer: BufferOpts,
     #[command(flatten)]
     memory: MemoryOpts,
+    #[command(flatten)]
+    srtp: SrtpOpts,
     /// After BYE (or the idle timeout) play out what is buffered and exit 0.
     #[arg(long)]
     exit_on_end: bool,
@@ -107,6 +110,11 @@ pub async fn run(a: RecvArgs) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     cfg.seed = os_seed();
+    let srtp_key = a.srtp.key()?;
+    let srtp = srtp_key
+        .as_ref()
+        .map(isostream_drive::srtp::Srtp::new)
+        .transpose()?;
     let session = ReceiverSession::new(cfg.clone())?;
     let socket = bind_udp(a.listen)?;
     if let Some(p) = &a.sdp {
@@ -123,15 +131,23 @@ pub async fn run(a: RecvArgs) -> Result<()> {
             interleave: 1,
             substreams: 1,
             reader: isostream_transport::sdp::Reader::Sender,
+            crypto: srtp_key
+                .as_ref()
+                .map(|k| isostream_transport::sdp::SdpCrypto {
+                    suite: k.suite().name().to_string(),
+                    inline: k.inline(),
+                }),
         };
         std::fs::write(p, sdp.to_sdp()?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     eprintln!(
-        "isostream recv: listening on {}, low-water {} ms, high-water {} ms",
+        "isostream recv: listening on {}, low-water {} ms, high-water {} ms{}",
         socket.local_addr()?,
         cfg.low_water_ms,
-        cfg.high_water_ms
+        cfg.high_water_ms,
+        srtp.as_ref()
+            .map_or(String::new(), |s| format!(", SRTP {}", s.suite().name()))
     );
     let out = a.out.clone();
     let raw = a.format;
@@ -218,6 +234,7 @@ pub async fn run(a: RecvArgs) -> Result<()> {
     let (stats, _stop) = rdriver::run(
         session,
         socket,
+        srtp,
         make_sink,
         a.exit_on_end,
         shutdown,
@@ -322,7 +339,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
 /// Prints the receiver summary to stderr.
 pub fn print_receiver_summary(s: &ReceiverStats) {
     eprintln!(
-        "isostream recv: {} packets received, {} lost ({} rebuilt by FEC, {} retransmitted, {} unrecoverable; residual loss {:.3} %), {} late, {} duplicate, {} overflowed; {} malformed and {} foreign datagrams; jitter {:.2} ms",
+        "isostream recv: {} packets received, {} lost ({} rebuilt by FEC, {} retransmitted, {} unrecoverable; residual loss {:.3} %), {} late, {} duplicate, {} overflowed; {} malformed, {} foreign and {} unauthenticated datagrams; jitter {:.2} ms",
         s.packets_received,
         s.packets_lost,
         s.packets_rebuilt,
@@ -334,6 +351,7 @@ pub fn print_receiver_summary(s: &ReceiverStats) {
         s.packets_overflowed,
         s.datagrams_malformed,
         s.datagrams_foreign,
+        s.datagrams_unauthenticated,
         s.substreams.iter().map(|x| x.jitter_ms).fold(0.0, f64::max)
     );
     eprintln!(

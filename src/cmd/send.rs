@@ -15,7 +15,8 @@ use isostream_sender::{FinishReason, SenderConfig, SenderSession, SenderStats, S
 use super::common::{bind_udp, check_writable, os_seed, resolve};
 use super::devices;
 use super::opts::{
-    ms_or_deprecated_s, parse_deprecated_seconds, parse_ms, parse_speed, MemoryOpts, StreamOpts,
+    ms_or_deprecated_s, parse_deprecated_seconds, parse_ms, parse_speed, MemoryOpts, SrtpOpts,
+    StreamOpts,
 };
 
 /// Arguments of `isostream send`.
@@ -55,6 +56,8 @@ pub struct SendArgs {
     stream: StreamOpts,
     #[command(flatten)]
     memory: MemoryOpts,
+    #[command(flatten)]
+    srtp: SrtpOpts,
     /// Stop if the receiver, once heard, is silent this long, in ms.
     #[arg(long, default_value_t = 10_000, value_parser = parse_ms)]
     receiver_timeout_ms: u64,
@@ -97,6 +100,11 @@ pub async fn run(a: SendArgs) -> Result<()> {
     for p in a.stats_json.iter().chain(&a.sdp) {
         check_writable(p)?;
     }
+    let srtp_key = a.srtp.key()?;
+    let srtp = srtp_key
+        .as_ref()
+        .map(isostream_drive::srtp::Srtp::new)
+        .transpose()?;
     let mut device = match &a.device {
         Some(d) => Some(devices::capture_input(
             (!d.is_empty()).then_some(d.as_str()),
@@ -170,6 +178,12 @@ pub async fn run(a: SendArgs) -> Result<()> {
             interleave: cfg.interleave,
             substreams: cfg.substream_channels.len(),
             reader: isostream_transport::sdp::Reader::Receiver,
+            crypto: srtp_key
+                .as_ref()
+                .map(|k| isostream_transport::sdp::SdpCrypto {
+                    suite: k.suite().name().to_string(),
+                    inline: k.inline(),
+                }),
         };
         std::fs::write(p, sdp.to_sdp()?)
             .with_context(|| format!("cannot write {}", p.display()))?;
@@ -202,15 +216,17 @@ pub async fn run(a: SendArgs) -> Result<()> {
         Input::Stored(source)
     };
     eprintln!(
-        "isostream send: {} -> {to}: {spec}, {} substream(s), {} ms packets, FEC {}, interleave {}, spread {}",
+        "isostream send: {} -> {to}: {spec}, {} substream(s), {} ms packets, FEC {}, interleave {}, spread {}{}",
         a.inputs.join(" "),
         cfg.substream_channels.len(),
         a.stream.packet_ms(cfg.live),
         cfg.fec.map_or("off".to_string(), |f| f.to_string()),
         cfg.interleave,
-        cfg.spread
+        cfg.spread,
+        srtp.as_ref()
+            .map_or(String::new(), |s| format!(", SRTP {}", s.suite().name()))
     );
-    let (stats, why) = sdriver::run(session, socket, input, &mut bar).await?;
+    let (stats, why) = sdriver::run(session, socket, input, srtp, &mut bar).await?;
     bar.finish();
     if let Some(c) = &capture {
         eprintln!("{}", c.report());
@@ -293,6 +309,12 @@ fn print_sender_summary(s: &SenderStats, why: &FinishReason, rate: u32) {
         s.resumes_applied,
         s.frames_dropped
     );
+    if s.datagrams_unauthenticated > 0 {
+        eprintln!(
+            "isostream send: {} unauthenticated datagram(s) dropped (SRTCP: forged, another key, or replayed)",
+            s.datagrams_unauthenticated
+        );
+    }
     if let Some(r) = s.receiver_report {
         eprintln!(
             "isostream send: the receiver reports {} packet(s) lost ({:.1} % in its last report), jitter {:.2} ms",

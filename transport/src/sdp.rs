@@ -6,6 +6,10 @@
 //! media port (RFC 5761). `isostream recv --sdp FILE` writes the stream it accepts from a
 //! stock sender (its `--rate` and `--channels`, L16 in payload type 96).
 //!
+//! Keyed with SRTP (`--srtp-key`), the profile is `RTP/SAVP` and an `a=crypto:1` line (SDES,
+//! RFC 4568) carries the suite and the inline key, as ffmpeg and GStreamer's `sdpdemux`
+//! read it.
+//!
 //! Only a plain stream can be described: one substream, 16- or 24-bit samples, no repair
 //! packets (`--fec off`) and no interleaving (`--interleave 1`). Anything else is
 //! isostream-specific, and [`SdpStream::to_sdp`] refuses it with an error that says which
@@ -77,6 +81,17 @@ pub struct SdpStream {
     pub substreams: usize,
     /// Who reads the description.
     pub reader: Reader,
+    /// SRTP keying, when the stream is protected.
+    pub crypto: Option<SdpCrypto>,
+}
+
+/// The SDES keying of an SRTP stream (RFC 4568): `a=crypto:1 SUITE inline:KEY`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SdpCrypto {
+    /// The crypto suite's name, e.g. `AES_CM_128_HMAC_SHA1_80`.
+    pub suite: String,
+    /// The master key and salt in base64 (the inline form).
+    pub inline: String,
 }
 
 impl SdpStream {
@@ -130,7 +145,12 @@ impl SdpStream {
         ));
         line(format!("c={}", addr_spec(self.media.ip(), true)));
         line("t=0 0".into());
-        line(format!("m=audio {} RTP/AVP {pt}", self.media.port()));
+        let profile = if self.crypto.is_some() {
+            "RTP/SAVP"
+        } else {
+            "RTP/AVP"
+        };
+        line(format!("m=audio {} {profile} {pt}", self.media.port()));
         line(format!(
             "a=rtpmap:{pt} {encoding}/{}/{}",
             self.rate, self.channels
@@ -142,6 +162,9 @@ impl SdpStream {
             ));
         }
         line("a=rtcp-mux".into());
+        if let Some(c) = &self.crypto {
+            line(format!("a=crypto:1 {} inline:{}", c.suite, c.inline));
+        }
         line(
             match self.reader {
                 Reader::Receiver => "a=recvonly",
@@ -217,7 +240,28 @@ mod tests {
             interleave: 1,
             substreams: 1,
             reader: Reader::Receiver,
+            crypto: None,
         }
+    }
+
+    #[test]
+    fn a_keyed_stream_is_savp_with_its_crypto_line() {
+        let s = SdpStream {
+            crypto: Some(SdpCrypto {
+                suite: "AES_CM_128_HMAC_SHA1_80".into(),
+                inline: "WbTBosdVUZqEb6Htqhn+m3z7wUh4RJVR8nE15GbN".into(),
+            }),
+            ..plain()
+        }
+        .to_sdp()
+        .unwrap();
+        assert!(s.contains("m=audio 5004 RTP/SAVP 96\r\n"), "{s}");
+        assert!(
+            s.contains(
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WbTBosdVUZqEb6Htqhn+m3z7wUh4RJVR8nE15GbN\r\n"
+            ),
+            "{s}"
+        );
     }
 
     #[test]
