@@ -982,6 +982,22 @@ mod tests {
         b.freeze()
     }
 
+    /// A sender report of `SSRC` claiming an hour of audio (not frozen: a BYE may follow).
+    fn report_of_an_hour() -> BytesMut {
+        let mut b = BytesMut::new();
+        rtcp::write_sender_report(
+            &mut b,
+            &rtcp::SenderReport {
+                ssrc: SSRC,
+                ntp: 0,
+                rtp_ts: 48_000 * 3600,
+                packets: 0,
+                octets: 0,
+            },
+        );
+        b
+    }
+
     fn bye() -> Bytes {
         let mut b = BytesMut::new();
         rtcp::write_bye(&mut b, SSRC);
@@ -1066,18 +1082,7 @@ mod tests {
         // a stranger knows the SSRC: its BYE, its media and its sender report are foreign
         rx.handle_input(input(at(2), stranger, bye()));
         rx.handle_input(input(at(2), stranger, media(SSRC, 4)));
-        let mut b = BytesMut::new();
-        rtcp::write_sender_report(
-            &mut b,
-            &rtcp::SenderReport {
-                ssrc: SSRC,
-                ntp: 0,
-                rtp_ts: 48_000 * 3600,
-                packets: 0,
-                octets: 0,
-            },
-        );
-        rx.handle_input(input(at(2), stranger, b.freeze()));
+        rx.handle_input(input(at(2), stranger, report_of_an_hour().freeze()));
         assert_eq!(rx.stats().datagrams_foreign, 3);
         assert_eq!(rx.stats().packets_received, 4);
         // replies still go to the sender
@@ -1103,17 +1108,7 @@ mod tests {
             assert!(rx.handle_bytes(at(1), media(SSRC, seq)));
         }
         // the sender's report claims an hour, then BYE
-        let mut b = BytesMut::new();
-        rtcp::write_sender_report(
-            &mut b,
-            &rtcp::SenderReport {
-                ssrc: SSRC,
-                ntp: 0,
-                rtp_ts: 48_000 * 3600,
-                packets: 0,
-                octets: 0,
-            },
-        );
+        let mut b = report_of_an_hour();
         rtcp::write_bye(&mut b, SSRC);
         assert!(rx.handle_bytes(at(2), b.freeze()));
         let mut total = 0;
