@@ -200,6 +200,31 @@ fn a_two_second_outage_costs_no_more_than_the_cap_and_the_stream_recovers() {
 }
 
 #[test]
+fn a_burst_that_takes_the_end_of_the_stream_and_every_bye_loses_no_audio() {
+    // 6 s sent at twice real time: the last packets leave at about 3 s, the three BYEs
+    // 100 ms apart after them, and one outage of 2.8-3.4 s takes them all. The receiver's
+    // reports then say it lacks the last packet, so the lingering sender says BYE again;
+    // the receiver learns where the stream ends and asks for the tail.
+    let input = synthesize(Program::Music, stereo(), 48_000 * 6, 9);
+    let lan = Profile::builtin("lan").unwrap();
+    let forward = LinkConfig {
+        outages: Some(Outages {
+            duration_ms: 600.0,
+            rate_per_min: 0.0,
+            at_ms: vec![2_800.0],
+        }),
+        ..lan.forward.clone()
+    };
+    let p = profile(forward, lan.reverse.clone());
+    let (s, r) = stored_defaults(6);
+    let res = run(s, r, &p, 6, &input);
+    assert!(res.forward.dropped_outage > 20, "{:?}", res.forward);
+    assert!(res.completed);
+    assert_eq!(damaged_ms(&input, &res), 0, "{:?}", res.receiver);
+    assert!(res.output == input);
+}
+
+#[test]
 fn retransmission_works_with_30_percent_loss_on_the_reverse_path() {
     let input = synthesize(Program::Speech, stereo(), 48_000 * 16, 4);
     let bursty = Profile::builtin("bursty").unwrap();

@@ -306,6 +306,60 @@ impl fmt::Debug for Srtp {
     }
 }
 
+/// Whether the RTP header of `d` (fixed part, CSRCs, and the header extension with every
+/// RFC 8285 element inside its block) fits in the first `len` bytes of `d`. The SRTP library
+/// parses the header before it authenticates, and an element that runs past the datagram
+/// makes it panic (found by fuzzing): such a datagram is malformed and never reaches it.
+fn rtp_header_fits(d: &[u8], len: usize) -> bool {
+    let len = len.min(d.len());
+    let mut at = rtp::HEADER_LEN + 4 * (d[0] & 0x0f) as usize;
+    if at > len {
+        return false;
+    }
+    if d[0] & 0x10 == 0 {
+        return true;
+    }
+    if at + 4 > len {
+        return false;
+    }
+    let profile = u16::from_be_bytes([d[at], d[at + 1]]);
+    let end = at + 4 + 4 * u16::from_be_bytes([d[at + 2], d[at + 3]]) as usize;
+    if end > len {
+        return false;
+    }
+    at += 4;
+    match profile {
+        0xBEDE => {
+            while at < end {
+                let b = d[at];
+                at += 1;
+                if b == 0 {
+                    continue;
+                }
+                if b >> 4 == 0x0f {
+                    break;
+                }
+                at += (b & 0x0f) as usize + 1;
+            }
+        }
+        0x1000 => {
+            while at < end {
+                let b = d[at];
+                at += 1;
+                if b == 0 {
+                    continue;
+                }
+                if at >= end {
+                    return false;
+                }
+                at += 1 + d[at] as usize;
+            }
+        }
+        _ => {}
+    }
+    at <= end
+}
+
 fn be32(d: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
 }
@@ -337,6 +391,7 @@ impl Srtp {
             }
             DatagramKind::Rtcp => Err(SrtpError::Malformed),
             _ if datagram.len() < rtp::HEADER_LEN => Err(SrtpError::Malformed),
+            _ if !rtp_header_fits(datagram, datagram.len()) => Err(SrtpError::Malformed),
             DatagramKind::Repair => Ok(self.out_repair.encrypt_rtp(datagram)?),
             _ => Ok(self.out_media.encrypt_rtp(datagram)?),
         }
@@ -366,6 +421,7 @@ impl Srtp {
                     })
             }
             _ if datagram.len() < rtp::HEADER_LEN + tag => Err(SrtpError::Malformed),
+            _ if !rtp_header_fits(datagram, datagram.len() - tag) => Err(SrtpError::Malformed),
             DatagramKind::Repair => {
                 self.in_repair
                     .unprotect(be32(datagram, 8), Flavour::Srtp, datagram, |c, d| {
@@ -411,6 +467,51 @@ mod tests {
             SrtpSuite::AeadAes128Gcm => SrtpKey::from_bytes(suite, &[3; 28]).unwrap(),
         };
         (Srtp::new(&key).unwrap(), Srtp::new(&key).unwrap())
+    }
+
+    /// An RTP packet with a header extension of `profile` holding `block` (padded to words).
+    fn rtp_with_extension(profile: u16, block: &[u8]) -> Vec<u8> {
+        let mut d = rtp(9, 0x1234, 96);
+        d[0] |= 0x10;
+        let words = block.len().div_ceil(4);
+        let mut ext = profile.to_be_bytes().to_vec();
+        ext.extend_from_slice(&(words as u16).to_be_bytes());
+        ext.extend_from_slice(block);
+        ext.resize(4 + 4 * words, 0);
+        d.splice(12..12, ext);
+        d
+    }
+
+    #[test]
+    fn header_extension_elements_past_their_block_are_malformed_not_a_panic() {
+        for suite in [SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AeadAes128Gcm] {
+            let (mut tx, mut rx) = pair(suite);
+            // well-formed one-byte and two-byte elements go through both ways
+            for (profile, block) in [(0xBEDE, &[0x12, 1, 2, 3][..]), (0x1000, &[5, 2, 9, 9])] {
+                let mut d = rtp_with_extension(profile, block);
+                d[3] = block[0]; // a sequence number of its own
+                let p = tx.protect(&d).unwrap();
+                assert_eq!(&rx.unprotect(&p).unwrap()[..], &d[..]);
+            }
+            // an element longer than its block (and than the datagram): the library would
+            // panic on it
+            let (mut tx, mut rx) = pair(suite);
+            for (profile, block) in [(0xBEDE, &[0x1f][..]), (0x1000, &[5, 255])] {
+                let mut d = rtp_with_extension(profile, block);
+                d.truncate(12 + 8);
+                assert!(matches!(tx.protect(&d), Err(SrtpError::Malformed)));
+                d.extend_from_slice(&[0; 16]);
+                assert!(matches!(rx.unprotect(&d), Err(SrtpError::Malformed)));
+            }
+            // the datagram the fuzzer found (its first byte picked the GCM suite)
+            let found = [
+                0xb3, 0xb3, 0xb3, 0xb3, 0xb3, 0xb3, 0x2a, 0, 0, 0, 0, 0x5f, 0x23, 0x32, 0, 0, 0, 0,
+                0x1a, 0x2b, 0x5b, 0x3d, 0x05, 0, 0x10, 0, 0, 0x02, 0, 0, 0, 0x3d, 0xff, 0xff, 0, 0,
+                0x01, 0, 0, 0, 0, 0xb8, 0, 0, 0, 0, 0, 0, 0x18,
+            ];
+            assert!(rx.unprotect(&found).is_err());
+            assert!(tx.protect(&found).is_err());
+        }
     }
 
     #[test]

@@ -131,6 +131,9 @@ impl Arrival {
         if self.seen[slot] == ext {
             return None;
         }
+        // a recovered packet counts in the highest sequence number reported (its loss stays
+        // counted): a sender that sees its last packet reported knows the end arrived
+        self.seq.extend(seq as u64);
         self.seen[slot] = ext;
         self.counts.rebuilt += 1;
         Some(ext)
@@ -146,6 +149,7 @@ impl Arrival {
         if self.seen[slot] == ext {
             return None;
         }
+        self.seq.extend(seq as u64);
         self.seen[slot] = ext;
         self.counts.retransmitted += 1;
         Some(ext)

@@ -91,6 +91,12 @@ impl Packetizer {
         self.packets
     }
 
+    /// The sequence number the next packet will carry (the last packet made has the one
+    /// before it).
+    pub fn next_seq(&self) -> u16 {
+        self.seq
+    }
+
     /// Media position (frames) just past the last frame taken.
     pub fn position(&self) -> u64 {
         self.group_pos + (self.group_fill / self.frame_bytes) as u64

@@ -45,6 +45,7 @@ use isostream_transport::fec::{BlockEncoder, ReedSolomonCodec};
 use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc, SubstreamDesc};
 use isostream_transport::rtp::{self, DatagramKind};
 use isostream_transport::sans_io::{earliest, Input, Output, TimerTable, Transmit};
+use isostream_transport::seq::seq_delta;
 use isostream_transport::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -193,6 +194,8 @@ pub struct SenderSession {
     rtt: Option<Duration>,
     /// BYE was sent; NACKs are still answered since this instant.
     lingering_since: Option<Instant>,
+    /// When BYE was last sent.
+    last_bye_at: Option<Instant>,
     /// The receiver's last reference time (RFC 3611): its SSRC, the middle of its NTP
     /// timestamp, and when it arrived.
     last_rrtr: Option<(u32, u32, Instant)>,
@@ -318,6 +321,7 @@ impl SenderSession {
             reporter_ssrc: None,
             rtt: None,
             lingering_since: None,
+            last_bye_at: None,
             last_rrtr: None,
             rtcp_buf: BytesMut::with_capacity(2048),
             frames_sent_exact: 0.0,
@@ -613,6 +617,9 @@ impl SenderSession {
                     {
                         self.reporter_ssrc = Some(ssrc);
                     }
+                    if let Some(b) = block.filter(|_| from == self.cfg.receiver_addr) {
+                        self.bye_unheard(now, b.ssrc, b.highest_seq);
+                    }
                     if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
                         // RFC 3550, 6.4.1: now - LSR - DLSR
                         if let Some(rtt) =
@@ -637,6 +644,28 @@ impl SenderSession {
                 Timer::ReceiverLost as usize,
                 now + self.cfg.receiver_timeout + Duration::from_millis(1),
             );
+        }
+    }
+
+    /// After BYE, a report from the receiver says the highest sequence number it has of
+    /// substream `ssrc` is `highest` (the low 16 bits count). If that is short of the last
+    /// packet sent, the end of the stream and every BYE were lost (one burst can take them
+    /// all): BYE goes again, at most every [`BYE_GAP`], so the receiver learns where the
+    /// stream ends and asks for the tail rather than ending at the newest audio it has.
+    fn bye_unheard(&mut self, now: Instant, ssrc: u32, highest: u32) {
+        if self.lingering_since.is_none() {
+            return;
+        }
+        let Some(s) = self.subs.iter().find(|s| s.ssrc == ssrc) else {
+            return;
+        };
+        let last = s.packetizer.next_seq().wrapping_sub(1);
+        if s.packetizer.packets() == 0 || seq_delta(last, highest as u16) <= 0 {
+            return;
+        }
+        let at = self.last_bye_at.map_or(now, |t| (t + BYE_GAP).max(now));
+        if self.timers.get(Timer::Bye as usize).is_none() {
+            self.timers.set(Timer::Bye as usize, at);
         }
     }
 
@@ -729,6 +758,12 @@ impl SenderSession {
             if now - heard >= LINGER_SILENCE || now - since >= max {
                 self.finish(FinishReason::EndOfInput);
             } else {
+                let bye = Timer::Bye as usize;
+                if self.timers.get(bye).is_some_and(|t| now >= t) {
+                    // the receiver's report showed it lacks the end (see `bye_unheard`)
+                    self.timers.stop(bye);
+                    self.queue_report(now, true);
+                }
                 let until = (heard + LINGER_SILENCE).min(since + max);
                 self.timers.set(Timer::Linger as usize, until);
             }
@@ -775,6 +810,9 @@ impl SenderSession {
     }
 
     fn queue_report(&mut self, now: Instant, bye: bool) {
+        if bye {
+            self.last_bye_at = Some(now);
+        }
         let ntp = rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128);
         let desc = self.description();
         let b = &mut self.rtcp_buf;
