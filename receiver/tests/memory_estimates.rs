@@ -112,8 +112,15 @@ fn every_stage_allocates_no_more_than_it_says() {
             "concealer {sp:?}: {got}"
         );
 
+        // built, then engaged (which builds the sinc table) and run for a few chunks
+        let fb = sp.frame_bytes();
+        let mut out = vec![0u8; 256 * fb];
         let base = watch();
-        let r = AdaptiveResampler::new(format, ch);
+        let mut r = AdaptiveResampler::new(format, ch);
+        for _ in 0..4 {
+            r.process(1.001, |b: &mut [u8]| b.len() / fb, &mut out);
+        }
+        assert!(r.is_engaged());
         let got = peak_since(base);
         drop(r);
         let said = AdaptiveResampler::memory_bytes(format, ch);

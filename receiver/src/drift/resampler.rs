@@ -66,8 +66,10 @@ pub struct AdaptiveResampler {
     format: SampleFormat,
     channels: usize,
     frame_bytes: usize,
-    rs: Async<f32>,
-    /// Rubato's delay at ratio 1, in frames (measured at construction).
+    /// Rubato's sinc resampler, built when the stage first engages (building its table is
+    /// most of what a substream costs to set up, and a stream without drift never needs it).
+    rs: Option<Async<f32>>,
+    /// Rubato's delay at ratio 1, in frames (measured once per process, [`geometry`]).
     delay: usize,
     /// History frames fed on engagement (`(hist_frames + delay) % CHUNK_FRAMES == 0`).
     hist_frames: usize,
@@ -123,24 +125,13 @@ impl AdaptiveResampler {
     fn build(format: SampleFormat, channels: u16) -> Self {
         assert!(channels > 0, "a resampler needs at least one channel");
         let ch = channels as usize;
-        let params = SincInterpolationParameters::new(SINC_LEN, WindowFunction::BlackmanHarris2)
-            .oversampling_factor(OVERSAMPLING)
-            .interpolation(SincInterpolationType::Cubic);
-        let mut rs = Async::<f32>::new_sinc(
-            1.0,
-            MAX_RELATIVE_RATIO,
-            &params,
-            CHUNK_FRAMES,
-            ch,
-            FixedAsync::Output,
-        )
-        .expect("valid resampler parameters");
-        let in_max = rs.input_frames_max();
-        let out_max = rs.output_frames_max();
-        let mut in_f32 = vec![0.0f32; in_max * ch];
-        let mut out_f32 = vec![0.0f32; out_max * ch];
-        let delay = measure_delay(&mut rs, &mut in_f32, &mut out_f32, ch);
-        rs.reset();
+        let Geometry {
+            in_max,
+            out_max,
+            delay,
+        } = geometry();
+        let in_f32 = vec![0.0f32; in_max * ch];
+        let out_f32 = vec![0.0f32; out_max * ch];
         let mut hist_frames = SINC_LEN;
         while !(hist_frames + delay).is_multiple_of(CHUNK_FRAMES) {
             hist_frames += 1;
@@ -153,7 +144,7 @@ impl AdaptiveResampler {
             format,
             channels: ch,
             frame_bytes,
-            rs,
+            rs: None,
             delay,
             hist_frames,
             prime_ratio,
@@ -203,7 +194,9 @@ impl AdaptiveResampler {
     /// Back to pass-through with empty state (a new session, or after a resynchronisation):
     /// anything pulled and not yet played is dropped.
     pub fn reset(&mut self) {
-        self.rs.reset();
+        if let Some(rs) = &mut self.rs {
+            rs.reset();
+        }
         self.engaged = false;
         self.hist_fill = 0;
         self.hist_head = 0;
@@ -225,7 +218,8 @@ impl AdaptiveResampler {
     /// times per call, with varying lengths (up to a few chunks in resampling mode).
     ///
     /// `ratio` is clamped to within 1% of 1. In pass-through every frame is pulled and copied
-    /// unchanged. Nothing allocates.
+    /// unchanged. Nothing allocates, except once: the first engagement builds rubato's sinc
+    /// table (counted in [`AdaptiveResampler::memory_bytes`]).
     pub fn process(
         &mut self,
         ratio: f64,
@@ -287,7 +281,11 @@ impl AdaptiveResampler {
     }
 
     fn engage(&mut self) {
-        self.rs.reset();
+        match &mut self.rs {
+            Some(rs) => rs.reset(),
+            // the one allocation after construction: the sinc table, on first engaging
+            None => self.rs = Some(sinc_resampler(self.channels)),
+        }
         self.engaged = true;
         self.prime_left = self.hist_frames;
         self.skip_left = self.hist_frames + self.delay;
@@ -300,20 +298,28 @@ impl AdaptiveResampler {
     /// Runs rubato once: fills its input from the history (while priming) and `pull`, and
     /// leaves the output in `out_f32`, minus what priming discards.
     fn run_chunk(&mut self, pull: &mut impl FnMut(&mut [u8]) -> usize) {
+        let Some(mut rs) = self.rs.take() else {
+            return;
+        };
+        self.run_chunk_with(&mut rs, pull);
+        self.rs = Some(rs);
+    }
+
+    fn run_chunk_with(&mut self, rs: &mut Async<f32>, pull: &mut impl FnMut(&mut [u8]) -> usize) {
         let fb = self.frame_bytes;
         let ch = self.channels;
-        let before = self.rs.resample_ratio();
+        let before = rs.resample_ratio();
         // in range by construction and by the clamp in `process`
         if self.skip_left > CHUNK_FRAMES {
             // priming, all but the last chunk: step back by rubato's sub-sample lead
-            let _ = self.rs.set_resample_ratio(self.prime_ratio, false);
+            let _ = rs.set_resample_ratio(self.prime_ratio, false);
         } else if self.skip_left > 0 {
             // the last priming chunk at exactly 1, so the ramp starts from 1
-            let _ = self.rs.set_resample_ratio(1.0, false);
-        } else if self.rs.resample_ratio() != self.target {
-            let _ = self.rs.set_resample_ratio(self.target, true);
+            let _ = rs.set_resample_ratio(1.0, false);
+        } else if rs.resample_ratio() != self.target {
+            let _ = rs.set_resample_ratio(self.target, true);
         }
-        let need = self.rs.input_frames_next();
+        let need = rs.input_frames_next();
         let mut filled = 0;
         // history first (oldest first; missing history is silence before the stream)
         while self.prime_left > 0 && filled < need {
@@ -348,17 +354,59 @@ impl AdaptiveResampler {
             .expect("input buffer sized for input_frames_max");
         let mut output = InterleavedSlice::new_mut(&mut self.out_f32[..], ch, out_frames)
             .expect("output buffer sized for output_frames_max");
-        let (_, produced) = self
-            .rs
+        let (_, produced) = rs
             .process_into_buffer(&input, &mut output, None)
             .expect("buffers sized by the resampler's own maxima");
-        let after = self.rs.resample_ratio();
+        let after = rs.resample_ratio();
         self.out_step = 0.5 * (1.0 / before + 1.0 / after);
         let skip = self.skip_left.min(produced);
         self.skip_left -= skip;
         self.out_pos = skip;
         self.out_len = produced;
     }
+}
+
+/// Rubato's sinc resampler for `ch` channels, at ratio 1.
+fn sinc_resampler(ch: usize) -> Async<f32> {
+    let params = SincInterpolationParameters::new(SINC_LEN, WindowFunction::BlackmanHarris2)
+        .oversampling_factor(OVERSAMPLING)
+        .interpolation(SincInterpolationType::Cubic);
+    Async::<f32>::new_sinc(
+        1.0,
+        MAX_RELATIVE_RATIO,
+        &params,
+        CHUNK_FRAMES,
+        ch,
+        FixedAsync::Output,
+    )
+    .expect("valid resampler parameters")
+}
+
+/// What every resampler of this configuration shares, whatever its channel count: rubato's
+/// largest input and output chunk, in frames, and its delay at ratio 1.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    in_max: usize,
+    out_max: usize,
+    delay: usize,
+}
+
+/// The [`Geometry`], measured once per process on a mono resampler.
+fn geometry() -> Geometry {
+    static GEOMETRY: std::sync::OnceLock<Geometry> = std::sync::OnceLock::new();
+    *GEOMETRY.get_or_init(|| {
+        let mut rs = sinc_resampler(1);
+        let in_max = rs.input_frames_max();
+        let out_max = rs.output_frames_max();
+        let mut in_f32 = vec![0.0f32; in_max];
+        let mut out_f32 = vec![0.0f32; out_max];
+        let delay = measure_delay(&mut rs, &mut in_f32, &mut out_f32, 1);
+        Geometry {
+            in_max,
+            out_max,
+            delay,
+        }
+    })
 }
 
 /// Rubato's delay at ratio 1, in frames: where an impulse comes out.
