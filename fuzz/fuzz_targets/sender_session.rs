@@ -7,6 +7,11 @@
 //! every datagram goes to the receiver and fits in UDP; while paused no media or repair
 //! datagram leaves; without spreading and for stored media, the sequence numbers of each
 //! media stream go up by one.
+//!
+//! One input sends at most about [`MAX_SENT`] datagrams, and one audio input makes at most 64
+//! packets per substream: with 1-frame packets, 9 repair packets per block and 8 substreams,
+//! 7,000 frames made 600,000 datagrams (8 s for one input), and the fuzzer should spend its
+//! time on new paths rather than on long streams.
 #![no_main]
 
 use std::collections::HashMap;
@@ -20,6 +25,9 @@ use isostream_transport::rtp::{classify, DatagramKind};
 use isostream_transport::sans_io::{Input, Transmit};
 use isostream_transport::time::Instant;
 use libfuzzer_sys::fuzz_target;
+
+/// Most datagrams one input sends.
+const MAX_SENT: usize = 20_000;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -59,6 +67,8 @@ struct Harness {
     next_seq: HashMap<u32, u16>,
     /// Media leaves in sequence order (no spreading, and no live audio dropped).
     in_order: bool,
+    /// Datagrams sent so far.
+    sent: usize,
 }
 
 impl Harness {
@@ -84,6 +94,7 @@ impl Harness {
         let mut sent: Vec<Transmit> = Vec::new();
         let mut events = Vec::new();
         let at = drain(|| self.s.poll_output(), &mut sent, &mut events);
+        self.sent += sent.len();
         for t in sent {
             assert_eq!(t.to, RECEIVER_ADDR, "a datagram to someone else");
             assert!(t.data.len() <= MAX_DATAGRAM, "{} bytes", t.data.len());
@@ -138,13 +149,19 @@ fuzz_target!(|case: Case| {
         sent_media: Vec::new(),
         next_seq: HashMap::new(),
         in_order: cfg.spread == 1 && !cfg.live,
+        sent: 0,
     };
     let fb = cfg.spec.frame_bytes();
     h.input(Input::Timeout(h.now));
     for op in case.ops.iter().take(512) {
+        if h.sent > MAX_SENT {
+            break;
+        }
         match op {
             Op::Audio { frames, seed } => {
-                let mut n = *frames as usize % 8192;
+                // at most 64 packets per substream (1 kHz with 1 ms packets, 10 datagrams
+                // per packet and 8 substreams made 600,000 datagrams of 7,000 frames)
+                let mut n = (*frames as usize % 8192).min(cfg.packet_frames as usize * 64);
                 if !cfg.live {
                     n = n.min(h.s.audio_wanted());
                 }
@@ -154,8 +171,14 @@ fuzz_target!(|case: Case| {
             }
             Op::End => h.input(Input::EndOfInput(h.now)),
             Op::Advance { ms } => {
-                h.now += isostream_transport::time::Duration::from_millis(u64::from(*ms));
-                h.input(Input::Timeout(h.now));
+                // in steps of at most 100 ms, so that a long wait at a high rate stops at
+                // MAX_SENT
+                let end = h.now + isostream_transport::time::Duration::from_millis(u64::from(*ms));
+                while h.now < end && h.sent <= MAX_SENT {
+                    let step = isostream_transport::time::Duration::from_millis(100);
+                    h.now = (h.now + step).min(end);
+                    h.input(Input::Timeout(h.now));
+                }
             }
             Op::FromReceiver(d) | Op::FromStranger(d) => {
                 let from = if matches!(op, Op::FromReceiver(_)) {
