@@ -5,7 +5,7 @@
 //! SSRCs) or raw bytes. Checked: no panic; every output loop ends in a deadline; the
 //! deadlines do not livelock (repeated timeouts at one instant come to a later deadline);
 //! every datagram goes to the receiver and fits in UDP; while paused no media or repair
-//! datagram leaves; without spreading and for stored media, the sequence numbers of each
+//! datagram leaves but to finish the spread group being sent; without spreading and for stored media, the sequence numbers of each
 //! media stream go up by one.
 //!
 //! One input sends at most about [`MAX_SENT`] datagrams, and one audio input makes at most 64
@@ -69,6 +69,10 @@ struct Harness {
     in_order: bool,
     /// Datagrams sent so far.
     sent: usize,
+    /// Media and repair datagrams one spread group holds (0: no spreading).
+    group_cap: usize,
+    /// Media and repair datagrams sent since the session paused.
+    sent_paused: usize,
 }
 
 impl Harness {
@@ -100,10 +104,14 @@ impl Harness {
             assert!(t.data.len() <= MAX_DATAGRAM, "{} bytes", t.data.len());
             let kind = classify(&t.data);
             assert_ne!(kind, DatagramKind::Foreign, "the sender sent junk");
-            if paused {
+            if !paused {
+                self.sent_paused = 0;
+            } else if matches!(kind, DatagramKind::Media | DatagramKind::Repair) {
+                // only to finish the spread group it was sending
+                self.sent_paused += 1;
                 assert!(
-                    !matches!(kind, DatagramKind::Media | DatagramKind::Repair),
-                    "media or repair sent while paused"
+                    self.sent_paused <= self.group_cap,
+                    "media or repair sent while paused, beyond the spread group"
                 );
             }
             if kind == DatagramKind::Media {
@@ -150,6 +158,12 @@ fuzz_target!(|case: Case| {
         next_seq: HashMap::new(),
         in_order: cfg.spread == 1 && !cfg.live,
         sent: 0,
+        group_cap: if cfg.spread > 1 {
+            cfg.spread as usize * cfg.fec.map_or(1, |f| f.k as usize + f.m as usize)
+        } else {
+            0
+        },
+        sent_paused: 0,
     };
     let fb = cfg.spec.frame_bytes();
     h.input(Input::Timeout(h.now));

@@ -17,6 +17,11 @@ pub struct MediaPacket {
     pub datagram: Bytes,
     /// Frames it carries (its weight for pacing).
     pub frames: u32,
+    /// Whether the packets sent up to this one leave no sequence number of the substream
+    /// unsent below it (false inside a spread group, whose packets leave column by column):
+    /// a PAUSE waits for such a packet, so that it never opens a gap the receiver would ask
+    /// for again.
+    pub ends_group: bool,
 }
 
 /// Arena size for packet buffers: packets are split off a shared allocation, so the steady
@@ -206,6 +211,7 @@ impl Packetizer {
         MediaPacket {
             datagram: self.arena.split().freeze(),
             frames: frames as u32,
+            ends_group: true,
         }
     }
 }

@@ -172,6 +172,9 @@ pub struct SenderSession {
     timers: TimerTable<TIMERS>,
     // flow control
     paused: bool,
+    /// The last media or repair datagram sent was inside a spread group: a PAUSE lets the
+    /// group finish first (the receiver would otherwise ask for its unsent packets).
+    mid_group: bool,
     paused_since: Option<Instant>,
     receiver_ssrc: Option<u32>,
     last_request: u32,
@@ -305,6 +308,7 @@ impl SenderSession {
             started: false,
             timers: TimerTable::default(),
             paused: false,
+            mid_group: false,
             paused_since: None,
             receiver_ssrc: None,
             last_request: 0,
@@ -515,6 +519,7 @@ impl SenderSession {
                 MediaPacket {
                     datagram: r,
                     frames: 0,
+                    ends_group: true,
                 },
                 queue,
             );
@@ -736,6 +741,7 @@ impl SenderSession {
         let frames: u64 = self.queue.iter().map(|p| p.frames as u64).sum();
         self.stats.frames_dropped += (frames as f64 * self.weight) as u64;
         self.queue.clear();
+        self.mid_group = false;
     }
 
     /// Handles timers: reports, BYE repeats, the receiver timeout.
@@ -867,7 +873,7 @@ impl SenderSession {
         if self.finished && !self.queue.is_empty() {
             self.queue.clear();
         }
-        if self.paused || !self.started {
+        if (self.paused && !self.mid_group) || !self.started {
             return None;
         }
         let due = self.pacer.departure(now);
@@ -875,6 +881,7 @@ impl SenderSession {
             return None;
         }
         let p = self.queue.pop_front()?;
+        self.mid_group = !p.ends_group;
         self.pacer.sent(now, p.frames, self.weight);
         if p.frames == 0 {
             self.stats.repair_packets_sent += 1;
@@ -896,7 +903,7 @@ impl SenderSession {
         }
         let now = self.now;
         let mut t = earliest(self.timers.next(), (!self.started).then_some(now));
-        if !self.paused && !self.queue.is_empty() {
+        if (!self.paused || self.mid_group) && !self.queue.is_empty() {
             t = earliest(t, Some(self.pacer.departure(now)));
         }
         if !self.rtx_queue.is_empty() || !self.control.is_empty() {

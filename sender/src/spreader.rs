@@ -56,11 +56,20 @@ impl Spreader {
 
     fn emit(&mut self, out: &mut VecDeque<MediaPacket>) {
         let longest = self.blocks.iter().map(Vec::len).max().unwrap_or(0);
+        let first = out.len();
         for i in 0..longest {
             for b in &self.blocks {
                 if let Some(p) = b.get(i) {
-                    out.push_back(p.clone());
+                    let mut p = p.clone();
+                    p.ends_group = false;
+                    out.push_back(p);
                 }
+            }
+        }
+        // only the group's last packet leaves every sequence number below it sent
+        if out.len() > first {
+            if let Some(last) = out.back_mut() {
+                last.ends_group = true;
             }
         }
         self.blocks.clear();
@@ -76,6 +85,7 @@ mod tests {
         MediaPacket {
             datagram: Bytes::copy_from_slice(&[tag]),
             frames: 1,
+            ends_group: true,
         }
     }
 
@@ -92,6 +102,12 @@ mod tests {
         }
         let order: Vec<u8> = out.iter().map(|p| p.datagram[0]).collect();
         assert_eq!(order, [0, 10, 20, 1, 11, 21, 2, 12, 22]);
+        // only the last packet closes the group (a PAUSE waits for it)
+        let ends: Vec<bool> = out.iter().map(|p| p.ends_group).collect();
+        assert_eq!(
+            ends,
+            [false, false, false, false, false, false, false, false, true]
+        );
     }
 
     #[test]
