@@ -915,3 +915,7 @@ impl SenderSession {
         t
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

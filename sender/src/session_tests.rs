@@ -1,0 +1,326 @@
+//! The sender session's own tests (`session.rs` is the chain; these drive it through
+//! `handle_input` / `poll_output` in virtual time and read what it sends).
+
+use super::*;
+use isostream_media::{AudioSpec, SampleFormat};
+use isostream_transport::fec::FecParams;
+use std::net::SocketAddr;
+
+const STRANGER: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 9, 9, 9)),
+    5004,
+);
+const RECEIVER_SSRC: u32 = 0x0bad_cafe;
+
+fn stereo() -> AudioSpec {
+    AudioSpec {
+        rate: 48_000,
+        channels: 2,
+        format: SampleFormat::S16,
+    }
+}
+
+/// A sender session in virtual time, with what it sent.
+struct Rig {
+    s: SenderSession,
+    now: Instant,
+    /// Audio frames still to give the session (stored media).
+    left: usize,
+    sent: Vec<Bytes>,
+    events: Vec<SenderEvent>,
+}
+
+impl Rig {
+    fn new(cfg: SenderConfig, frames: usize) -> Rig {
+        Rig {
+            s: SenderSession::new(cfg).unwrap(),
+            now: Instant::ZERO,
+            left: frames,
+            sent: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) -> Option<Instant> {
+        loop {
+            match self.s.poll_output() {
+                Output::Transmit(t) => {
+                    assert_eq!(t.to, self.s.config().receiver_addr);
+                    self.sent.push(t.data);
+                }
+                Output::Event(e) => self.events.push(e),
+                Output::Timeout(at) => return at,
+            }
+        }
+    }
+
+    /// Runs for `ms` of virtual time, giving the session the audio it wants (a ramp, so
+    /// every frame differs) and ending the input when it is all given.
+    fn run(&mut self, ms: u64) {
+        let end = self.now + Duration::from_millis(ms);
+        let fb = self.s.config().spec.frame_bytes();
+        loop {
+            let want = self.s.audio_wanted().min(self.left);
+            if want > 0 {
+                let audio: Vec<u8> = (0..want * fb).map(|i| (i % 251) as u8).collect();
+                self.left -= want;
+                let now = self.now;
+                self.s.handle_input(Input::Audio {
+                    now,
+                    frames: &audio,
+                });
+                if self.left == 0 {
+                    self.s.handle_input(Input::EndOfInput(now));
+                }
+            }
+            self.s.handle_input(Input::Timeout(self.now));
+            let at = self.drain();
+            let next = at
+                .unwrap_or(end)
+                .max(self.now + Duration::from_micros(100))
+                .min(self.now + Duration::from_millis(5));
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = next;
+        }
+    }
+
+    fn from(&mut self, from: SocketAddr, data: BytesMut) {
+        let now = self.now;
+        self.s.handle_input(Input::Datagram {
+            now,
+            from,
+            data: data.freeze(),
+        });
+        self.drain();
+    }
+
+    fn flow(&mut self, from: SocketAddr, pause: bool, request: u32) {
+        let mut b = BytesMut::new();
+        let sub = if pause {
+            rtcp::APP_PAUSE
+        } else {
+            rtcp::APP_RESUME
+        };
+        rtcp::write_flow(&mut b, sub, RECEIVER_SSRC, request);
+        self.from(from, b);
+    }
+
+    /// A receiver report about substream 0 whose highest sequence number is `highest`.
+    fn report(&mut self, highest: u16) {
+        let mut b = BytesMut::new();
+        let block = rtcp::ReportBlock {
+            ssrc: self.s.ssrcs()[0],
+            fraction_lost: 0,
+            cumulative_lost: 0,
+            highest_seq: highest as u32 + (1 << 16),
+            jitter: 0,
+            last_sr: 0,
+            delay_since_last_sr: 0,
+        };
+        rtcp::write_receiver_report(&mut b, RECEIVER_SSRC, &[block]);
+        let addr = self.s.config().receiver_addr;
+        self.from(addr, b);
+    }
+
+    /// Sequence numbers of the media packets sent, in order.
+    fn media_seqs(&self) -> Vec<u16> {
+        self.sent
+            .iter()
+            .filter(|d| rtp::classify(d) == DatagramKind::Media)
+            .map(|d| u16::from_be_bytes([d[2], d[3]]))
+            .collect()
+    }
+
+    /// RTCP packets sent, each compound flattened.
+    fn rtcp(&self) -> Vec<RtcpPacket> {
+        self.sent
+            .iter()
+            .filter(|d| rtp::classify(d) == DatagramKind::Rtcp)
+            .flat_map(|d| {
+                rtcp::parse_compound(d)
+                    .filter_map(Result::ok)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn byes(&self) -> usize {
+        self.rtcp()
+            .iter()
+            .filter(|p| matches!(p, RtcpPacket::Bye { .. }))
+            .count()
+    }
+
+    fn acks(&self) -> Vec<u32> {
+        self.rtcp()
+            .iter()
+            .filter_map(|p| match p {
+                RtcpPacket::Ack { request, .. } => Some(*request),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_stored_input_leaves_in_order_and_ends_with_three_byes() {
+    let mut cfg = SenderConfig::new(stereo());
+    cfg.fec = None;
+    let mut r = Rig::new(cfg, 48_000);
+    r.run(3_000);
+    let seqs = r.media_seqs();
+    // 1 s in 5 ms packets, numbered one after the other
+    assert_eq!(seqs.len(), 200);
+    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    assert_eq!(r.s.stats().frames_sent, 48_000);
+    // the receiver never spoke: no lingering, three BYEs and the end
+    assert_eq!(r.byes(), 3);
+    assert!(r.s.is_finished());
+    assert!(r
+        .events
+        .contains(&SenderEvent::Finished(FinishReason::EndOfInput)));
+}
+
+#[test]
+fn only_the_receivers_address_may_pause_and_numbers_converge_to_the_newest() {
+    let mut cfg = SenderConfig::new(stereo());
+    cfg.fec = None;
+    let mut r = Rig::new(cfg, 48_000 * 10);
+    r.run(100);
+    let receiver = r.s.config().receiver_addr;
+    // a stranger's PAUSE is counted and changes nothing
+    r.flow(STRANGER, true, 1_000);
+    assert!(!r.s.is_paused());
+    assert_eq!(r.s.stats().requests_foreign, 1);
+    assert!(r.acks().is_empty());
+    // the receiver's PAUSE 5 stops media and is acknowledged
+    r.flow(receiver, true, 5);
+    assert!(r.s.is_paused());
+    assert_eq!(r.acks(), [5]);
+    let before = r.media_seqs().len();
+    r.run(200);
+    assert_eq!(r.media_seqs().len(), before, "media left while paused");
+    // a stale RESUME (3) is answered with the newest number applied, and changes nothing
+    r.flow(receiver, false, 3);
+    assert!(r.s.is_paused());
+    assert_eq!(r.acks(), [5, 5]);
+    // RESUME 6 goes on, and media flows again
+    r.flow(receiver, false, 6);
+    assert!(!r.s.is_paused());
+    r.run(100);
+    assert!(r.media_seqs().len() > before);
+    assert_eq!(r.s.stats().pauses_applied, 1);
+    assert_eq!(r.s.stats().resumes_applied, 1);
+}
+
+#[test]
+fn a_pause_inside_a_spread_group_finishes_the_group_and_leaves_no_gap() {
+    let mut cfg = SenderConfig::new(stereo());
+    cfg.fec = Some(FecParams::new(8, 2).unwrap());
+    cfg.spread = 2;
+    let mut r = Rig::new(cfg, 48_000 * 10);
+    let receiver = r.s.config().receiver_addr;
+    // until a group is partly sent: its media sequence numbers then have a gap
+    let gap = |seqs: &[u16]| {
+        let (lo, hi) = (*seqs.iter().min().unwrap(), *seqs.iter().max().unwrap());
+        (hi - lo) as usize + 1 != seqs.len()
+    };
+    let mut steps = 0;
+    loop {
+        r.run(1);
+        let seqs = r.media_seqs();
+        if !seqs.is_empty() && gap(&seqs) {
+            break;
+        }
+        steps += 1;
+        assert!(steps < 1_000, "no spread group was ever partly sent");
+    }
+    r.flow(receiver, true, 1);
+    assert!(r.s.is_paused());
+    r.run(500);
+    let seqs = r.media_seqs();
+    assert!(
+        !gap(&seqs),
+        "a PAUSE left sequence numbers unsent: {seqs:?}"
+    );
+    // and then nothing more while paused
+    let n = seqs.len();
+    r.run(500);
+    assert_eq!(r.media_seqs().len(), n);
+}
+
+#[test]
+fn after_bye_a_report_lacking_the_last_packet_brings_bye_again() {
+    let mut cfg = SenderConfig::new(stereo());
+    cfg.fec = None;
+    let mut r = Rig::new(cfg, 4_800);
+    // the receiver is heard from, so the sender lingers after BYE for its NACKs
+    r.run(10);
+    r.report(0);
+    r.run(600);
+    assert_eq!(r.byes(), 3);
+    assert!(!r.s.is_finished(), "the sender should linger for NACKs");
+    let last = *r.media_seqs().last().unwrap();
+    // a report that lacks the last packet: BYE again at once (the last was 100 ms ago or
+    // more), a second such report within 100 ms waits for the 100 ms
+    r.report(last.wrapping_sub(3));
+    r.run(1);
+    assert_eq!(r.byes(), 4);
+    r.report(last.wrapping_sub(3));
+    r.run(50);
+    assert_eq!(r.byes(), 4);
+    r.run(60);
+    assert_eq!(r.byes(), 5);
+    // no report, no BYE
+    r.run(300);
+    assert_eq!(r.byes(), 5);
+    // one that has it: no more BYE, and the sender finishes once the receiver is silent
+    r.report(last);
+    r.run(2_000);
+    assert_eq!(r.byes(), 5);
+    assert!(r.s.is_finished());
+}
+
+#[test]
+fn a_nack_is_answered_from_the_receiver_only() {
+    let mut cfg = SenderConfig::new(stereo());
+    cfg.fec = None;
+    let mut r = Rig::new(cfg, 48_000 * 10);
+    r.run(10);
+    r.report(0);
+    r.run(100);
+    let ssrc = r.s.ssrcs()[0];
+    let seqs = r.media_seqs();
+    let lost = [seqs[3], seqs[4]];
+    let nack = || {
+        let mut b = BytesMut::new();
+        rtcp::write_receiver_report(&mut b, RECEIVER_SSRC, &[]);
+        rtcp::write_nack(&mut b, RECEIVER_SSRC, ssrc, &rtcp::NackList::pack(&lost).0);
+        b
+    };
+    let retransmissions = |r: &Rig| {
+        r.sent
+            .iter()
+            .filter(|d| rtp::classify(d) == DatagramKind::Retransmission)
+            .count()
+    };
+    let b = nack();
+    r.from(STRANGER, b);
+    assert_eq!(retransmissions(&r), 0);
+    assert_eq!(r.s.stats().nacks_foreign, 1);
+    let b = nack();
+    let receiver = r.s.config().receiver_addr;
+    r.from(receiver, b);
+    assert_eq!(retransmissions(&r), 2);
+    // each answer carries the original sequence number first (RFC 4588)
+    let osn: Vec<u16> = r
+        .sent
+        .iter()
+        .filter(|d| rtp::classify(d) == DatagramKind::Retransmission)
+        .map(|d| u16::from_be_bytes([d[12], d[13]]))
+        .collect();
+    assert_eq!(osn, lost);
+}
