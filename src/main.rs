@@ -110,13 +110,18 @@ fn usage_error_line(rendered: &str) -> String {
 /// One line: the error and its causes (a cause that spans lines, such as a TOML parser's
 /// report, is folded into it).
 fn format_error(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| {
-            c.to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let m = c
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        // an error whose message already quotes its cause ("I/O error: {0}") says it once
+        if parts.last().is_some_and(|p| p.ends_with(&m)) {
+            continue;
+        }
+        parts.push(m);
+    }
+    parts.join(": ")
 }

@@ -397,6 +397,11 @@ fn check(args: &[String]) -> Option<String> {
     if !d.stdout.is_empty() {
         wrong.push(format!("{} bytes on stdout", d.stdout.len()));
     }
+    // the reason says each thing once ("I/O error: No such file ...: No such file ..." did not)
+    let parts: Vec<&str> = d.stderr.trim().split(": ").collect();
+    if (1..parts.len()).any(|i| parts[..i].contains(&parts[i])) {
+        wrong.push("a repeated clause".to_string());
+    }
     (!wrong.is_empty())
         .then(|| format!("{} ({}); stderr:\n{}", wrong.join(", "), d.status, d.stderr))
 }
