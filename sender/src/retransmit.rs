@@ -124,9 +124,22 @@ struct RtxStream {
     media_ssrc: u32,
     rtx_ssrc: u32,
     next_seq: u16,
-    /// Ring indexed by sequence number: the sequence number, the packet, and when it was
-    /// last retransmitted.
+    /// Ring indexed by the sequence number's distance from `base` (modulo `slots`): the
+    /// sequence number, the packet, and when it was last retransmitted. It grows as packets
+    /// come, up to `slots`, so a session costs little to set up and a short one little
+    /// memory.
     history: Vec<Option<(u16, Bytes, Option<Instant>)>>,
+    /// Slots of the full ring (a power of two).
+    slots: usize,
+    /// The sequence number of the first packet kept.
+    base: Option<u16>,
+}
+
+impl RtxStream {
+    /// The ring slot of sequence number `seq`.
+    fn slot(&self, seq: u16) -> usize {
+        seq.wrapping_sub(self.base.unwrap_or(seq)) as usize & (self.slots - 1)
+    }
 }
 
 /// The retransmission stage of a sender session (all substreams).
@@ -172,7 +185,9 @@ impl Retransmitter {
                     media_ssrc,
                     rtx_ssrc,
                     next_seq,
-                    history: vec![None; slots],
+                    history: Vec::new(),
+                    slots,
+                    base: None,
                 })
                 .collect(),
             budget: ByteBudget::new(
@@ -201,7 +216,11 @@ impl Retransmitter {
             return;
         };
         let s = &mut self.streams[i];
-        let slot = h.seq as usize & (s.history.len() - 1);
+        s.base.get_or_insert(h.seq);
+        let slot = s.slot(h.seq);
+        if slot >= s.history.len() {
+            s.history.resize(slot + 1, None);
+        }
         s.history[slot] = Some((h.seq, datagram.clone(), None));
         self.budget.credit(datagram.len());
     }
@@ -226,8 +245,13 @@ impl Retransmitter {
         for seq in lost.seqs() {
             self.stats.retransmissions_requested += 1;
             let s = &mut self.streams[i];
-            let slot = seq as usize & (s.history.len() - 1);
-            let Some((_, d, last)) = s.history[slot].as_mut().filter(|(q, _, _)| *q == seq) else {
+            let slot = s.slot(seq);
+            let Some((_, d, last)) = s
+                .history
+                .get_mut(slot)
+                .and_then(Option::as_mut)
+                .filter(|(q, _, _)| *q == seq)
+            else {
                 self.stats.retransmissions_unavailable += 1;
                 continue;
             };
