@@ -126,6 +126,9 @@ pub struct SenderStats {
     /// PAUSE/RESUME requests dropped because they did not come from the session's own
     /// receiver's address.
     pub requests_foreign: u64,
+    /// PAUSE/RESUME requests a multicast sender ignored (no single receiver of a group
+    /// may stop or start it).
+    pub requests_ignored: u64,
 }
 
 /// The receiver's view of the stream, from its last RTCP receiver report.
@@ -555,6 +558,8 @@ impl SenderSession {
             return;
         }
         let mut heard = false;
+        // a multicast group's receivers answer from their own addresses (RFC 5760)
+        let member = self.cfg.multicast || from == self.cfg.receiver_addr;
         // a PAUSE or RESUME after a receiver report restates the receiver's wish; alone, it
         // is a request
         let mut in_report = false;
@@ -563,6 +568,14 @@ impl SenderSession {
                 Err(_) => {
                     self.stats.datagrams_malformed += 1;
                     break;
+                }
+                Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. })
+                    if self.cfg.multicast =>
+                {
+                    // no one receiver of a group stops or starts it: the stream goes on
+                    // at the media rate (docs/PROTOCOL.md, "Multicast")
+                    heard = true;
+                    self.stats.requests_ignored += 1;
                 }
                 Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. })
                     if from != self.cfg.receiver_addr =>
@@ -584,8 +597,10 @@ impl SenderSession {
                     lost,
                 }) => {
                     // only the session's own receiver may ask: its address and its SSRC
-                    let own = from == self.cfg.receiver_addr
-                        && (self.reporter_ssrc == Some(sender_ssrc)
+                    // (any member of a multicast group: the answer goes to the group)
+                    let own = self.cfg.multicast
+                        || from == self.cfg.receiver_addr
+                            && (self.reporter_ssrc == Some(sender_ssrc)
                             || self.receiver_ssrc == Some(sender_ssrc));
                     let answered = own
                         && self.rtx.as_mut().is_some_and(|r| {
@@ -600,7 +615,7 @@ impl SenderSession {
                 Ok(RtcpPacket::ReceiverReferenceTime { ssrc, ntp }) => {
                     // answered in the next report's DLRR, so the receiver measures the round
                     // trip (RFC 3611)
-                    if from == self.cfg.receiver_addr {
+                    if member {
                         if self.last_rrtr.is_none() && self.lingering_since.is_none() {
                             // answer the first one at once: the receiver needs its round
                             // trip early, to know which losses it can still ask for
@@ -612,12 +627,12 @@ impl SenderSession {
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
                     heard = true;
                     in_report = true;
-                    if from == self.cfg.receiver_addr
+                    if member
                         && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc))
                     {
                         self.reporter_ssrc = Some(ssrc);
                     }
-                    if let Some(b) = block.filter(|_| from == self.cfg.receiver_addr) {
+                    if let Some(b) = block.filter(|_| member) {
                         self.bye_unheard(now, b.ssrc, b.highest_seq);
                     }
                     if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
@@ -640,6 +655,9 @@ impl SenderSession {
         }
         if heard {
             self.last_heard = Some(now);
+        }
+        if heard && !self.cfg.multicast {
+            // a multicast sender never stops because one receiver went silent
             self.timers.set(
                 Timer::ReceiverLost as usize,
                 now + self.cfg.receiver_timeout + Duration::from_millis(1),
@@ -743,7 +761,7 @@ impl SenderSession {
         if self.finished {
             return;
         }
-        if let Some(h) = self.last_heard {
+        if let Some(h) = self.last_heard.filter(|_| !self.cfg.multicast) {
             if now - h > self.cfg.receiver_timeout {
                 self.finish(FinishReason::ReceiverLost {
                     silent_ms: (now - h).as_millis() as u64,
@@ -906,5 +924,121 @@ impl SenderSession {
             t = earliest(t, Some(self.timers.get(Timer::Bye as usize).unwrap_or(now)));
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isostream_media::{AudioSpec, SampleFormat};
+    use isostream_transport::rtcp::{write_flow, write_nack, NackList, APP_PAUSE};
+    use isostream_transport::rtp::{classify, DatagramKind, RtpHeader};
+    use std::net::SocketAddr;
+
+    const GROUP: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(239, 1, 2, 3)),
+        5004,
+    );
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    /// Runs the session until `until_ms` (1 ms steps, stored audio of silence fed as wanted),
+    /// returning what it sent: (to, datagram).
+    fn run(s: &mut SenderSession, from_ms: u64, until_ms: u64) -> Vec<(SocketAddr, Bytes)> {
+        let fb = s.config().spec.frame_bytes();
+        let mut out = Vec::new();
+        for ms in from_ms..until_ms {
+            let now = at(ms);
+            let want = s.audio_wanted();
+            if want > 0 {
+                let audio = vec![0u8; want * fb];
+                s.handle_input(Input::Audio { now, frames: &audio });
+            }
+            s.handle_input(Input::Timeout(now));
+            while let Output::Transmit(t) = s.poll_output() {
+                out.push((t.to, t.data));
+            }
+        }
+        out
+    }
+
+    fn media(out: &[(SocketAddr, Bytes)]) -> Vec<RtpHeader> {
+        out.iter()
+            .filter(|(_, d)| classify(d) == DatagramKind::Media)
+            .map(|(_, d)| RtpHeader::parse(d).expect("media parses").0)
+            .collect()
+    }
+
+    fn multicast_sender() -> SenderSession {
+        let spec = AudioSpec {
+            rate: 48_000,
+            channels: 2,
+            format: SampleFormat::S16,
+        };
+        let mut cfg = SenderConfig::new(spec);
+        cfg.fec = None;
+        cfg.receiver_addr = GROUP;
+        cfg.multicast = true;
+        cfg.receiver_timeout = Duration::from_millis(500);
+        SenderSession::new(cfg).expect("a valid configuration")
+    }
+
+    #[test]
+    fn a_multicast_sender_ignores_pause_and_answers_any_members_nack_to_the_group() {
+        let mut s = multicast_sender();
+        let before = run(&mut s, 0, 100);
+        let sent = media(&before);
+        assert!(sent.len() >= 15, "5 ms packets for 100 ms: {}", sent.len());
+        assert!(before.iter().all(|(to, _)| *to == GROUP));
+        let ssrc = sent[0].ssrc;
+        // one member asks to PAUSE: the stream goes on at the media rate
+        let member: SocketAddr = "10.0.0.7:40000".parse().expect("an address");
+        let mut b = BytesMut::new();
+        write_flow(&mut b, APP_PAUSE, 0x1234, 1);
+        s.handle_input(Input::Datagram {
+            now: at(100),
+            from: member,
+            data: b.split().freeze(),
+        });
+        assert!(!s.is_paused());
+        let after = run(&mut s, 100, 200);
+        let more = media(&after);
+        assert!(
+            (18..=22).contains(&more.len()),
+            "100 ms more at 5 ms packets, paced at the media rate: {}",
+            more.len()
+        );
+        assert_eq!(s.stats().requests_ignored, 1);
+        assert_eq!(s.stats().pauses_applied, 0);
+        // another member (an address and SSRC never seen) asks for a packet it lost: the
+        // retransmission goes to the group, once within a round trip
+        let lost = sent[3].seq;
+        let (list, _) = NackList::pack(&[lost]);
+        let other: SocketAddr = "10.0.0.8:40002".parse().expect("an address");
+        for k in 0..2 {
+            write_nack(&mut b, 0x5678 + k, ssrc, &list);
+            s.handle_input(Input::Datagram {
+                now: at(200),
+                from: other,
+                data: b.split().freeze(),
+            });
+        }
+        let answer = run(&mut s, 200, 210);
+        let rtx: Vec<_> = answer
+            .iter()
+            .filter(|(_, d)| classify(d) == DatagramKind::Retransmission)
+            .collect();
+        assert_eq!(rtx.len(), 1, "one answer for two NACKs of one packet");
+        assert_eq!(rtx[0].0, GROUP);
+        // the original sequence number leads the RTX payload (RFC 4588)
+        let (_, payload) = RtpHeader::parse(&rtx[0].1).expect("RTX parses");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), lost);
+        assert_eq!(s.stats().nacks_foreign, 0);
+        // the members fall silent: past the receiver timeout the stream goes on
+        let late = run(&mut s, 210, 1_500);
+        assert!(!s.is_finished());
+        assert!(media(&late).len() > 200);
     }
 }
