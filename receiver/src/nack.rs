@@ -36,6 +36,10 @@ pub const MIN_RETRY: Duration = Duration::from_millis(10);
 /// Longest time between two requests for one packet: the wait doubles after every
 /// unanswered request (an answer may be stuck behind a delay spike), up to this.
 pub const MAX_RETRY: Duration = Duration::from_millis(800);
+/// With multicast, the most a gap's first request waits beyond its hold, at random
+/// (RFC 4585, 3.5.2: members of a group do not all ask at once, and one who sees the
+/// retransmission another asked for asks for nothing). In ms.
+pub const MULTICAST_NACK_DELAY: Duration = Duration::from_millis(20);
 
 /// What the NACK stage did, in packets unless named otherwise.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -75,6 +79,10 @@ pub struct Nacker {
     srtt: Option<Duration>,
     rttvar: Duration,
     counts: NackCounts,
+    /// The most a first request waits beyond the hold at random (zero: no wait).
+    random_delay: Duration,
+    /// State of the generator of those waits (xorshift64, never zero).
+    rng: u64,
 }
 
 impl Nacker {
@@ -93,7 +101,32 @@ impl Nacker {
             srtt: None,
             rttvar: Duration::ZERO,
             counts: NackCounts::default(),
+            random_delay: Duration::ZERO,
+            rng: 1,
         }
+    }
+
+    /// A gap's first request also waits a random time from zero to `max` (a member of a
+    /// multicast group: RFC 4585's randomised feedback), drawn from a generator seeded
+    /// with `seed`.
+    pub fn with_random_delay(mut self, max: Duration, seed: u64) -> Self {
+        self.random_delay = max;
+        self.rng = seed | 1;
+        self
+    }
+
+    /// The next random wait, from zero to `random_delay`.
+    fn draw_delay(&mut self) -> Duration {
+        if self.random_delay.is_zero() {
+            return Duration::ZERO;
+        }
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        let ns = self.random_delay.as_nanos() as u64;
+        Duration::from_nanos(x % (ns + 1))
     }
 
     /// Counters so far.
@@ -120,7 +153,7 @@ impl Nacker {
     pub fn on_arrival(&mut self, now: Instant, ext: u64) {
         match self.highest {
             Some(h) if ext > h => {
-                let first_ask = now + self.hold + 2 * self.jitter;
+                let first_ask = now + self.hold + 2 * self.jitter + self.draw_delay();
                 for gap in (h + 1)..ext {
                     if self.missing.len() == MAX_MISSING {
                         self.missing.pop_front();
