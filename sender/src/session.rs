@@ -575,7 +575,10 @@ impl SenderSession {
                     // no one receiver of a group stops or starts it: the stream goes on
                     // at the media rate (docs/PROTOCOL.md, "Multicast")
                     heard = true;
-                    self.stats.requests_ignored += 1;
+                    if !in_report {
+                        // (a report's restatement of the member's state is no request)
+                        self.stats.requests_ignored += 1;
+                    }
                 }
                 Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. })
                     if from != self.cfg.receiver_addr =>

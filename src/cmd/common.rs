@@ -185,6 +185,30 @@ fn set_multicast_if_v4_index(_: &socket2::SockRef<'_>, _: u32) -> std::io::Resul
     ))
 }
 
+/// IPV6_MULTICAST_ALL off (Linux): a socket bound to the wildcard address receives only the
+/// groups it joined, not every group some socket of this host joined on its port.
+#[cfg(target_os = "linux")]
+fn set_v6_multicast_all_off(s: &socket2::Socket) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    const IPV6_MULTICAST_ALL: libc::c_int = 29;
+    let off: libc::c_int = 0;
+    // SAFETY: a valid socket and a correctly sized, initialised option value
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            IPV6_MULTICAST_ALL,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    // kernels before 4.20 lack the option: they deliver as before
+    if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOPROTOOPT) {
+        return Err(std::io::Error::last_os_error()).context("cannot set IPV6_MULTICAST_ALL");
+    }
+    Ok(())
+}
+
 /// A socket that has joined the multicast group `group` (its port the stream's): bound to
 /// the group's address and port with SO_REUSEADDR and SO_REUSEPORT, so several receivers on
 /// one host join the same group; on `iface` if given (else the route's); with `source`,
@@ -205,8 +229,28 @@ pub fn bind_multicast(
         s.set_only_v6(true)?;
     }
     s.set_nonblocking(true)?;
-    s.bind(&group.into())
-        .with_context(|| format!("cannot bind {group}"))?;
+    let bound = match group {
+        // a link-scoped IPv6 group (ff02::...) is bound with its interface as the scope
+        SocketAddr::V6(g) => {
+            let scope = iface.map(Iface::index).transpose()?.unwrap_or(0);
+            let mut at = g;
+            at.set_scope_id(scope);
+            s.bind(&SocketAddr::V6(at).into())
+        }
+        SocketAddr::V4(_) => s.bind(&group.into()),
+    };
+    if let Err(e) = bound {
+        if !group.is_ipv6() {
+            return Err(e).with_context(|| format!("cannot bind {group}"));
+        }
+        // no interface named: the wildcard address and the group's port, taking only the
+        // groups this socket joins
+        let any = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, group.port()));
+        s.bind(&any.into())
+            .with_context(|| format!("cannot bind {any} for {group}"))?;
+        #[cfg(target_os = "linux")]
+        set_v6_multicast_all_off(&s)?;
+    }
     match (group.ip(), source) {
         (std::net::IpAddr::V4(g), Some(std::net::IpAddr::V4(src))) => {
             let local = match iface {
