@@ -35,8 +35,8 @@ fn ip(args: &[&str]) {
 }
 
 impl Netns {
-    /// A fresh namespace whose loopback carries multicast (IPv4 224.0.0.0/4 and, with `v6`,
-    /// ff00::/8 routed to lo).
+    /// A fresh namespace whose loopback carries IPv4 multicast (224.0.0.0/4 routed to lo)
+    /// and, with `v6`, a veth pair mc0/mc1 for IPv6 (link-scoped groups on mc0).
     fn new(v6: bool) -> Netns {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
@@ -51,7 +51,17 @@ impl Netns {
         ip(&["-n", n, "link", "set", "lo", "multicast", "on"]);
         ip(&["-n", n, "route", "add", "224.0.0.0/4", "dev", "lo"]);
         if v6 {
-            ip(&["-n", n, "-6", "route", "add", "ff00::/8", "dev", "lo", "table", "local"]);
+            // Linux loops no IPv6 multicast back on lo: a veth pair carries it (with no
+            // duplicate address detection, so its link-local address is usable at once)
+            let dad = Command::new("ip")
+                .args(["netns", "exec", n, "sh", "-c"])
+                .arg("echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad")
+                .status()
+                .expect("run sh in the namespace");
+            assert!(dad.success(), "cannot turn off DAD in the namespace");
+            ip(&["-n", n, "link", "add", "mc0", "type", "veth", "peer", "name", "mc1"]);
+            ip(&["-n", n, "link", "set", "mc0", "up"]);
+            ip(&["-n", n, "link", "set", "mc1", "up"]);
         }
         ns
     }
@@ -105,6 +115,7 @@ fn wait_bound(procs: &[Proc], port: u16) {
 /// One sender to `group` and three members of it, in a namespace of their own: every
 /// member's output is the input, exactly.
 fn three_members(dir: &Path, group: SocketAddr, v6: bool) {
+    let iface: &[&str] = if v6 { &["--multicast-iface", "mc0"] } else { &[] };
     let ns = Netns::new(v6);
     let spec = spec(48_000, 2, SampleFormat::S16);
     let frames = 48_000 * 2 + 77;
@@ -115,12 +126,17 @@ fn three_members(dir: &Path, group: SocketAddr, v6: bool) {
         let stats = dir.join(format!("recv{i}.json"));
         recvs.push(ns.spawn(
             "recv",
-            &recv_args(group, out.to_str().unwrap(), &stats, &["--low-water", "200"]),
+            &recv_args(
+                group,
+                out.to_str().unwrap(),
+                &stats,
+                &[&["--low-water", "200"], iface].concat(),
+            ),
         ));
     }
     wait_bound(&recvs, group.port());
     let sstats = dir.join("send.json");
-    let send = ns.spawn("send", &send_args(&input, group, &sstats, &[]));
+    let send = ns.spawn("send", &send_args(&input, group, &sstats, iface));
     let t0 = Instant::now();
     let s = send.wait_ok(CHILD_TIMEOUT);
     let elapsed = t0.elapsed();
