@@ -59,7 +59,9 @@ impl Netns {
                 .status()
                 .expect("run sh in the namespace");
             assert!(dad.success(), "cannot turn off DAD in the namespace");
-            ip(&["-n", n, "link", "add", "mc0", "type", "veth", "peer", "name", "mc1"]);
+            ip(&[
+                "-n", n, "link", "add", "mc0", "type", "veth", "peer", "name", "mc1",
+            ]);
             ip(&["-n", n, "link", "set", "mc0", "up"]);
             ip(&["-n", n, "link", "set", "mc1", "up"]);
         }
@@ -115,7 +117,11 @@ fn wait_bound(procs: &[Proc], port: u16) {
 /// One sender to `group` and three members of it, in a namespace of their own: every
 /// member's output is the input, exactly.
 fn three_members(dir: &Path, group: SocketAddr, v6: bool) {
-    let iface: &[&str] = if v6 { &["--multicast-iface", "mc0"] } else { &[] };
+    let iface: &[&str] = if v6 {
+        &["--multicast-iface", "mc0"]
+    } else {
+        &[]
+    };
     let ns = Netns::new(v6);
     let spec = spec(48_000, 2, SampleFormat::S16);
     let frames = 48_000 * 2 + 77;
@@ -165,10 +171,22 @@ fn three_members(dir: &Path, group: SocketAddr, v6: bool) {
             "{what}: {}",
             r.stderr
         );
-        assert_eq!(count(&rj, &["receiver", "packets_unrecoverable"]), 0, "{what}");
-        assert_eq!(count(&rj, &["receiver", "datagrams_malformed"]), 0, "{what}");
+        assert_eq!(
+            count(&rj, &["receiver", "packets_unrecoverable"]),
+            0,
+            "{what}"
+        );
+        assert_eq!(
+            count(&rj, &["receiver", "datagrams_malformed"]),
+            0,
+            "{what}"
+        );
         // a group member asks for no PAUSE: the buffer fills to the low-water mark and plays
-        assert_eq!(count(&rj, &["receiver", "flow", "pauses_sent"]), 0, "{what}");
+        assert_eq!(
+            count(&rj, &["receiver", "flow", "pauses_sent"]),
+            0,
+            "{what}"
+        );
         assert_eq!(
             count(&sj, &["sender", "packets_sent"]),
             count(&rj, &["receiver", "packets_received"])

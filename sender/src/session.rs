@@ -569,9 +569,7 @@ impl SenderSession {
                     self.stats.datagrams_malformed += 1;
                     break;
                 }
-                Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. })
-                    if self.cfg.multicast =>
-                {
+                Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. }) if self.cfg.multicast => {
                     // no one receiver of a group stops or starts it: the stream goes on
                     // at the media rate (docs/PROTOCOL.md, "Multicast")
                     heard = true;
@@ -604,7 +602,7 @@ impl SenderSession {
                     let own = self.cfg.multicast
                         || from == self.cfg.receiver_addr
                             && (self.reporter_ssrc == Some(sender_ssrc)
-                            || self.receiver_ssrc == Some(sender_ssrc));
+                                || self.receiver_ssrc == Some(sender_ssrc));
                     let answered = own
                         && self.rtx.as_mut().is_some_and(|r| {
                             r.on_nack(now, self.rtt, media_ssrc, &lost, &mut self.rtx_queue)
@@ -630,9 +628,7 @@ impl SenderSession {
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
                     heard = true;
                     in_report = true;
-                    if member
-                        && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc))
-                    {
+                    if member && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc)) {
                         self.reporter_ssrc = Some(ssrc);
                     }
                     if let Some(b) = block.filter(|_| member) {
@@ -957,7 +953,10 @@ mod tests {
             let want = s.audio_wanted();
             if want > 0 {
                 let audio = vec![0u8; want * fb];
-                s.handle_input(Input::Audio { now, frames: &audio });
+                s.handle_input(Input::Audio {
+                    now,
+                    frames: &audio,
+                });
             }
             s.handle_input(Input::Timeout(now));
             while let Output::Transmit(t) = s.poll_output() {
