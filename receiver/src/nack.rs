@@ -289,6 +289,28 @@ mod tests {
     }
 
     #[test]
+    fn a_group_members_first_request_waits_at_random_and_the_groups_retransmission_spares_it() {
+        let mut waits = std::collections::BTreeSet::new();
+        for seed in 0..32 {
+            let mut n = Nacker::new(Duration::from_millis(20))
+                .with_random_delay(MULTICAST_NACK_DELAY, seed);
+            n.on_arrival(at(0), 10);
+            n.on_arrival(at(5), 12);
+            let first = n.next_deadline().expect("a gap");
+            assert!(first >= at(25) && first <= at(45), "{first:?}");
+            waits.insert(first);
+            // another member's request was answered to the group first: nothing to ask
+            n.on_retransmission(first - Duration::from_millis(1), 11);
+            assert_eq!(due(&mut n, 100), Vec::<u16>::new());
+            assert_eq!(n.counts().requested, 0);
+        }
+        assert!(
+            waits.len() > 8,
+            "the waits differ between members: {waits:?}"
+        );
+    }
+
+    #[test]
     fn a_gap_is_asked_for_after_the_hold_and_again_a_round_trip_later() {
         let mut n = Nacker::new(Duration::from_millis(20));
         n.on_arrival(at(0), 10);
