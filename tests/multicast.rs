@@ -141,6 +141,11 @@ fn three_members(dir: &Path, group: SocketAddr, v6: bool) {
         ));
     }
     wait_bound(&recvs, group.port());
+    // bound is not yet joined: each says it listens once it is a member (a datagram sent to
+    // the group before that is not its to receive)
+    for r in &mut recvs {
+        r.wait_for_output("listening on", BIND_TIMEOUT);
+    }
     let sstats = dir.join("send.json");
     let send = ns.spawn("send", &send_args(&input, group, &sstats, iface));
     let t0 = Instant::now();
