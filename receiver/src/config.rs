@@ -61,6 +61,12 @@ pub struct ReceiverConfig {
     /// Audio the caller holds after playout (the driver's queue to a file or pipe writer),
     /// counted against the budget with the session's own buffers, in ms of output frames.
     pub output_queue_ms: u32,
+    /// The session is a member of an IP multicast group (docs/PROTOCOL.md, "Multicast"): it
+    /// sends no PAUSE/RESUME (a group's sender obeys none; it sends at the media rate and
+    /// the buffer fills to the low-water mark and plays), and its NACKs wait a random time
+    /// up to [`crate::nack::MULTICAST_NACK_DELAY`] first, so a retransmission another
+    /// member asked for (sent to the whole group) spares its own request.
+    pub multicast: bool,
 }
 
 /// A library configuration: low-water 200 ms, high-water 1000 ms, RESUME at the low-water
@@ -87,6 +93,7 @@ impl Default for ReceiverConfig {
             stock_l16_payload_type: None,
             memory_budget_bytes: crate::budget::DEFAULT_MEMORY_BUDGET_BYTES,
             output_queue_ms: 0,
+            multicast: false,
         }
     }
 }

@@ -36,6 +36,10 @@ pub const MIN_RETRY: Duration = Duration::from_millis(10);
 /// Longest time between two requests for one packet: the wait doubles after every
 /// unanswered request (an answer may be stuck behind a delay spike), up to this.
 pub const MAX_RETRY: Duration = Duration::from_millis(800);
+/// With multicast, the most a gap's first request waits beyond its hold, at random
+/// (RFC 4585, 3.5.2: members of a group do not all ask at once, and one who sees the
+/// retransmission another asked for asks for nothing). In ms.
+pub const MULTICAST_NACK_DELAY: Duration = Duration::from_millis(20);
 
 /// What the NACK stage did, in packets unless named otherwise.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -75,6 +79,10 @@ pub struct Nacker {
     srtt: Option<Duration>,
     rttvar: Duration,
     counts: NackCounts,
+    /// The most a first request waits beyond the hold at random (zero: no wait).
+    random_delay: Duration,
+    /// State of the generator of those waits (xorshift64, never zero).
+    rng: u64,
 }
 
 impl Nacker {
@@ -93,7 +101,32 @@ impl Nacker {
             srtt: None,
             rttvar: Duration::ZERO,
             counts: NackCounts::default(),
+            random_delay: Duration::ZERO,
+            rng: 1,
         }
+    }
+
+    /// A gap's first request also waits a random time from zero to `max` (a member of a
+    /// multicast group: RFC 4585's randomised feedback), drawn from a generator seeded
+    /// with `seed`.
+    pub fn with_random_delay(mut self, max: Duration, seed: u64) -> Self {
+        self.random_delay = max;
+        self.rng = seed | 1;
+        self
+    }
+
+    /// The next random wait, from zero to `random_delay`.
+    fn draw_delay(&mut self) -> Duration {
+        if self.random_delay.is_zero() {
+            return Duration::ZERO;
+        }
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        let ns = self.random_delay.as_nanos() as u64;
+        Duration::from_nanos(x % (ns + 1))
     }
 
     /// Counters so far.
@@ -120,7 +153,7 @@ impl Nacker {
     pub fn on_arrival(&mut self, now: Instant, ext: u64) {
         match self.highest {
             Some(h) if ext > h => {
-                let first_ask = now + self.hold + 2 * self.jitter;
+                let first_ask = now + self.hold + 2 * self.jitter + self.draw_delay();
                 for gap in (h + 1)..ext {
                     if self.missing.len() == MAX_MISSING {
                         self.missing.pop_front();
@@ -253,6 +286,28 @@ mod tests {
         let mut v = Vec::new();
         n.due(at(ms), &Clock, &mut v);
         v
+    }
+
+    #[test]
+    fn a_group_members_first_request_waits_at_random_and_the_groups_retransmission_spares_it() {
+        let mut waits = std::collections::BTreeSet::new();
+        for seed in 0..32 {
+            let mut n = Nacker::new(Duration::from_millis(20))
+                .with_random_delay(MULTICAST_NACK_DELAY, seed);
+            n.on_arrival(at(0), 10);
+            n.on_arrival(at(5), 12);
+            let first = n.next_deadline().expect("a gap");
+            assert!(first >= at(25) && first <= at(45), "{first:?}");
+            waits.insert(first);
+            // another member's request was answered to the group first: nothing to ask
+            n.on_retransmission(first - Duration::from_millis(1), 11);
+            assert_eq!(due(&mut n, 100), Vec::<u16>::new());
+            assert_eq!(n.counts().requested, 0);
+        }
+        assert!(
+            waits.len() > 8,
+            "the waits differ between members: {waits:?}"
+        );
     }
 
     #[test]

@@ -264,7 +264,10 @@ impl ReceiverSession {
         };
         let steer = self.cfg.drift_correction || layout.live;
         let memory_bytes = Substreams::memory_bytes(&layout, capacity, steer);
-        let subs = Substreams::new(&layout, capacity, steer);
+        let mut subs = Substreams::new(&layout, capacity, steer);
+        if self.cfg.multicast {
+            subs.nack_random_delay(crate::nack::MULTICAST_NACK_DELAY, self.cfg.seed);
+        }
         if let Some(old) = self.active.take() {
             self.retire(old);
         }
@@ -619,6 +622,10 @@ impl ReceiverSession {
             }
             a.playout.start(now);
             self.events.push_back(ReceiverEvent::PlaybackStarted);
+        }
+        if self.cfg.multicast {
+            // a group's sender obeys no one member's PAUSE/RESUME: none is asked for
+            return;
         }
         if let Some(req) = self.flow.update(now, fullest, resume, high) {
             self.send_request(req);

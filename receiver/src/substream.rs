@@ -228,6 +228,14 @@ impl SubstreamRx {
         self
     }
 
+    /// Its NACKs' first requests wait a random time from zero to `max` more (a member of a
+    /// multicast group, RFC 4585), drawn from a generator seeded with `seed`.
+    pub fn with_nack_random_delay(&mut self, max: Duration, seed: u64) {
+        if let Some((n, r)) = self.nack.take() {
+            self.nack = Some((n.with_random_delay(max, seed), r));
+        }
+    }
+
     /// The SSRC of this substream's retransmissions, if it asks for them.
     pub fn rtx_ssrc(&self) -> Option<u32> {
         self.nack.as_ref().map(|(_, r)| *r)
@@ -391,6 +399,14 @@ impl Deadlines for Unknown {
 }
 
 impl Substreams {
+    /// Every substream's NACKs wait a random time from zero to `max` before their first
+    /// request (a member of a multicast group), from generators seeded by `seed`.
+    pub fn nack_random_delay(&mut self, max: Duration, seed: u64) {
+        for (i, s) in self.subs.iter_mut().enumerate() {
+            s.with_nack_random_delay(max, seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+    }
+
     /// The substreams of `layout`, each with a jitter buffer of `capacity` frames and, if
     /// `resample`, a resampler.
     pub fn new(layout: &Layout, capacity: usize, resample: bool) -> Self {

@@ -49,6 +49,12 @@ pub struct SenderConfig {
     /// Where the session's datagrams go (the receiver, or a relay in front of it): the
     /// address of every [`isostream_transport::sans_io::Transmit`] it hands out.
     pub receiver_addr: std::net::SocketAddr,
+    /// `receiver_addr` is an IP multicast group (RFC 5760's model: media and
+    /// retransmissions go to the group, reports come back by unicast from any member).
+    /// The session then takes reports and NACKs from any address, obeys no receiver's
+    /// PAUSE/RESUME (they are counted in `requests_ignored` and dropped), and never stops
+    /// because a receiver went silent (`receiver_timeout` is not applied).
+    pub multicast: bool,
     /// The sender's buffers count against this, in bytes: the retransmission history
     /// above all (see [`SenderConfig::memory_bytes`]); a configuration needing more is
     /// refused. At least [`MIN_MEMORY_BUDGET_BYTES`].
@@ -87,6 +93,7 @@ impl SenderConfig {
             cname: "isostream".into(),
             receiver_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5004)),
             retransmission: Some(crate::retransmit::RtxParams::default()),
+            multicast: false,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
         }
     }

@@ -126,6 +126,9 @@ pub struct SenderStats {
     /// PAUSE/RESUME requests dropped because they did not come from the session's own
     /// receiver's address.
     pub requests_foreign: u64,
+    /// PAUSE/RESUME requests a multicast sender ignored (no single receiver of a group
+    /// may stop or start it).
+    pub requests_ignored: u64,
 }
 
 /// The receiver's view of the stream, from its last RTCP receiver report.
@@ -560,6 +563,8 @@ impl SenderSession {
             return;
         }
         let mut heard = false;
+        // a multicast group's receivers answer from their own addresses (RFC 5760)
+        let member = self.cfg.multicast || from == self.cfg.receiver_addr;
         // a PAUSE or RESUME after a receiver report restates the receiver's wish; alone, it
         // is a request
         let mut in_report = false;
@@ -568,6 +573,15 @@ impl SenderSession {
                 Err(_) => {
                     self.stats.datagrams_malformed += 1;
                     break;
+                }
+                Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. }) if self.cfg.multicast => {
+                    // no one receiver of a group stops or starts it: the stream goes on
+                    // at the media rate (docs/PROTOCOL.md, "Multicast")
+                    heard = true;
+                    if !in_report {
+                        // (a report's restatement of the member's state is no request)
+                        self.stats.requests_ignored += 1;
+                    }
                 }
                 Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. })
                     if from != self.cfg.receiver_addr =>
@@ -589,9 +603,11 @@ impl SenderSession {
                     lost,
                 }) => {
                     // only the session's own receiver may ask: its address and its SSRC
-                    let own = from == self.cfg.receiver_addr
-                        && (self.reporter_ssrc == Some(sender_ssrc)
-                            || self.receiver_ssrc == Some(sender_ssrc));
+                    // (any member of a multicast group: the answer goes to the group)
+                    let own = self.cfg.multicast
+                        || from == self.cfg.receiver_addr
+                            && (self.reporter_ssrc == Some(sender_ssrc)
+                                || self.receiver_ssrc == Some(sender_ssrc));
                     let answered = own
                         && self.rtx.as_mut().is_some_and(|r| {
                             r.on_nack(now, self.rtt, media_ssrc, &lost, &mut self.rtx_queue)
@@ -605,7 +621,7 @@ impl SenderSession {
                 Ok(RtcpPacket::ReceiverReferenceTime { ssrc, ntp }) => {
                     // answered in the next report's DLRR, so the receiver measures the round
                     // trip (RFC 3611)
-                    if from == self.cfg.receiver_addr {
+                    if member {
                         if self.last_rrtr.is_none() && self.lingering_since.is_none() {
                             // answer the first one at once: the receiver needs its round
                             // trip early, to know which losses it can still ask for
@@ -617,12 +633,10 @@ impl SenderSession {
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
                     heard = true;
                     in_report = true;
-                    if from == self.cfg.receiver_addr
-                        && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc))
-                    {
+                    if member && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc)) {
                         self.reporter_ssrc = Some(ssrc);
                     }
-                    if let Some(b) = block.filter(|_| from == self.cfg.receiver_addr) {
+                    if let Some(b) = block.filter(|_| member) {
                         self.bye_unheard(now, b.ssrc, b.highest_seq);
                     }
                     if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
@@ -645,6 +659,9 @@ impl SenderSession {
         }
         if heard {
             self.last_heard = Some(now);
+        }
+        if heard && !self.cfg.multicast {
+            // a multicast sender never stops because one receiver went silent
             self.timers.set(
                 Timer::ReceiverLost as usize,
                 now + self.cfg.receiver_timeout + Duration::from_millis(1),
@@ -749,7 +766,7 @@ impl SenderSession {
         if self.finished {
             return;
         }
-        if let Some(h) = self.last_heard {
+        if let Some(h) = self.last_heard.filter(|_| !self.cfg.multicast) {
             if now - h > self.cfg.receiver_timeout {
                 self.finish(FinishReason::ReceiverLost {
                     silent_ms: (now - h).as_millis() as u64,

@@ -324,3 +324,122 @@ fn a_nack_is_answered_from_the_receiver_only() {
         .collect();
     assert_eq!(osn, lost);
 }
+
+/// A multicast sender (`SenderConfig::multicast`): no single member pauses it.
+mod multicast {
+    use super::super::*;
+    use isostream_media::{AudioSpec, SampleFormat};
+    use isostream_transport::rtcp::{write_flow, write_nack, NackList, APP_PAUSE};
+    use isostream_transport::rtp::{classify, DatagramKind, RtpHeader};
+    use std::net::SocketAddr;
+
+    const GROUP: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(239, 1, 2, 3)),
+        5004,
+    );
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    /// Runs the session until `until_ms` (1 ms steps, stored audio of silence fed as wanted),
+    /// returning what it sent: (to, datagram).
+    fn run(s: &mut SenderSession, from_ms: u64, until_ms: u64) -> Vec<(SocketAddr, Bytes)> {
+        let fb = s.config().spec.frame_bytes();
+        let mut out = Vec::new();
+        for ms in from_ms..until_ms {
+            let now = at(ms);
+            let want = s.audio_wanted();
+            if want > 0 {
+                let audio = vec![0u8; want * fb];
+                s.handle_input(Input::Audio {
+                    now,
+                    frames: &audio,
+                });
+            }
+            s.handle_input(Input::Timeout(now));
+            while let Output::Transmit(t) = s.poll_output() {
+                out.push((t.to, t.data));
+            }
+        }
+        out
+    }
+
+    fn media(out: &[(SocketAddr, Bytes)]) -> Vec<RtpHeader> {
+        out.iter()
+            .filter(|(_, d)| classify(d) == DatagramKind::Media)
+            .map(|(_, d)| RtpHeader::parse(d).expect("media parses").0)
+            .collect()
+    }
+
+    fn multicast_sender() -> SenderSession {
+        let spec = AudioSpec {
+            rate: 48_000,
+            channels: 2,
+            format: SampleFormat::S16,
+        };
+        let mut cfg = SenderConfig::new(spec);
+        cfg.fec = None;
+        cfg.receiver_addr = GROUP;
+        cfg.multicast = true;
+        cfg.receiver_timeout = Duration::from_millis(500);
+        SenderSession::new(cfg).expect("a valid configuration")
+    }
+
+    #[test]
+    fn a_multicast_sender_ignores_pause_and_answers_any_members_nack_to_the_group() {
+        let mut s = multicast_sender();
+        let before = run(&mut s, 0, 100);
+        let sent = media(&before);
+        assert!(sent.len() >= 15, "5 ms packets for 100 ms: {}", sent.len());
+        assert!(before.iter().all(|(to, _)| *to == GROUP));
+        let ssrc = sent[0].ssrc;
+        // one member asks to PAUSE: the stream goes on at the media rate
+        let member: SocketAddr = "10.0.0.7:40000".parse().expect("an address");
+        let mut b = BytesMut::new();
+        write_flow(&mut b, APP_PAUSE, 0x1234, 1);
+        s.handle_input(Input::Datagram {
+            now: at(100),
+            from: member,
+            data: b.split().freeze(),
+        });
+        assert!(!s.is_paused());
+        let after = run(&mut s, 100, 200);
+        let more = media(&after);
+        assert!(
+            (18..=22).contains(&more.len()),
+            "100 ms more at 5 ms packets, paced at the media rate: {}",
+            more.len()
+        );
+        assert_eq!(s.stats().requests_ignored, 1);
+        assert_eq!(s.stats().pauses_applied, 0);
+        // another member (an address and SSRC never seen) asks for a packet it lost: the
+        // retransmission goes to the group, once within a round trip
+        let lost = sent[3].seq;
+        let (list, _) = NackList::pack(&[lost]);
+        let other: SocketAddr = "10.0.0.8:40002".parse().expect("an address");
+        for k in 0..2 {
+            write_nack(&mut b, 0x5678 + k, ssrc, &list);
+            s.handle_input(Input::Datagram {
+                now: at(200),
+                from: other,
+                data: b.split().freeze(),
+            });
+        }
+        let answer = run(&mut s, 200, 210);
+        let rtx: Vec<_> = answer
+            .iter()
+            .filter(|(_, d)| classify(d) == DatagramKind::Retransmission)
+            .collect();
+        assert_eq!(rtx.len(), 1, "one answer for two NACKs of one packet");
+        assert_eq!(rtx[0].0, GROUP);
+        // the original sequence number leads the RTX payload (RFC 4588)
+        let (_, payload) = RtpHeader::parse(&rtx[0].1).expect("RTX parses");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), lost);
+        assert_eq!(s.stats().nacks_foreign, 0);
+        // the members fall silent: past the receiver timeout the stream goes on
+        let late = run(&mut s, 210, 1_500);
+        assert!(!s.is_finished());
+        assert!(media(&late).len() > 200);
+    }
+}

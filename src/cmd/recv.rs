@@ -14,7 +14,7 @@ use isostream_drive::AudioSink;
 use isostream_media::{AudioSpec, PcmWriter, RawFormat, WavSink};
 use isostream_receiver::{ReceiverConfig, ReceiverSession, ReceiverStats};
 
-use super::common::{bind_udp, check_writable, os_seed};
+use super::common::{bind_multicast, bind_udp, check_writable, os_seed, parse_iface, Iface};
 use super::devices;
 use super::opts::{
     ms_or_deprecated_s, parse_buffer_ms, parse_deprecated_seconds, parse_ms, BufferOpts,
@@ -24,9 +24,18 @@ use super::opts::{
 /// Arguments of `isostream recv`.
 #[derive(Args)]
 pub struct RecvArgs {
-    /// Address to listen on.
+    /// Address to listen on, or an IP multicast group to join (239.x.y.z:PORT,
+    /// [ff0x::...]:PORT; several receivers on one host may join the same group).
     #[arg(long, default_value = "0.0.0.0:5004")]
     listen: SocketAddr,
+    /// With a multicast --listen: the interface to join on, by address (IPv4) or name (e.g.
+    /// eth0). Default: the route's.
+    #[arg(long, value_name = "ADDR|NAME", value_parser = parse_iface)]
+    multicast_iface: Option<Iface>,
+    /// With a multicast --listen (IPv4): receive only this sender's datagrams
+    /// (source-specific multicast, IP_ADD_SOURCE_MEMBERSHIP).
+    #[arg(long, value_name = "ADDR")]
+    source: Option<std::net::IpAddr>,
     /// Output: a WAV file, `-` for raw PCM on stdout at the playout pace, or `device[:NAME]`
     /// for an audio device (the default output, or NAME from `isostream devices`). A WAV
     /// file is never overwritten: with `--out out.wav`, each session goes to the first of
@@ -91,6 +100,13 @@ pub struct RecvArgs {
 /// `isostream recv`.
 pub async fn run(a: RecvArgs) -> Result<()> {
     let mut cfg = ReceiverConfig::default();
+    let multicast = a.listen.ip().is_multicast();
+    if !multicast && (a.source.is_some() || a.multicast_iface.is_some()) {
+        bail!(
+            "--source and --multicast-iface need a multicast group as --listen (224.0.0.0/4 or ff00::/8), not {}",
+            a.listen
+        );
+    }
     check_output(a.out.as_deref(), a.out_dir.as_deref())?;
     if let Some(p) = &a.stats_json {
         check_writable(p)?;
@@ -110,13 +126,18 @@ pub async fn run(a: RecvArgs) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     cfg.seed = os_seed();
+    cfg.multicast = multicast;
     let srtp_key = a.srtp.key()?;
     let srtp = srtp_key
         .as_ref()
         .map(isostream_drive::srtp::Srtp::new)
         .transpose()?;
     let session = ReceiverSession::new(cfg.clone())?;
-    let socket = bind_udp(a.listen)?;
+    let socket = if multicast {
+        bind_multicast(a.listen, a.multicast_iface.as_ref(), a.source)?
+    } else {
+        bind_udp(a.listen)?
+    };
     if let Some(p) = &a.sdp {
         let local = socket.local_addr()?;
         let ip = isostream_transport::sdp::concrete_address(local.ip());

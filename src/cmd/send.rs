@@ -12,7 +12,9 @@ use isostream_drive::AudioSource;
 use isostream_media::{AudioSpec, PcmReader, RawFormat, WavSource};
 use isostream_sender::{FinishReason, SenderConfig, SenderSession, SenderStats, Speed};
 
-use super::common::{bind_udp, check_writable, os_seed, resolve};
+use super::common::{
+    bind_udp, check_writable, os_seed, parse_iface, resolve, set_multicast_sender, Iface,
+};
 use super::devices;
 use super::opts::{
     ms_or_deprecated_s, parse_deprecated_seconds, parse_ms, parse_speed, MemoryOpts, SrtpOpts,
@@ -29,9 +31,18 @@ pub struct SendArgs {
     /// instead of INPUT, at --rate and --channels as 16-bit audio. Implies --live.
     #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
     device: Option<String>,
-    /// Receiver address.
+    /// Receiver address, or an IP multicast group (239.x.y.z:PORT, [ff0x::...]:PORT): every
+    /// member of the group receives the stream and reports back by unicast.
     #[arg(long)]
     to: String,
+    /// With a multicast --to: the hop limit (TTL) of the datagrams, 1 to 255 (1: this link
+    /// only). Default 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=255))]
+    multicast_ttl: Option<u32>,
+    /// With a multicast --to: the interface to send from, by address (IPv4) or name (e.g.
+    /// eth0). Default: the route's.
+    #[arg(long, value_name = "ADDR|NAME", value_parser = parse_iface)]
+    multicast_iface: Option<Iface>,
     /// Local address to send from.
     #[arg(long, default_value = "0.0.0.0:0")]
     bind: SocketAddr,
@@ -49,9 +60,10 @@ pub struct SendArgs {
     live: bool,
     /// How fast stored media is sent: times real time, or `max` (as fast as PAUSE/RESUME
     /// allow). Default: twice real time, so the receiver's buffer fills up to its high-water
-    /// mark and PAUSE/RESUME keep it deep (`1`: real time). A live source ignores it.
-    #[arg(long, default_value = "2", value_parser = parse_speed)]
-    speed: Speed,
+    /// mark and PAUSE/RESUME keep it deep (`1`: real time); 1 (and at most 1) to a multicast
+    /// group, whose sender obeys no PAUSE. A live source ignores it.
+    #[arg(long, value_parser = parse_speed)]
+    speed: Option<Speed>,
     #[command(flatten)]
     stream: StreamOpts,
     #[command(flatten)]
@@ -152,20 +164,50 @@ pub async fn run(a: SendArgs) -> Result<()> {
     cfg.live = a.live || device.is_some();
     a.stream.apply(&mut cfg)?;
     cfg.memory_budget_bytes = a.memory.bytes();
-    cfg.speed = a.speed;
+    let to = resolve(&a.to)?;
+    let multicast = to.ip().is_multicast();
+    if !multicast && (a.multicast_ttl.is_some() || a.multicast_iface.is_some()) {
+        bail!("--multicast-ttl and --multicast-iface need a multicast group as --to (224.0.0.0/4 or ff00::/8), not {to}");
+    }
+    cfg.speed = match a.speed {
+        None if multicast => Speed::Times(1.0),
+        None => Speed::Times(2.0),
+        Some(Speed::Times(x)) if multicast && x > 1.0 => bail!(
+            "--speed {x} to a multicast group: its sender obeys no PAUSE, so stored media goes at most at the media rate (--speed 1 or less)"
+        ),
+        Some(Speed::Max) if multicast => bail!(
+            "--speed max to a multicast group: its sender obeys no PAUSE, so stored media goes at most at the media rate (--speed 1 or less)"
+        ),
+        Some(s) => s,
+    };
+    cfg.multicast = multicast;
     cfg.seed = os_seed();
     cfg.receiver_timeout = ms_or_deprecated_s(a.receiver_timeout_ms, a.receiver_timeout_s);
     cfg.wallclock_at_zero_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let to = resolve(&a.to)?;
     cfg.receiver_addr = to;
     let session = SenderSession::new(cfg.clone())?;
-    let socket = bind_udp(a.bind)?;
-    socket
-        .connect(to)
-        .await
-        .with_context(|| format!("cannot reach {to}"))?;
+    let bind = if to.is_ipv6() && a.bind == SocketAddr::from(([0, 0, 0, 0], 0)) {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        a.bind
+    };
+    let socket = bind_udp(bind)?;
+    if multicast {
+        // not connected: the reports come back from every member's own address
+        set_multicast_sender(
+            &socket,
+            to,
+            a.multicast_ttl.unwrap_or(1),
+            a.multicast_iface.as_ref(),
+        )?;
+    } else {
+        socket
+            .connect(to)
+            .await
+            .with_context(|| format!("cannot reach {to}"))?;
+    }
     if let Some(p) = &a.sdp {
         let sdp = isostream_transport::sdp::SdpStream {
             origin: socket.local_addr()?.ip(),
