@@ -232,6 +232,7 @@ mod tests {
 
     fn desc(rate: u32, channels: &[u8]) -> SessionDesc {
         SessionDesc {
+            codec: 0,
             rate,
             format: SampleFormat::S24.code(),
             interleave: 1,

@@ -955,6 +955,7 @@ mod tests {
 
     fn desc() -> SessionDesc {
         SessionDesc {
+            codec: 0,
             rate: 48_000,
             format: SampleFormat::S16.code(),
             packet_frames: FRAMES as u16,
