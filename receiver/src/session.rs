@@ -282,7 +282,11 @@ impl ReceiverSession {
             ended: false,
             pending: DatagramQueue::new(self.budget().pending_bytes()),
             memory_bytes,
-            media_pt: media_payload_type(layout.spec.format, layout.framing.interleave),
+            media_pt: if layout.opus {
+                rtp::PT_OPUS
+            } else {
+                media_payload_type(layout.spec.format, layout.framing.interleave)
+            },
             source: self.from,
         });
         self.events.push_back(ReceiverEvent::SessionStarted {
@@ -528,7 +532,8 @@ impl ReceiverSession {
         let stock_l16 = self.cfg.stock_l16_payload_type;
         if self.bound_index(h.ssrc).is_none()
             && self.active.as_ref().is_none_or(|a| a.ended)
-            && payload_format(h.payload_type, stock_l16).is_some()
+            && (payload_format(h.payload_type, stock_l16).is_some()
+                || (cfg!(feature = "opus") && h.payload_type == rtp::PT_OPUS))
         {
             // a stock sender (no session description): accept its stream as it is
             let layout = Layout::stock(self.cfg.default_spec, h.ssrc, h.payload_type, stock_l16);
