@@ -112,7 +112,9 @@ impl Active {
     fn reported_end(&self) -> i64 {
         let data_end = self.subs.data_end();
         let max_tail = MediaClock::new(self.spec.rate).frames_in_ms(MAX_LOST_TAIL_MS) as i64;
-        (self.subs.sr_end().unwrap_or(data_end)).clamp(data_end, data_end + max_tail)
+        // an Opus stream's last packet is padded to a whole frame: the end may lie inside it
+        let min = data_end - self.subs.padded_tail_frames();
+        (self.subs.sr_end().unwrap_or(data_end)).clamp(min, data_end + max_tail)
     }
 
     fn stats(&self, flow: FlowStats, drops: Drops) -> ReceiverStats {

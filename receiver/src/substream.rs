@@ -936,6 +936,16 @@ impl Substreams {
         self.subs.iter().map(|s| s.jb.end()).max().unwrap_or(0)
     }
 
+    /// How far before the newest audio the stream's end may lie, in frames: 0 for PCM; for
+    /// Opus, whose last packet is padded to a whole frame, up to one packet (120 ms).
+    pub fn padded_tail_frames(&self) -> i64 {
+        #[cfg(feature = "opus")]
+        if self.subs.iter().any(|s| s.opus.is_some()) {
+            return crate::opus_decoder::MAX_PACKET_FRAMES as i64;
+        }
+        0
+    }
+
     /// The latest media position a sender report has announced, in frames.
     pub fn sr_end(&self) -> Option<i64> {
         self.subs
