@@ -44,9 +44,11 @@ fn local_round_trip(input: &[u8], spec: AudioSpec, p: &OpusParams) -> Vec<u8> {
     };
     let c = spec.channels as usize;
     let mut enc = opus::Encoder::new(48_000, ch, opus::Application::Audio).unwrap();
-    enc.set_bitrate(opus::Bitrate::Bits(p.bitrate as i32)).unwrap();
+    enc.set_bitrate(opus::Bitrate::Bits(p.bitrate as i32))
+        .unwrap();
     enc.set_inband_fec(p.inband_fec).unwrap();
-    enc.set_packet_loss_perc(p.expected_loss_percent as i32).unwrap();
+    enc.set_packet_loss_perc(p.expected_loss_percent as i32)
+        .unwrap();
     let mut dec = opus::Decoder::new(48_000, ch).unwrap();
     let samples: Vec<i16> = input
         .chunks_exact(2)
@@ -97,9 +99,16 @@ fn a_clean_link_plays_what_a_local_opus_round_trip_gives_at_a_tenth_of_the_bytes
     )
     .unwrap();
     assert!(r.completed);
-    assert_eq!(r.output.len(), input.len(), "the output has the input's length");
+    assert_eq!(
+        r.output.len(),
+        input.len(),
+        "the output has the input's length"
+    );
     let want = local_round_trip(&input, spec, &p);
-    assert!(r.output == want, "the output is the local decode, sample for sample");
+    assert!(
+        r.output == want,
+        "the output is the local decode, sample for sample"
+    );
     let snr = snr_after_pre_skip(&input, &r.output, spec);
     // the synthetic music's percussion is noise, which Opus codes perceptually rather than
     // waveform for waveform: a local round trip gives the same 12-13 dB (a tone gives 30)
@@ -109,7 +118,11 @@ fn a_clean_link_plays_what_a_local_opus_round_trip_gives_at_a_tenth_of_the_bytes
     eprintln!("opus clean: SNR {snr:.1} dB, wire/raw {ratio:.4}");
     assert!(ratio <= 0.15, "bytes on the wire {ratio:.3} x raw PCM");
     let opus = r.receiver.substreams[0].opus.expect("an Opus substream");
-    assert_eq!((opus.plc, opus.fec, opus.malformed), (0, 0, 0), "{opus:?}");
+    assert_eq!(
+        (opus.packets_plc, opus.packets_fec, opus.packets_malformed),
+        (0, 0, 0),
+        "{opus:?}"
+    );
 }
 
 #[test]
@@ -176,11 +189,19 @@ fn bursty_loss_with_retransmission_stays_complete_and_is_concealed_by_opus() {
     // few 20 ms windows around each concealed packet
     let vs_input = compare(&input, &r.output, spec);
     assert!(vs_input.gaps.is_empty(), "dropouts: {:?}", vs_input.gaps);
-    assert!(opus.plc + opus.fec > 0, "the profile leaves losses for Opus to conceal: {opus:?}");
-    assert_eq!(opus.malformed, 0);
+    assert!(
+        opus.packets_plc + opus.packets_fec > 0,
+        "the profile leaves losses for Opus to conceal: {opus:?}"
+    );
+    assert_eq!(opus.packets_malformed, 0);
     let damaged = damaged_windows(&clean, &r.output, spec, 20.0, 10.0);
     let total = (input.len() / spec.frame_bytes() / 960) as u64;
-    eprintln!("opus bursty: {damaged} of {total} 20 ms windows below 10 dB against the clean decode");
-    assert!(damaged <= 4 * (opus.plc + opus.fec + opus.late) + 2, "{damaged} damaged windows");
+    eprintln!(
+        "opus bursty: {damaged} of {total} 20 ms windows below 10 dB against the clean decode"
+    );
+    assert!(
+        damaged <= 4 * (opus.packets_plc + opus.packets_fec + opus.packets_late) + 2,
+        "{damaged} damaged windows"
+    );
     assert!(snr >= 8.0, "SNR against the input {snr:.1} dB");
 }

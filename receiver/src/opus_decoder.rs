@@ -5,8 +5,8 @@
 //! Opus's decoder is stateful and must see the packets in order, so a packet that arrives
 //! ahead of a missing one is held (up to [`HOLD_PACKETS`]) until the hole is filled (by a
 //! late, rebuilt or retransmitted packet) or its audio is due: then the missing packet is
-//! decoded from the next packet's in-band FEC if that is held ([`OpusCounts::fec`]),
-//! otherwise by Opus's packet loss concealment ([`OpusCounts::plc`]). A packet that arrives
+//! decoded from the next packet's in-band FEC if that is held ([`OpusCounts::packets_fec`]),
+//! otherwise by Opus's packet loss concealment ([`OpusCounts::packets_plc`]). A packet that arrives
 //! after its place was concealed is dropped (counted late). A payload libopus rejects is
 //! counted malformed and concealed like a lost one.
 //!
@@ -114,11 +114,11 @@ impl OpusDecoder {
         let (nseq, _) = *self.next.get_or_insert((seq, ts));
         let d = seq_delta(seq, nseq);
         if d < 0 {
-            self.counts.late += 1;
+            self.counts.packets_late += 1;
             return false;
         }
         if payload.len() > MAX_PAYLOAD {
-            self.counts.malformed += 1;
+            self.counts.packets_malformed += 1;
             return false;
         }
         if d as usize >= HOLD_PACKETS {
@@ -158,12 +158,12 @@ impl OpusDecoder {
             .decode(&self.slots[i].data[..len], &mut self.pcm, false);
         let frames = match r {
             Ok(n) if n > 0 => {
-                self.counts.decoded += 1;
+                self.counts.packets_decoded += 1;
                 n
             }
             _ => {
-                self.counts.malformed += 1;
-                self.counts.plc += 1;
+                self.counts.packets_malformed += 1;
+                self.counts.packets_plc += 1;
                 self.conceal_frames(self.last_frames)
             }
         };
@@ -197,17 +197,17 @@ impl OpusDecoder {
                 let out = &mut self.pcm[..gap * self.channels];
                 match self.dec.decode(&self.slots[i].data[..len], out, true) {
                     Ok(n) if n == gap => {
-                        self.counts.fec += 1;
+                        self.counts.packets_fec += 1;
                         n
                     }
                     _ => {
-                        self.counts.plc += 1;
+                        self.counts.packets_plc += 1;
                         self.conceal_frames(gap)
                     }
                 }
             }
             None => {
-                self.counts.plc += 1;
+                self.counts.packets_plc += 1;
                 self.conceal_frames(gap)
             }
         };
@@ -290,12 +290,12 @@ mod tests {
             }
         }
         assert_eq!(got, reference);
-        assert_eq!(d.counts().decoded, 6);
+        assert_eq!(d.counts().packets_decoded, 6);
         assert!(
             !d.push(base, 1000, &p[0]),
             "a packet decoded already is late"
         );
-        assert_eq!(d.counts().late, 1);
+        assert_eq!(d.counts().packets_late, 1);
     }
 
     #[test]
@@ -314,13 +314,13 @@ mod tests {
         assert_eq!(d.missing(), Some(960));
         let c = d.conceal_next().unwrap();
         assert_eq!((c.ts, c.pcm.len()), (960, 960 * 4));
-        assert_eq!(d.counts().fec + d.counts().plc, 1);
+        assert_eq!(d.counts().packets_fec + d.counts().packets_plc, 1);
         assert_eq!(d.decode_next().unwrap().ts, 1920);
         // a payload libopus cannot parse is malformed and concealed, never a panic
         d.push(3, 2880, &[0xff]);
         let x = d.decode_next().unwrap();
         assert_eq!((x.ts, x.pcm.len()), (2880, 960 * 4));
-        assert_eq!(d.counts().malformed, 1);
+        assert_eq!(d.counts().packets_malformed, 1);
         assert!(OpusDecoder::new(3).is_none());
     }
 }

@@ -388,17 +388,17 @@ mod tests {
     }
 }
 
-/// What the stage did, for the statistics.
+/// The Opus decoder stage's counters (`receiver.substreams[].opus`; docs/STATS.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct OpusCounts {
     /// Packets decoded.
-    pub decoded: u64,
+    pub packets_decoded: u64,
     /// Missing packets decoded from the next packet's in-band FEC.
-    pub fec: u64,
+    pub packets_fec: u64,
     /// Missing (or undecodable) packets replaced by Opus's packet loss concealment.
-    pub plc: u64,
+    pub packets_plc: u64,
     /// Packets that arrived after their place was concealed (dropped).
-    pub late: u64,
+    pub packets_late: u64,
     /// Payloads libopus rejected (concealed).
-    pub malformed: u64,
+    pub packets_malformed: u64,
 }
