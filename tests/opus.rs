@@ -205,3 +205,222 @@ fn bursty_loss_with_retransmission_stays_complete_and_is_concealed_by_opus() {
     );
     assert!(snr >= 8.0, "SNR against the input {snr:.1} dB");
 }
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{
+    count, free_addr, free_port, read_json, recv_args, send_args, spawn, spawn_command, spawn_recv,
+    wait_until_bound, wav_data_bytes, CHILD_TIMEOUT,
+};
+use isostream_media::{find_alignment, read_wav_all, write_wav_all};
+
+/// Writes `frames` of `program` at 48 kHz stereo to `path`; returns the wire frames.
+fn write_input(path: &Path, program: Program, frames: usize, seed: u64) -> Vec<u8> {
+    let audio = synthesize(program, stereo(), frames, seed);
+    write_wav_all(path, stereo(), &audio).expect("write the input WAV");
+    audio
+}
+
+/// SNR of `got` against `want` after finding the delay (up to 1 s), in dB.
+fn aligned_snr(want: &[u8], got: &[u8], what: &str) -> (i64, f64) {
+    let spec = stereo();
+    let fb = spec.frame_bytes();
+    let lag = find_alignment(want, got, spec, 48_000)
+        .unwrap_or_else(|| panic!("{what}: the output does not match the input at any delay"));
+    let best = (lag - 8..=lag + 8)
+        .map(|l| {
+            let (w, g) = if l >= 0 {
+                (want, &got[(l as usize * fb).min(got.len())..])
+            } else {
+                (&want[(-l) as usize * fb..], got)
+            };
+            compare(w, g, spec).snr_db
+        })
+        .fold(f64::MIN, f64::max);
+    (lag, best)
+}
+
+#[test]
+fn send_and_recv_over_loopback_play_the_local_round_trip_at_a_tenth_of_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    let audio = write_input(&input, Program::Music, 48_000 * 2 + 500, 21);
+    let (out, rstats, sstats) = (
+        dir.path().join("out.wav"),
+        dir.path().join("recv.json"),
+        dir.path().join("send.json"),
+    );
+    let addr = free_addr();
+    let recv = spawn_recv(
+        addr,
+        &recv_args(addr, &out.display().to_string(), &rstats, &[]),
+    );
+    let send = spawn(
+        "send",
+        &send_args(
+            &input,
+            addr,
+            &sstats,
+            &["--codec", "opus", "--speed", "max"],
+        ),
+    );
+    let s = send.wait_ok(CHILD_TIMEOUT);
+    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let log = format!("send:\n{}\nrecv:\n{}", s.output(), r.output());
+    let (spec, got) = read_wav_all(&out).expect("recv wrote the WAV");
+    assert_eq!(spec, stereo(), "{log}");
+    let want = local_round_trip(&audio, stereo(), &OpusParams::new(2));
+    assert_eq!(got.len(), want.len(), "{log}");
+    assert!(got == want, "the local decode, sample for sample\n{log}");
+    let sj = read_json(&sstats);
+    let wire = count(&sj, &["sender", "media_bytes"]) + count(&sj, &["sender", "rtcp_bytes"]);
+    let ratio = wire as f64 / audio.len() as f64;
+    eprintln!("send -> recv over loopback: wire/raw {ratio:.4}");
+    assert!(ratio <= 0.15, "{ratio}");
+    let rj = read_json(&rstats);
+    assert_eq!(count(&rj, &["receiver", "datagrams_malformed"]), 0, "{log}");
+}
+
+#[test]
+fn isostream_send_opus_to_a_gstreamer_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    // a chord: waveform-faithful at 128 kb/s (the synthetic programs' noise is coded
+    // perceptually, about 12 dB, even by a local round trip)
+    let audio = write_input(&input, Program::Sine { hz: 440.0 }, 48_000 * 2, 4);
+    let (out, sdp, sstats) = (
+        dir.path().join("out.wav"),
+        dir.path().join("stream.sdp"),
+        dir.path().join("send.json"),
+    );
+    let port = free_port();
+    let mut c = Command::new("gst-launch-1.0");
+    c.args([
+        "-e".to_string(),
+        "udpsrc".into(),
+        "address=127.0.0.1".into(),
+        format!("port={port}"),
+        "caps=application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=111".into(),
+        "!".into(),
+        "rtpjitterbuffer".into(),
+        "!".into(),
+        "rtpopusdepay".into(),
+        "!".into(),
+        "opusdec".into(),
+        "!".into(),
+        "audioconvert".into(),
+        "!".into(),
+        "audio/x-raw,format=S16LE,channels=2,rate=48000".into(),
+        "!".into(),
+        "wavenc".into(),
+        "!".into(),
+        "filesink".into(),
+        "buffer-mode=unbuffered".into(),
+        format!("location={}", out.display()),
+    ]);
+    let mut gst = spawn_command("gst-launch-1.0", c);
+    wait_until_bound(port, "gst-launch-1.0 udpsrc");
+    gst.wait_for_output("New clock", CHILD_TIMEOUT);
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let send = spawn(
+        "send",
+        &send_args(
+            &input,
+            to,
+            &sstats,
+            &[
+                "--codec",
+                "opus",
+                "--retransmission",
+                "off",
+                "--sdp",
+                &sdp.display().to_string(),
+            ],
+        ),
+    )
+    .wait_ok(CHILD_TIMEOUT);
+    let t = std::time::Instant::now();
+    while wav_data_bytes(&out) < audio.len() * 9 / 10
+        && t.elapsed() < std::time::Duration::from_secs(20)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    gst.interrupt();
+    let g = gst.wait_ok(CHILD_TIMEOUT);
+    let log = format!("send:\n{}\ngst:\n{}", send.output(), g.output());
+    let text = std::fs::read_to_string(&sdp).expect("send --sdp wrote the SDP");
+    assert!(
+        text.contains(&format!("m=audio {port} RTP/AVP 111\r\n"))
+            && text.contains("a=rtpmap:111 opus/48000/2\r\n")
+            && text.contains("a=fmtp:111 "),
+        "{text}"
+    );
+    let (spec, got) = read_wav_all(&out).unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert_eq!(spec, stereo(), "{log}");
+    assert!(
+        got.len() >= audio.len() * 9 / 10,
+        "{} of {} bytes\n{log}",
+        got.len(),
+        audio.len()
+    );
+    let (lag, snr) = aligned_snr(&audio, &got, "send -> GStreamer");
+    eprintln!("isostream send --codec opus -> GStreamer: lag {lag} frames, SNR {snr:.1} dB");
+    assert!(snr >= 20.0, "SNR {snr:.1} dB\n{log}");
+}
+
+#[test]
+fn ffmpeg_sends_opus_to_isostream_recv() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    let audio = write_input(&input, Program::Sine { hz: 440.0 }, 48_000 * 2, 5);
+    let (out, stats) = (dir.path().join("out.wav"), dir.path().join("recv.json"));
+    let addr = free_addr();
+    let recv = spawn_recv(
+        addr,
+        &recv_args(
+            addr,
+            &out.display().to_string(),
+            &stats,
+            &["--low-water", "200", "--idle-timeout-ms", "2000"],
+        ),
+    );
+    let mut c = Command::new("ffmpeg");
+    c.args([
+        "-nostdin".to_string(),
+        "-hide_banner".into(),
+        "-loglevel".into(),
+        "warning".into(),
+        "-re".into(),
+        "-i".into(),
+        input.display().to_string(),
+        "-c:a".into(),
+        "libopus".into(),
+        "-b:a".into(),
+        "128k".into(),
+        "-payload_type".into(),
+        "111".into(),
+        "-f".into(),
+        "rtp".into(),
+        format!("rtp://{addr}"),
+    ]);
+    let f = spawn_command("ffmpeg", c).wait_ok(CHILD_TIMEOUT);
+    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let log = format!("ffmpeg:\n{}\nrecv:\n{}", f.output(), r.output());
+    let (spec, got) = read_wav_all(&out).unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert_eq!(spec, stereo(), "{log}");
+    assert!(
+        got.len() >= audio.len() * 9 / 10,
+        "{} of {} bytes\n{log}",
+        got.len(),
+        audio.len()
+    );
+    let rj = read_json(&stats);
+    assert_eq!(count(&rj, &["receiver", "datagrams_malformed"]), 0, "{log}");
+    let (lag, snr) = aligned_snr(&audio, &got, "ffmpeg -> recv");
+    eprintln!("ffmpeg libopus -> isostream recv: lag {lag} frames, SNR {snr:.1} dB");
+    assert!(snr >= 20.0, "SNR {snr:.1} dB\n{log}");
+}
