@@ -204,6 +204,28 @@ fn bursty_loss_with_retransmission_stays_complete_and_is_concealed_by_opus() {
         "{damaged} damaged windows"
     );
     assert!(snr >= 8.0, "SNR against the input {snr:.1} dB");
+    // the same run in L16 (same packet duration, FEC and retransmission settings), for the
+    // record: PCM needs about 11x the bytes
+    let mut pcm = opus_cfg(spec, p);
+    pcm.codec = Codec::Pcm;
+    let mut src = MemorySource::new(&input, spec.frame_bytes());
+    let l16 = sim::run(
+        pcm,
+        ReceiverConfig::default(),
+        &profile,
+        5,
+        &mut src,
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    assert_eq!(l16.output.len(), input.len());
+    let l16_damaged = damaged_windows(&input, &l16.output, spec, 20.0, 10.0);
+    eprintln!(
+        "L16 bursty: {l16_damaged} of {total} windows below 10 dB against the input, SNR {:.1} dB, {} media bytes vs Opus {}",
+        compare(&input, &l16.output, spec).snr_db,
+        l16.sender.media_bytes,
+        r.sender.media_bytes
+    );
 }
 
 mod common;

@@ -757,6 +757,21 @@ mod tests {
         write_desc(&mut plain, 1, &desc);
         assert_eq!(plain.len() + 8, b.len());
         assert_eq!(plain[12 + 9], 1, "flags: live only");
+        assert_eq!(
+            plain[12 + 13],
+            CODEC_PCM,
+            "byte 25: the codec, 0 for PCM as before"
+        );
+        // the codec byte of an Opus session (offset 25) round-trips
+        desc.codec = CODEC_OPUS;
+        let mut opus = BytesMut::new();
+        write_desc(&mut opus, 1, &desc);
+        assert_eq!(opus[25], CODEC_OPUS);
+        assert_eq!(opus.len(), plain.len());
+        match parse_compound(&opus).next() {
+            Some(Ok(RtcpPacket::Desc { desc: d, .. })) => assert_eq!(d, desc),
+            other => panic!("{other:?}"),
+        };
     }
 
     fn all(d: &[u8]) -> Vec<RtcpPacket> {
