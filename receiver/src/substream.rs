@@ -857,9 +857,10 @@ impl Substreams {
     #[cfg(feature = "opus")]
     fn conceal_due(&mut self, frames: usize) {
         let limit = self.read_pos() + (frames + LOOKAHEAD) as i64;
+        // decoded audio is well-formed L16: nothing here is dropped as malformed or foreign
         let mut drops = Drops::default();
         for i in 0..self.subs.len() {
-            let Some((_, Some(ctx))) = self.subs[i].opus.as_ref().map(|(_, c)| ((), *c)) else {
+            let Some(ctx) = self.subs[i].opus.as_ref().and_then(|(_, c)| *c) else {
                 continue;
             };
             self.drain_opus_until(None, i, &ctx, &mut drops, Some(limit));
