@@ -56,6 +56,26 @@ fn cases(dir: &Path) -> Vec<Vec<String>> {
     let demo_dir = d("demo");
     let demo: &[&str] = &["demo", "--out-dir", &demo_dir, "--seconds", "0.5"];
 
+    // Opus: refused settings (and, in a build without the feature, --codec opus itself)
+    let in44 = d("in44.wav");
+    for extra in [
+        &["--codec", "opus", "--interleave", "2"][..],
+        &["--codec", "opus", "--frame-ms", "3"],
+        &["--codec", "opus", "--frame-ms", "40"],
+        &["--codec", "opus", "--bitrate", "1000"],
+        &["--codec", "opus", "--bitrate", "abc"],
+        &["--codec", "opus", "--packet-ms", "5"],
+        &["--codec", "vorbis"],
+        &["--bitrate", "64000"],
+        &["--frame-ms", "10"],
+    ] {
+        add(send, extra);
+    }
+    add(
+        &["send", &in44, "--to", "127.0.0.1:9", "--speed", "max"],
+        &["--codec", "opus"],
+    );
+
     for v in BAD_NUMBERS {
         for opt in ["--packet-ms", "--interleave", "--spread", "--fec"] {
             // 1 source and 5 repair packets per block is a valid --fec
@@ -361,6 +381,14 @@ fn prepare(dir: &Path) {
         4_800,
         1,
     );
+    make_input(
+        dir,
+        "in44.wav",
+        Program::Music,
+        spec(44_100, 2, SampleFormat::S16),
+        4_410,
+        1,
+    );
     std::fs::write(dir.join("not-a-wav.txt"), "hello\n").unwrap();
     std::fs::write(dir.join("bad-key.txt"), "this is no key\n").unwrap();
     std::fs::write(dir.join("a-file"), "a file, not a directory\n").unwrap();
@@ -506,4 +534,28 @@ fn valid_edge_values_are_accepted() {
         "0.01",
     ];
     spawn("impair", &impair).wait_ok(CHILD_TIMEOUT);
+}
+
+/// A build without the `opus` feature says in one line how to get `--codec opus`.
+#[cfg(not(feature = "opus"))]
+#[test]
+fn codec_opus_without_the_feature_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path());
+    let input = dir.path().join("in.wav").display().to_string();
+    let args: Vec<String> = ["send", &input, "--to", "127.0.0.1:9", "--codec", "opus"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut p = spawn("isostream", &args);
+    p.wait_for(RUN_LIMIT).expect("send stops at once");
+    let d = p.wait(Duration::from_secs(5));
+    assert!(!d.status.success());
+    assert!(
+        d.stderr
+            .contains("built without Opus: rebuild with --features opus (needs libopus-dev)"),
+        "{}",
+        d.stderr
+    );
+    assert_eq!(d.stderr.lines().count(), 1, "{}", d.stderr);
 }

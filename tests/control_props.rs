@@ -298,6 +298,7 @@ fn forge(ctl: &Ctl, k: &Known, s: &Stream) -> Bytes {
                     .collect()
             };
             let desc = SessionDesc {
+                codec: 0,
                 rate: *rate,
                 format: *format,
                 packet_frames: (s.spec.rate / 200) as u16,

@@ -79,6 +79,7 @@ fn crafted(rng: &mut SplitMix) -> Vec<u8> {
         3 => {
             let n = 1 + (r >> 8) as usize % 32;
             let d = SessionDesc {
+                codec: 0,
                 rate: if r & 0x100 == 0 { 768_000 } else { 48_000 },
                 format: SampleFormat::F32.code(),
                 packet_frames: 240,
@@ -130,6 +131,7 @@ fn crafted(rng: &mut SplitMix) -> Vec<u8> {
 /// The description the audit found: 32 substreams of 255 channels of f32 at 768 kHz.
 fn huge_desc(ssrc: u32) -> Vec<u8> {
     let d = SessionDesc {
+        codec: 0,
         rate: 768_000,
         format: SampleFormat::F32.code(),
         packet_frames: 240,

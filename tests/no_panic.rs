@@ -171,6 +171,7 @@ fn a_description_asking_for_absurd_resources_is_refused() {
     let mut rx = ReceiverSession::new(ReceiverConfig::default()).unwrap();
     for (rate, channels) in [(u32::MAX, 2u8), (0, 2), (768_000, 255)] {
         let desc = SessionDesc {
+            codec: 0,
             rate,
             format: 2,
             packet_frames: 240,

@@ -325,6 +325,7 @@ fn a_session_replaced_by_its_description_gives_its_file_back() {
 /// `ssrc`, as a sender's first RTCP datagram.
 fn forged_description(ssrc: u32, channels: u8) -> Vec<u8> {
     let desc = SessionDesc {
+        codec: 0,
         rate: 48_000,
         format: SampleFormat::S16.code(),
         packet_frames: 240,

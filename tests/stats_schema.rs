@@ -94,6 +94,7 @@ const NO_UNIT: &[&str] = &[
     "profile",
     "seed",
     "fec",
+    "opus",
     "interleave",
     "spread",
     "completed",

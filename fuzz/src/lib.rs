@@ -197,6 +197,7 @@ impl RtcpPiece {
                 substreams,
             } => {
                 let desc = SessionDesc {
+codec: 0,
                     rate: *rate,
                     format: *format,
                     packet_frames: *packet_frames,

@@ -70,12 +70,35 @@ pub struct Layout {
     pub provisional: bool,
     /// Packet size, interleaving and FEC blocks (unknown for a stock stream).
     pub framing: Framing,
+    /// The media are Opus (RFC 7587), decoded to 16-bit at 48 kHz.
+    pub opus: bool,
+}
+
+/// What an Opus substream's decoder allocates, in bytes (0 in a build without Opus, which
+/// plays no Opus session).
+pub fn opus_memory_bytes(channels: u16) -> usize {
+    #[cfg(feature = "opus")]
+    return crate::opus_decoder::OpusDecoder::memory_bytes(channels);
+    #[cfg(not(feature = "opus"))]
+    {
+        let _ = channels;
+        0
+    }
 }
 
 impl Layout {
     /// The layout a session description announces, `None` if its sample format is unknown.
     pub fn described(d: &SessionDesc) -> Option<Layout> {
         let format = SampleFormat::from_code(d.format)?;
+        let opus = match d.codec {
+            isostream_transport::rtcp::CODEC_PCM => false,
+            // an Opus session is unusable in a build without Opus, like an unknown format
+            isostream_transport::rtcp::CODEC_OPUS if cfg!(feature = "opus") => true,
+            _ => return None,
+        };
+        if opus && (d.rate != 48_000 || format != SampleFormat::S16 || d.interleave != 1) {
+            return None;
+        }
         let substreams: Vec<SubstreamLayout> = d
             .substreams
             .iter()
@@ -107,6 +130,7 @@ impl Layout {
                 repair_packets: if d.fec_k > 0 { d.fec_m as u32 } else { 0 },
                 spread: d.spread,
             },
+            opus,
         })
     }
 
@@ -115,7 +139,16 @@ impl Layout {
     /// that carries plain L16.
     pub fn stock(default_spec: AudioSpec, ssrc: u32, pt: u8, stock_l16: Option<u8>) -> Layout {
         let mut spec = default_spec;
+        let opus = pt == rtp::PT_OPUS && cfg!(feature = "opus");
         match pt {
+            // RFC 7587: opus/48000/2, whatever the sender codes; decoded as stereo 16-bit
+            rtp::PT_OPUS if opus => {
+                spec = AudioSpec {
+                    rate: 48_000,
+                    channels: 2,
+                    format: SampleFormat::S16,
+                }
+            }
             rtp::PT_STATIC_L16_STEREO => {
                 spec = AudioSpec {
                     rate: 44_100,
@@ -148,6 +181,7 @@ impl Layout {
             live: false,
             provisional: true,
             framing: Framing::default(),
+            opus,
         }
     }
 
@@ -159,6 +193,9 @@ impl Layout {
     /// The longest media datagram of a substream of `channels` channels, in bytes (for a
     /// stock stream, [`STOCK_PACKET_BYTES`]).
     pub fn packet_bytes(&self, channels: u16) -> usize {
+        if self.opus {
+            return rtp::HEADER_LEN + HEADER_SLACK_BYTES + 1275;
+        }
         match self.framing.packet_frames {
             0 => STOCK_PACKET_BYTES,
             frames => {
@@ -232,6 +269,7 @@ mod tests {
 
     fn desc(rate: u32, channels: &[u8]) -> SessionDesc {
         SessionDesc {
+            codec: 0,
             rate,
             format: SampleFormat::S24.code(),
             interleave: 1,

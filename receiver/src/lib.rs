@@ -76,6 +76,8 @@ pub mod latency;
 pub mod layout;
 pub mod merge;
 pub mod nack;
+#[cfg(feature = "opus")]
+pub mod opus_decoder;
 pub mod playout;
 pub mod session;
 pub mod stats;

@@ -312,6 +312,7 @@ mod tests {
                 live: false,
                 provisional: false,
                 framing: Default::default(),
+                opus: false,
             };
             let mut s = Substreams::new(&layout, 1_000, false);
             let mut b = BytesMut::new();

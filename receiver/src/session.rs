@@ -112,7 +112,9 @@ impl Active {
     fn reported_end(&self) -> i64 {
         let data_end = self.subs.data_end();
         let max_tail = MediaClock::new(self.spec.rate).frames_in_ms(MAX_LOST_TAIL_MS) as i64;
-        (self.subs.sr_end().unwrap_or(data_end)).clamp(data_end, data_end + max_tail)
+        // an Opus stream's last packet is padded to a whole frame: the end may lie inside it
+        let min = data_end - self.subs.padded_tail_frames();
+        (self.subs.sr_end().unwrap_or(data_end)).clamp(min, data_end + max_tail)
     }
 
     fn stats(&self, flow: FlowStats, drops: Drops) -> ReceiverStats {
@@ -285,7 +287,11 @@ impl ReceiverSession {
             ended: false,
             pending: DatagramQueue::new(self.budget().pending_bytes()),
             memory_bytes,
-            media_pt: media_payload_type(layout.spec.format, layout.framing.interleave),
+            media_pt: if layout.opus {
+                rtp::PT_OPUS
+            } else {
+                media_payload_type(layout.spec.format, layout.framing.interleave)
+            },
             source: self.from,
         });
         self.events.push_back(ReceiverEvent::SessionStarted {
@@ -531,7 +537,8 @@ impl ReceiverSession {
         let stock_l16 = self.cfg.stock_l16_payload_type;
         if self.bound_index(h.ssrc).is_none()
             && self.active.as_ref().is_none_or(|a| a.ended)
-            && payload_format(h.payload_type, stock_l16).is_some()
+            && (payload_format(h.payload_type, stock_l16).is_some()
+                || (cfg!(feature = "opus") && h.payload_type == rtp::PT_OPUS))
         {
             // a stock sender (no session description): accept its stream as it is
             let layout = Layout::stock(self.cfg.default_spec, h.ssrc, h.payload_type, stock_l16);
@@ -962,6 +969,7 @@ mod tests {
 
     fn desc() -> SessionDesc {
         SessionDesc {
+            codec: 0,
             rate: 48_000,
             format: SampleFormat::S16.code(),
             packet_frames: FRAMES as u16,

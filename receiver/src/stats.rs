@@ -65,6 +65,8 @@ pub struct SubstreamStats {
     pub rtt_ms: Option<f64>,
     /// The FEC decoder's counters (`None` when the stream carries no FEC).
     pub fec: Option<FecStats>,
+    /// The Opus decoder's counters (`None` when the stream is not Opus).
+    pub opus: Option<OpusCounts>,
 }
 
 /// Counters of a receiver, for the summary and `--stats-json` (`receiver`; docs/STATS.md).
@@ -384,4 +386,19 @@ mod tests {
             (15, 3, 1)
         );
     }
+}
+
+/// The Opus decoder stage's counters (`receiver.substreams[].opus`; docs/STATS.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OpusCounts {
+    /// Packets decoded.
+    pub packets_decoded: u64,
+    /// Missing packets decoded from the next packet's in-band FEC.
+    pub packets_fec: u64,
+    /// Missing (or undecodable) packets replaced by Opus's packet loss concealment.
+    pub packets_plc: u64,
+    /// Packets that arrived after their place was concealed (dropped).
+    pub packets_late: u64,
+    /// Payloads libopus rejected (concealed).
+    pub packets_malformed: u64,
 }

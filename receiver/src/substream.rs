@@ -99,6 +99,12 @@ pub struct SubstreamRx {
     frames_dropped: u64,
     /// The counters when its buffers were released (the session ended).
     released: Option<SubstreamStats>,
+    /// The Opus decoder of an Opus substream, and the context of the last packet it took.
+    #[cfg(feature = "opus")]
+    opus: Option<(
+        Box<crate::opus_decoder::OpusDecoder>,
+        Option<ReceiveContext>,
+    )>,
 }
 
 /// When packets play, from a substream's anchor and the playout position.
@@ -157,7 +163,18 @@ impl SubstreamRx {
             spread_frames: 0,
             frames_dropped: 0,
             released: None,
+            #[cfg(feature = "opus")]
+            opus: None,
         }
+    }
+
+    /// Decodes Opus (RFC 7587) in front of the de-interleaver (1 or 2 channels at 48 kHz;
+    /// other counts get no decoder, and their packets are dropped as malformed).
+    #[cfg(feature = "opus")]
+    pub fn with_opus(mut self) -> Self {
+        self.opus =
+            crate::opus_decoder::OpusDecoder::new(self.channels).map(|d| (Box::new(d), None));
+        self
     }
 
     /// The most a substream made by [`SubstreamRx::new`] with these settings (and `nack`:
@@ -338,6 +355,10 @@ impl SubstreamRx {
             retransmissions_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
             retransmissions_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
             fec: self.fec.as_ref().map(FecDecoder::stats),
+            #[cfg(feature = "opus")]
+            opus: self.opus.as_ref().map(|(d, _)| d.counts()),
+            #[cfg(not(feature = "opus"))]
+            opus: None,
             rtt_ms: self
                 .nack
                 .as_ref()
@@ -387,6 +408,12 @@ pub struct Substreams {
     nack_scratch: Vec<u16>,
     /// Where rebuilt originals of retransmissions are written.
     arena: BytesMut,
+    /// Decoded Opus audio on its way to a jitter buffer (reused).
+    #[cfg(feature = "opus")]
+    pcm: Vec<u8>,
+    /// The session's media are Opus and this build cannot decode them.
+    #[cfg(not(feature = "opus"))]
+    _opus: (),
 }
 
 /// Deadlines before playback: unknown.
@@ -420,6 +447,8 @@ impl Substreams {
                 };
                 let fec = layout.fec_limits(s.channels);
                 let rx = SubstreamRx::new(s.ssrc, spec, s.ts_base, capacity, fec, resample);
+                #[cfg(feature = "opus")]
+                let rx = if layout.opus { rx.with_opus() } else { rx };
                 match s.rtx_ssrc {
                     Some(r) => rx.with_nack(r, &layout.framing, layout.spec.rate),
                     None => rx,
@@ -434,6 +463,10 @@ impl Substreams {
             blocks: Vec::new(),
             nack_scratch: Vec::new(),
             arena: BytesMut::new(),
+            #[cfg(feature = "opus")]
+            pcm: Vec::new(),
+            #[cfg(not(feature = "opus"))]
+            _opus: (),
         }
     }
 
@@ -453,6 +486,11 @@ impl Substreams {
                 ..layout.spec
             };
             let fec = layout.fec_limits(s.channels);
+            let opus = if layout.opus {
+                crate::layout::opus_memory_bytes(s.channels)
+            } else {
+                0
+            };
             n.saturating_add(SubstreamRx::memory_bytes(
                 spec,
                 capacity,
@@ -460,6 +498,7 @@ impl Substreams {
                 resample,
                 s.rtx_ssrc.is_some(),
             ))
+            .saturating_add(opus)
         })
     }
 
@@ -730,6 +769,131 @@ impl Substreams {
         ctx: &ReceiveContext,
         drops: &mut Drops,
     ) -> Option<i64> {
+        #[cfg(feature = "opus")]
+        if self.subs[i].opus.is_some() {
+            return self.deliver_opus(now, i, h, payload, ctx, drops);
+        }
+        self.deliver_pcm(Some(now), i, h, payload, ctx, drops)
+    }
+
+    /// An Opus packet of substream `i`: to the decoder, which decodes what is in order.
+    /// Returns the position of its first frame.
+    #[cfg(feature = "opus")]
+    fn deliver_opus(
+        &mut self,
+        now: Instant,
+        i: usize,
+        h: &RtpHeader,
+        payload: &[u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> Option<i64> {
+        let sub = &mut self.subs[i];
+        let pos = sub.deint.timeline().position_of(h.timestamp);
+        let (dec, last_ctx) = sub.opus.as_mut()?;
+        *last_ctx = Some(*ctx);
+        if !dec.push(h.seq, h.timestamp, payload) {
+            // counted by the decoder (late or too large)
+            return None;
+        }
+        // a hole the playout has already reached is concealed at once
+        let due = ctx.started.then(|| self.read_pos() + LOOKAHEAD as i64);
+        self.drain_opus_until(Some(now), i, ctx, drops, due);
+        pos
+    }
+
+    /// Writes what substream `i`'s Opus decoder has in order into its jitter buffer; with
+    /// `conceal_before` also conceals missing packets whose audio starts before that
+    /// position (frames), as playout is about to reach them.
+    #[cfg(feature = "opus")]
+    fn drain_opus_until(
+        &mut self,
+        now: Option<Instant>,
+        i: usize,
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+        conceal_before: Option<i64>,
+    ) {
+        let mut pcm = std::mem::take(&mut self.pcm);
+        loop {
+            let sub = &mut self.subs[i];
+            let Some((dec, _)) = sub.opus.as_mut() else {
+                break;
+            };
+            let ts = match dec.decode_next() {
+                Some(d) => {
+                    pcm.clear();
+                    pcm.extend_from_slice(d.pcm);
+                    d.ts
+                }
+                None => {
+                    let Some(limit) = conceal_before else {
+                        break;
+                    };
+                    let Some(ts) = dec.missing() else {
+                        break;
+                    };
+                    // held packets beyond the hole: conceal it once its audio is due
+                    let due = sub
+                        .deint
+                        .timeline()
+                        .position_of(ts)
+                        .is_none_or(|p| p < limit);
+                    if !due {
+                        break;
+                    }
+                    let Some(d) = dec.conceal_next() else {
+                        break;
+                    };
+                    pcm.clear();
+                    pcm.extend_from_slice(d.pcm);
+                    d.ts
+                }
+            };
+            let h = RtpHeader {
+                marker: false,
+                payload_type: rtp::PT_L16,
+                seq: 0,
+                timestamp: ts,
+                ssrc: sub.ssrc,
+            };
+            let pcm_ctx = ReceiveContext {
+                stock_l16: None,
+                format: SampleFormat::S16,
+                ..*ctx
+            };
+            self.deliver_pcm(now, i, &h, &pcm, &pcm_ctx, drops);
+        }
+        self.pcm = pcm;
+    }
+
+    /// Conceals, in every Opus substream, the missing packets whose audio plays within the
+    /// next `frames` frames (the decoder holds the packets after them), then decodes what
+    /// follows them.
+    #[cfg(feature = "opus")]
+    fn conceal_due(&mut self, frames: usize) {
+        let limit = self.read_pos() + (frames + LOOKAHEAD) as i64;
+        // decoded audio is well-formed L16: nothing here is dropped as malformed or foreign
+        let mut drops = Drops::default();
+        for i in 0..self.subs.len() {
+            let Some(ctx) = self.subs[i].opus.as_ref().and_then(|(_, c)| *c) else {
+                continue;
+            };
+            self.drain_opus_until(None, i, &ctx, &mut drops, Some(limit));
+        }
+    }
+
+    /// Writes PCM frames of substream `i` into its jitter buffer (`now`: when they arrived,
+    /// `None` for audio concealed at playout).
+    fn deliver_pcm(
+        &mut self,
+        now: Option<Instant>,
+        i: usize,
+        h: &RtpHeader,
+        payload: &[u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) -> Option<i64> {
         let p = self.subs[i].place(h, payload, ctx, drops)?;
         if !ctx.started {
             self.align_start(i, p.pos);
@@ -737,7 +901,7 @@ impl Substreams {
         let sub = &mut self.subs[i];
         let end = sub.jb.end();
         sub.deint.write(&p, &mut sub.jb);
-        if sub.jb.end() > end {
+        if let Some(now) = now.filter(|_| sub.jb.end() > end) {
             // the newest audio moved on (a late, rebuilt or retransmitted packet filling a
             // hole does not tell how far the sender is)
             self.last_media = Some((now, (p.frames.len() / sub.frame_bytes) as i64));
@@ -789,6 +953,16 @@ impl Substreams {
         self.subs.iter().map(|s| s.jb.end()).max().unwrap_or(0)
     }
 
+    /// How far before the newest audio the stream's end may lie, in frames: 0 for PCM; for
+    /// Opus, whose last packet is padded to a whole frame, up to one packet (120 ms).
+    pub fn padded_tail_frames(&self) -> i64 {
+        #[cfg(feature = "opus")]
+        if self.subs.iter().any(|s| s.opus.is_some()) {
+            return crate::opus_decoder::MAX_PACKET_FRAMES as i64;
+        }
+        0
+    }
+
     /// The latest media position a sender report has announced, in frames.
     pub fn sr_end(&self) -> Option<i64> {
         self.subs
@@ -818,6 +992,8 @@ impl Substreams {
     /// Plays the next `frames` frames (at most [`MAX_CHUNK_FRAMES`] - [`LOOKAHEAD`]) of every
     /// substream at resampling `ratio` into `out` (output frames), from output frame `first`.
     pub fn render_into(&mut self, ratio: f64, frames: usize, out: &mut [u8], first: usize) {
+        #[cfg(feature = "opus")]
+        self.conceal_due(frames);
         for (k, sub) in self.subs.iter_mut().enumerate() {
             let part = sub.render(ratio, frames);
             self.merge.put(k, part, out, first);
@@ -882,6 +1058,7 @@ mod tests {
             live: false,
             provisional: false,
             framing: Default::default(),
+            opus: false,
         };
         Substreams::new(&layout, 1_000, false)
     }

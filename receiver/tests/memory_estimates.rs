@@ -147,6 +147,7 @@ fn at(ms: u64) -> Instant {
 
 fn desc(substreams: &[(u32, u8)], rate: u32, format: SampleFormat, fec: bool) -> SessionDesc {
     SessionDesc {
+        codec: 0,
         rate,
         format: format.code(),
         packet_frames: FRAMES as u16,

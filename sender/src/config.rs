@@ -59,6 +59,67 @@ pub struct SenderConfig {
     /// above all (see [`SenderConfig::memory_bytes`]); a configuration needing more is
     /// refused. At least [`MIN_MEMORY_BUDGET_BYTES`].
     pub memory_budget_bytes: usize,
+    /// How the audio is coded: PCM, or Opus (then `spec.rate` must be 48 kHz,
+    /// `packet_frames` the Opus frame duration and `interleave` 1).
+    pub codec: Codec,
+}
+
+/// How the audio is coded on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Codec {
+    /// Raw PCM samples in the input's format (L16/L24/F32): the default.
+    #[default]
+    Pcm,
+    /// Opus (RFC 7587) with these settings; needs the `opus` feature.
+    Opus(OpusParams),
+}
+
+/// Why `--codec opus` cannot work in a build without the `opus` feature.
+pub const NO_OPUS: &str = "built without Opus: rebuild with --features opus (needs libopus-dev)";
+
+/// Settings of the Opus encoder.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpusParams {
+    /// Target bitrate of one substream, in bits per second.
+    pub bitrate: u32,
+    /// Frame duration, in units of 0.5 ms (5 = 2.5 ms, 10, 20, 40 = 20 ms).
+    pub frame_half_ms: u32,
+    /// The RTP payload type (111 by default).
+    pub payload_type: u8,
+    /// Opus's in-band FEC (LBRR), used by the receiver for a packet that stays missing.
+    pub inband_fec: bool,
+    /// The loss the encoder plans in-band FEC for, in percent (0..=100).
+    pub expected_loss_percent: u8,
+}
+
+impl OpusParams {
+    /// The defaults for `channels` channels: 128 kb/s stereo, 64 kb/s mono, 20 ms frames,
+    /// PT 111, in-band FEC for 10 % loss.
+    pub fn new(channels: u16) -> Self {
+        OpusParams {
+            bitrate: if channels >= 2 { 128_000 } else { 64_000 },
+            frame_half_ms: 40,
+            payload_type: isostream_transport::rtp::PT_OPUS,
+            inband_fec: true,
+            expected_loss_percent: 10,
+        }
+    }
+
+    /// Frames (at 48 kHz) per Opus packet.
+    pub fn frame_frames(&self) -> u32 {
+        self.frame_half_ms * 24
+    }
+
+    /// Parses a frame duration in ms ("2.5", "5", "10", "20") into units of 0.5 ms.
+    pub fn parse_frame_ms(s: &str) -> Option<u32> {
+        match s.trim() {
+            "2.5" => Some(5),
+            "5" | "5.0" => Some(10),
+            "10" | "10.0" => Some(20),
+            "20" | "20.0" => Some(40),
+            _ => None,
+        }
+    }
 }
 
 /// Default memory budget of a sender session, in bytes.
@@ -95,6 +156,7 @@ impl SenderConfig {
             retransmission: Some(crate::retransmit::RtxParams::default()),
             multicast: false,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
+            codec: Codec::Pcm,
         }
     }
 
@@ -162,6 +224,45 @@ impl SenderConfig {
                 needed.div_ceil(1 << 20),
                 self.memory_budget_bytes >> 20
             )));
+        }
+        if let Codec::Opus(p) = &self.codec {
+            if !cfg!(feature = "opus") {
+                return Err(Config(NO_OPUS.into()));
+            }
+            if self.spec.rate != 48_000 {
+                return Err(Config(format!(
+                    "Opus is sent at 48 kHz and the input is at {} Hz: resample it first (e.g. ffmpeg -ar 48000)",
+                    self.spec.rate
+                )));
+            }
+            if self.interleave > 1 {
+                return Err(Config(
+                    "sample interleaving does not apply to Opus: use --interleave 1 (FEC and retransmission protect Opus packets)".into(),
+                ));
+            }
+            if self.substream_channels.iter().any(|&c| c > 2) {
+                return Err(Config(
+                    "Opus carries 1 or 2 channels per substream: split the input with --substreams (e.g. per-channel or 1+2,3+4)".into(),
+                ));
+            }
+            if ![5, 10, 20, 40].contains(&p.frame_half_ms) {
+                return Err(Config(
+                    "Opus frames are 2.5, 5, 10 or 20 ms (--frame-ms)".into(),
+                ));
+            }
+            if self.packet_frames != p.frame_frames() {
+                return Err(Config(format!(
+                    "an Opus packet holds one {} ms frame ({} frames), not {}",
+                    p.frame_half_ms as f64 / 2.0,
+                    p.frame_frames(),
+                    self.packet_frames
+                )));
+            }
+            if !(6_000..=510_000).contains(&p.bitrate) {
+                return Err(Config(
+                    "the Opus bitrate must be 6000..=510000 bits/s (--bitrate)".into(),
+                ));
+            }
         }
         if self.spread > 1 && self.fec.is_none() {
             return Err(Config("--spread spreads FEC blocks: it needs --fec".into()));

@@ -3,13 +3,15 @@
 #![deny(missing_docs)]
 
 pub mod config;
+#[cfg(feature = "opus")]
+pub mod opus_encoder;
 pub mod pacer;
 pub mod packetizer;
 pub mod retransmit;
 pub mod session;
 pub mod spreader;
 
-pub use config::SenderConfig;
+pub use config::{Codec, OpusParams, SenderConfig};
 pub use pacer::Speed;
 pub use retransmit::{RtxParams, RtxStats};
 pub use session::{FinishReason, ReceiverView, SenderEvent, SenderSession, SenderStats};

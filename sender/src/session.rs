@@ -51,7 +51,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
-use crate::config::SenderConfig;
+use crate::config::{Codec, SenderConfig};
 use crate::pacer::Pacer;
 use crate::packetizer::{MediaPacket, Packetizer};
 use crate::retransmit::{Retransmitter, RtxStats};
@@ -144,6 +144,52 @@ pub struct ReceiverView {
     pub rtt_ms: Option<f64>,
 }
 
+/// The first stage of a substream: the PCM packetizer, or the Opus encoder in its place.
+#[derive(Debug)]
+enum Framer {
+    Pcm(Packetizer),
+    #[cfg(feature = "opus")]
+    Opus(Box<crate::opus_encoder::OpusEncoder>),
+}
+
+/// Calls the same method on whichever stage it is.
+macro_rules! framer {
+    ($f:expr, $p:ident => $e:expr) => {
+        match $f {
+            Framer::Pcm($p) => $e,
+            #[cfg(feature = "opus")]
+            Framer::Opus($p) => $e,
+        }
+    };
+}
+
+impl Framer {
+    fn group_frames(&self) -> usize {
+        framer!(self, p => p.group_frames())
+    }
+    fn frames_to_complete_group(&self) -> usize {
+        framer!(self, p => p.frames_to_complete_group())
+    }
+    fn packets(&self) -> u64 {
+        framer!(self, p => p.packets())
+    }
+    fn next_seq(&self) -> u16 {
+        framer!(self, p => p.next_seq())
+    }
+    fn position(&self) -> u64 {
+        framer!(self, p => p.position())
+    }
+    fn skip(&mut self, frames: u64) {
+        framer!(self, p => p.skip(frames))
+    }
+    fn push(&mut self, frames: &[u8], out: &mut Vec<MediaPacket>) -> usize {
+        framer!(self, p => p.push(frames, out))
+    }
+    fn flush(&mut self, out: &mut Vec<MediaPacket>) {
+        framer!(self, p => p.flush(out))
+    }
+}
+
 /// One substream's stages.
 #[derive(Debug)]
 struct SubstreamTx {
@@ -152,7 +198,7 @@ struct SubstreamTx {
     channels: u16,
     /// Byte offset of this substream's channels within an input frame.
     offset: usize,
-    packetizer: Packetizer,
+    packetizer: Framer,
     fec: Option<BlockEncoder>,
     spreader: Spreader,
     /// Scratch: this substream's channels split out of the input.
@@ -257,15 +303,33 @@ impl SenderSession {
             let ts_base = cfg.first_timestamp.unwrap_or(rng.random());
             let first_seq = cfg.first_seq.unwrap_or(rng.random());
             let fb = channels as usize * bps;
-            let packetizer = Packetizer::new(
-                ssrc,
-                base_pt,
-                fb,
-                cfg.packet_frames as usize,
-                cfg.interleave as usize,
-                first_seq,
-                ts_base,
-            );
+            let packetizer = match &cfg.codec {
+                Codec::Pcm => Framer::Pcm(Packetizer::new(
+                    ssrc,
+                    base_pt,
+                    fb,
+                    cfg.packet_frames as usize,
+                    cfg.interleave as usize,
+                    first_seq,
+                    ts_base,
+                )),
+                #[cfg(feature = "opus")]
+                Codec::Opus(p) => Framer::Opus(Box::new(
+                    crate::opus_encoder::OpusEncoder::new(
+                        ssrc,
+                        channels,
+                        cfg.spec.format,
+                        p,
+                        first_seq,
+                        ts_base,
+                    )
+                    .map_err(|e| crate::SenderError::Config(e.to_string()))?,
+                )),
+                #[cfg(not(feature = "opus"))]
+                Codec::Opus(_) => {
+                    return Err(crate::SenderError::Config(crate::config::NO_OPUS.into()))
+                }
+            };
             let fec = cfg.fec.map(|p| {
                 BlockEncoder::new(p, ssrc, rng.random(), Box::new(ReedSolomonCodec::new()))
             });
@@ -297,7 +361,14 @@ impl SenderSession {
             }
             let packets_per_s = cfg.spec.rate as f64 / cfg.packet_frames as f64;
             let history = (packets_per_s * p.history_ms as f64 / 1000.0).ceil() as usize;
-            let media_bytes_per_s = (cfg.spec.rate as usize * cfg.spec.frame_bytes()) as f64;
+            let media_bytes_per_s = match &cfg.codec {
+                Codec::Pcm => (cfg.spec.rate as usize * cfg.spec.frame_bytes()) as f64,
+                // the coded rate, and RTP headers
+                Codec::Opus(o) => {
+                    (o.bitrate as f64 / 8.0 + packets_per_s * 12.0)
+                        * cfg.substream_channels.len() as f64
+                }
+            };
             Retransmitter::new(&streams, history, media_bytes_per_s, p)
         });
         Ok(SenderSession {
@@ -374,8 +445,16 @@ impl SenderSession {
     /// The session description announced in RTCP.
     pub fn description(&self) -> SessionDesc {
         SessionDesc {
+            codec: match self.cfg.codec {
+                Codec::Pcm => rtcp::CODEC_PCM,
+                Codec::Opus(_) => rtcp::CODEC_OPUS,
+            },
             rate: self.cfg.spec.rate,
-            format: self.cfg.spec.format.code(),
+            format: match self.cfg.codec {
+                Codec::Pcm => self.cfg.spec.format.code(),
+                // Opus decodes to 16-bit
+                Codec::Opus(_) => isostream_media::SampleFormat::S16.code(),
+            },
             packet_frames: self.cfg.packet_frames as u16,
             interleave: self.cfg.interleave,
             fec_k: self.cfg.fec.map_or(0, |f| f.k),

@@ -39,6 +39,16 @@ pub struct StreamOpts {
     /// bucket, so an outage or a forged NACK cannot turn into a storm).
     #[arg(long, default_value_t = 100.0)]
     pub retransmission_cap: f64,
+    /// How the audio is coded: `l16` (raw PCM in the input's format, the default) or `opus`
+    /// (RFC 7587, 48 kHz input; needs a build with `--features opus`).
+    #[arg(long, default_value = "l16", value_parser = ["l16", "opus"])]
+    pub codec: String,
+    /// Opus bitrate of each substream, in bits/s (default 128000 for stereo, 64000 mono).
+    #[arg(long)]
+    pub bitrate: Option<u32>,
+    /// Opus frame duration in ms: 2.5, 5, 10 or 20 (default 20). One frame per packet.
+    #[arg(long)]
+    pub frame_ms: Option<String>,
 }
 
 /// Parses `on` or `off`.
@@ -245,6 +255,41 @@ impl StreamOpts {
         if let Some(s) = &self.substreams {
             cfg.substream_channels = parse_substreams(s, cfg.spec.channels)?;
         }
+        if self.codec != "opus" {
+            if self.bitrate.is_some() || self.frame_ms.is_some() {
+                bail!("--bitrate and --frame-ms are Opus settings: add --codec opus");
+            }
+            return Ok(());
+        }
+        if !cfg!(feature = "opus") {
+            bail!("{}", isostream_sender::config::NO_OPUS);
+        }
+        if self.interleave > 1 {
+            bail!("--interleave {} does not apply to Opus (it interleaves PCM samples): use --interleave 1", self.interleave);
+        }
+        if self.packet_ms.is_some() {
+            bail!("--packet-ms is for PCM: an Opus packet holds one frame, set its length with --frame-ms");
+        }
+        let widest = cfg.substream_channels.iter().copied().max().unwrap_or(1);
+        let mut p = isostream_sender::OpusParams::new(widest);
+        if let Some(f) = &self.frame_ms {
+            p.frame_half_ms = isostream_sender::OpusParams::parse_frame_ms(f)
+                .with_context(|| format!("--frame-ms {f}: Opus frames are 2.5, 5, 10 or 20 ms"))?;
+        }
+        if let Some(b) = self.bitrate {
+            if !(6_000..=510_000).contains(&b) {
+                bail!("--bitrate {b}: Opus takes 6000 to 510000 bits/s");
+            }
+            p.bitrate = b;
+        }
+        if cfg.spec.rate != 48_000 {
+            bail!(
+                "--codec opus needs 48 kHz input and this is {} Hz: resample it first (e.g. ffmpeg -i IN -ar 48000 OUT.wav)",
+                cfg.spec.rate
+            );
+        }
+        cfg.packet_frames = p.frame_frames();
+        cfg.codec = isostream_sender::Codec::Opus(p);
         Ok(())
     }
 }

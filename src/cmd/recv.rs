@@ -152,6 +152,7 @@ pub async fn run(a: RecvArgs) -> Result<()> {
             interleave: 1,
             substreams: 1,
             reader: isostream_transport::sdp::Reader::Sender,
+            opus_bitrate: None,
             crypto: srtp_key
                 .as_ref()
                 .map(|k| isostream_transport::sdp::SdpCrypto {

@@ -220,6 +220,10 @@ pub async fn run(a: SendArgs) -> Result<()> {
             interleave: cfg.interleave,
             substreams: cfg.substream_channels.len(),
             reader: isostream_transport::sdp::Reader::Receiver,
+            opus_bitrate: match cfg.codec {
+                isostream_sender::Codec::Opus(o) => Some(o.bitrate),
+                _ => None,
+            },
             crypto: srtp_key
                 .as_ref()
                 .map(|k| isostream_transport::sdp::SdpCrypto {

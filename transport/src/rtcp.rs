@@ -169,9 +169,18 @@ pub struct SessionDesc {
     pub spread: u8,
     /// Whether the source is live (audio produced while paused is dropped).
     pub live: bool,
+    /// How the media payload is coded: [`CODEC_PCM`] (raw samples of `format`) or
+    /// [`CODEC_OPUS`] (RFC 7587; `format` is then the decoded format, 16-bit).
+    pub codec: u8,
     /// The substreams in output order.
     pub substreams: Vec<SubstreamDesc>,
 }
+
+/// Codec code of a description: raw PCM samples (L16/L24/F32) as its format says.
+pub const CODEC_PCM: u8 = 0;
+/// Codec code of a description: Opus (RFC 7587), one Opus packet per RTP packet, RTP
+/// timestamps at 48 kHz.
+pub const CODEC_OPUS: u8 = 1;
 
 /// One parsed RTCP packet of a compound datagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -457,6 +466,7 @@ fn parse_app(subtype: u8, ssrc: u32, data: &[u8]) -> Result<RtcpPacket, WireErro
                 fec_m: data[7],
                 spread: data[8],
                 live: data[9] & DESC_LIVE != 0,
+                codec: data[13],
                 packet_frames: u16::from_be_bytes([data[10], data[11]]),
                 substreams,
             };
@@ -560,7 +570,8 @@ pub fn write_desc(out: &mut BytesMut, ssrc: u32, desc: &SessionDesc) {
     out.put_u8(if desc.live { DESC_LIVE } else { 0 } | if rtx { DESC_RTX } else { 0 });
     out.put_u16(desc.packet_frames);
     out.put_u8(n as u8);
-    out.put_bytes(0, 3);
+    out.put_u8(desc.codec);
+    out.put_bytes(0, 2);
     for s in &desc.substreams[..n] {
         out.put_u32(s.ssrc);
         out.put_u32(s.ts_base);
@@ -704,6 +715,7 @@ mod tests {
     #[test]
     fn a_description_carries_retransmission_ssrcs_and_old_readers_skip_them() {
         let mut desc = SessionDesc {
+            codec: 0,
             rate: 48_000,
             format: 1,
             packet_frames: 240,
@@ -745,6 +757,21 @@ mod tests {
         write_desc(&mut plain, 1, &desc);
         assert_eq!(plain.len() + 8, b.len());
         assert_eq!(plain[12 + 9], 1, "flags: live only");
+        assert_eq!(
+            plain[12 + 13],
+            CODEC_PCM,
+            "byte 25: the codec, 0 for PCM as before"
+        );
+        // the codec byte of an Opus session (offset 25) round-trips
+        desc.codec = CODEC_OPUS;
+        let mut opus = BytesMut::new();
+        write_desc(&mut opus, 1, &desc);
+        assert_eq!(opus[25], CODEC_OPUS);
+        assert_eq!(opus.len(), plain.len());
+        match parse_compound(&opus).next() {
+            Some(Ok(RtcpPacket::Desc { desc: d, .. })) => assert_eq!(d, desc),
+            other => panic!("{other:?}"),
+        };
     }
 
     fn all(d: &[u8]) -> Vec<RtcpPacket> {
@@ -761,6 +788,7 @@ mod tests {
             octets: 4,
         };
         let desc = SessionDesc {
+            codec: 0,
             rate: 48_000,
             format: 0,
             packet_frames: 240,

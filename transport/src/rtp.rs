@@ -19,6 +19,8 @@ pub const PT_L16: u8 = 96;
 pub const PT_L24: u8 = 97;
 /// Dynamic payload type of plain 32-bit big-endian IEEE float PCM (isostream-specific).
 pub const PT_F32: u8 = 98;
+/// Dynamic payload type of Opus (RFC 7587, `opus/48000/2`), as ffmpeg and GStreamer send it.
+pub const PT_OPUS: u8 = 111;
 /// Offset from a plain payload type to its sample-interleaved form (100, 101, 102).
 pub const PT_INTERLEAVED_OFFSET: u8 = 4;
 /// Payload type of repair packets (see [`crate::fec`]).

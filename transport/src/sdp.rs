@@ -83,6 +83,9 @@ pub struct SdpStream {
     pub reader: Reader,
     /// SRTP keying, when the stream is protected.
     pub crypto: Option<SdpCrypto>,
+    /// The stream is Opus (RFC 7587) at this average bitrate (bits/s of the stream): PT 111,
+    /// `opus/48000/2` and an `a=fmtp` line; `format_code` is then ignored.
+    pub opus_bitrate: Option<u32>,
 }
 
 /// The SDES keying of an SRTP stream (RFC 4568): `a=crypto:1 SUITE inline:KEY`.
@@ -97,6 +100,9 @@ pub struct SdpCrypto {
 impl SdpStream {
     /// The RTP payload type and encoding name, if the stream is plain L16 or L24.
     pub fn payload(&self) -> Result<(u8, &'static str), SdpError> {
+        if self.opus_bitrate.is_some() {
+            return Ok((rtp::PT_OPUS, "opus"));
+        }
         match self.format_code {
             0 => Ok((rtp::PT_L16, "L16")),
             1 => Ok((rtp::PT_L24, "L24")),
@@ -151,10 +157,20 @@ impl SdpStream {
             "RTP/AVP"
         };
         line(format!("m=audio {} {profile} {pt}", self.media.port()));
-        line(format!(
-            "a=rtpmap:{pt} {encoding}/{}/{}",
-            self.rate, self.channels
-        ));
+        match self.opus_bitrate {
+            // RFC 7587, 7: always 48000/2, whatever is coded; stereo is an fmtp parameter
+            Some(bitrate) => {
+                line(format!("a=rtpmap:{pt} opus/48000/2"));
+                let stereo = u8::from(self.channels >= 2);
+                line(format!(
+                    "a=fmtp:{pt} minptime=10;useinbandfec=1;stereo={stereo};sprop-stereo={stereo};maxaveragebitrate={bitrate}"
+                ));
+            }
+            None => line(format!(
+                "a=rtpmap:{pt} {encoding}/{}/{}",
+                self.rate, self.channels
+            )),
+        }
         if self.packet_frames > 0 {
             line(format!(
                 "a=ptime:{}",
@@ -241,7 +257,27 @@ mod tests {
             substreams: 1,
             reader: Reader::Receiver,
             crypto: None,
+            opus_bitrate: None,
         }
+    }
+
+    #[test]
+    fn an_opus_stream_is_pt_111_opus_48000_2_with_its_fmtp() {
+        let s = SdpStream {
+            opus_bitrate: Some(128_000),
+            packet_frames: 960,
+            format_code: 2,
+            ..plain()
+        }
+        .to_sdp()
+        .unwrap();
+        assert!(s.contains("m=audio 5004 RTP/AVP 111\r\n"), "{s}");
+        assert!(s.contains("a=rtpmap:111 opus/48000/2\r\n"), "{s}");
+        assert!(
+            s.contains("a=fmtp:111 minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1;maxaveragebitrate=128000\r\n"),
+            "{s}"
+        );
+        assert!(s.contains("a=ptime:20\r\n"), "{s}");
     }
 
     #[test]
