@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod flow;
 #[cfg(feature = "opus")]
 pub mod opus_encoder;
 pub mod pacer;

@@ -52,6 +52,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use crate::config::{Codec, SenderConfig};
+use crate::flow::{FlowChange, FlowControl};
 use crate::pacer::Pacer;
 use crate::packetizer::{MediaPacket, Packetizer};
 use crate::retransmit::{Retransmitter, RtxStats};
@@ -219,14 +220,11 @@ pub struct SenderSession {
     /// Whether the first input has been handled (the first report goes out before any media).
     started: bool,
     timers: TimerTable<TIMERS>,
-    // flow control
-    paused: bool,
+    /// The receiver's PAUSE and RESUME.
+    flow: FlowControl,
     /// The last media or repair datagram sent was inside a spread group: a PAUSE lets the
     /// group finish first (the receiver would otherwise ask for its unsent packets).
     mid_group: bool,
-    paused_since: Option<Instant>,
-    receiver_ssrc: Option<u32>,
-    last_request: u32,
     last_heard: Option<Instant>,
     // lifecycle
     input_ended: bool,
@@ -381,11 +379,8 @@ impl SenderSession {
             now: Instant::ZERO,
             started: false,
             timers: TimerTable::default(),
-            paused: false,
+            flow: FlowControl::new(cfg.multicast),
             mid_group: false,
-            paused_since: None,
-            receiver_ssrc: None,
-            last_request: 0,
             last_heard: None,
             input_ended: false,
             byes_left: BYE_REPEATS,
@@ -419,7 +414,7 @@ impl SenderSession {
 
     /// Whether the receiver has paused transmission.
     pub fn is_paused(&self) -> bool {
-        self.paused
+        self.flow.is_paused()
     }
 
     /// Whether the session is over (input sent and BYE sent, or the receiver was lost).
@@ -436,6 +431,13 @@ impl SenderSession {
     /// Counters so far.
     pub fn stats(&self) -> SenderStats {
         let mut s = self.stats.clone();
+        let f = self.flow.counters();
+        s.pauses_applied = f.pauses_applied;
+        s.resumes_applied = f.resumes_applied;
+        s.duplicate_requests = f.duplicate_requests;
+        s.paused_ms = f.paused_ms;
+        s.requests_foreign = f.requests_foreign;
+        s.requests_ignored = f.requests_ignored;
         if let Some(r) = &self.rtx {
             s.retransmission = r.stats();
         }
@@ -532,7 +534,7 @@ impl SenderSession {
         if self.finished || self.input_ended {
             return;
         }
-        if self.cfg.live && self.paused {
+        if self.cfg.live && self.flow.is_paused() {
             // the segment before the pause ends here: the stages emit what they hold and the
             // queue, paused, drops it; the media time of this audio is skipped
             self.flush_stages();
@@ -653,28 +655,11 @@ impl SenderSession {
                     self.stats.datagrams_malformed += 1;
                     break;
                 }
-                Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. }) if self.cfg.multicast => {
-                    // no one receiver of a group stops or starts it: the stream goes on
-                    // at the media rate (docs/PROTOCOL.md, "Multicast")
-                    heard = true;
-                    if !in_report {
-                        // (a report's restatement of the member's state is no request)
-                        self.stats.requests_ignored += 1;
-                    }
-                }
-                Ok(RtcpPacket::Pause { .. } | RtcpPacket::Resume { .. })
-                    if from != self.cfg.receiver_addr =>
-                {
-                    // only the session's own receiver may stop or start the stream
-                    self.stats.requests_foreign += 1;
-                }
                 Ok(RtcpPacket::Pause { ssrc, request }) => {
-                    heard = true;
-                    self.flow_request(now, ssrc, request, true, in_report)
+                    heard |= self.flow_request(now, from, ssrc, request, true, in_report)
                 }
                 Ok(RtcpPacket::Resume { ssrc, request }) => {
-                    heard = true;
-                    self.flow_request(now, ssrc, request, false, in_report)
+                    heard |= self.flow_request(now, from, ssrc, request, false, in_report)
                 }
                 Ok(RtcpPacket::Nack {
                     sender_ssrc,
@@ -686,7 +671,7 @@ impl SenderSession {
                     let own = self.cfg.multicast
                         || from == self.cfg.receiver_addr
                             && (self.reporter_ssrc == Some(sender_ssrc)
-                                || self.receiver_ssrc == Some(sender_ssrc));
+                                || self.flow.receiver_ssrc() == Some(sender_ssrc));
                     let answered = own
                         && self.rtx.as_mut().is_some_and(|r| {
                             r.on_nack(now, self.rtt, media_ssrc, &lost, &mut self.rtx_queue)
@@ -770,66 +755,43 @@ impl SenderSession {
         }
     }
 
-    /// A PAUSE or RESUME from the session's receiver (`in_report`: it restates, after a
-    /// receiver report, what the receiver wants). The sender converges to the receiver's
-    /// word: it applies a request numbered higher (RFC 1982) than any it applied, and it
-    /// acknowledges with the newest number it applied, so a receiver that sees a number it
-    /// never issued (a forged or stale request took effect) speaks again above it. A new
-    /// receiver SSRC (a restarted receiver) numbers afresh: its first word stands.
+    /// A PAUSE (`pause`) or RESUME: [`FlowControl`] decides, the session sends its ACK and
+    /// applies the change. Returns whether it counts as hearing from the receiver.
     fn flow_request(
         &mut self,
         now: Instant,
+        from: std::net::SocketAddr,
         ssrc: u32,
         request: u32,
         pause: bool,
         in_report: bool,
-    ) {
-        if self.receiver_ssrc != Some(ssrc) {
-            self.receiver_ssrc = Some(ssrc);
-            self.last_request = request.wrapping_sub(1);
+    ) -> bool {
+        let from_receiver = from == self.cfg.receiver_addr;
+        let answer = self
+            .flow
+            .on_request(now, from_receiver, ssrc, request, pause, in_report);
+        if let Some(n) = answer.ack {
+            self.rtcp_buf.clear();
+            rtcp::write_flow(&mut self.rtcp_buf, rtcp::APP_ACK, self.subs[0].ssrc, n);
+            self.control.push_back(self.rtcp_buf.split().freeze());
+            self.stats.acks_sent += 1;
         }
-        let newer = rtcp::is_newer_request(request, self.last_request);
-        if in_report && request == self.last_request {
-            // the receiver's report restates the state it asked for last: nothing to do
-            return;
-        }
-        self.rtcp_buf.clear();
-        rtcp::write_flow(
-            &mut self.rtcp_buf,
-            rtcp::APP_ACK,
-            self.subs[0].ssrc,
-            if newer { request } else { self.last_request },
-        );
-        self.control.push_back(self.rtcp_buf.split().freeze());
-        self.stats.acks_sent += 1;
-        if !newer {
-            if !in_report {
-                self.stats.duplicate_requests += 1;
+        match answer.change {
+            Some(FlowChange::Paused) => {
+                self.events.push_back(SenderEvent::Paused);
+                if self.cfg.live {
+                    // a live source cannot wait: what is queued for the pacer is dropped
+                    // (what the stages still hold is dropped as the next audio arrives)
+                    self.drop_queued_live();
+                }
             }
-            return;
-        }
-        self.last_request = request;
-        if pause == self.paused {
-            return;
-        }
-        self.paused = pause;
-        if pause {
-            self.stats.pauses_applied += 1;
-            self.paused_since = Some(now);
-            self.events.push_back(SenderEvent::Paused);
-            if self.cfg.live {
-                // a live source cannot wait: what is queued for the pacer is dropped (what
-                // the stages still hold is dropped as the next audio arrives)
-                self.drop_queued_live();
+            Some(FlowChange::Resumed) => {
+                self.pacer.restart();
+                self.events.push_back(SenderEvent::Resumed);
             }
-        } else {
-            self.stats.resumes_applied += 1;
-            if let Some(t) = self.paused_since.take() {
-                self.stats.paused_ms += (now - t).as_millis() as u64;
-            }
-            self.pacer.restart();
-            self.events.push_back(SenderEvent::Resumed);
+            None => {}
         }
+        answer.heard
     }
 
     /// A live source cannot wait: what was captured but not sent while paused is dropped.
@@ -906,7 +868,7 @@ impl SenderSession {
 
     fn finish(&mut self, why: FinishReason) {
         self.finished = true;
-        self.paused_since = None;
+        self.flow.finish();
         self.timers = TimerTable::default();
         self.events.push_back(SenderEvent::Finished(why));
     }
@@ -969,7 +931,7 @@ impl SenderSession {
         if self.finished && !self.queue.is_empty() {
             self.queue.clear();
         }
-        if (self.paused && !self.mid_group) || !self.started {
+        if (self.flow.is_paused() && !self.mid_group) || !self.started {
             return None;
         }
         let due = self.pacer.departure(now);
@@ -999,7 +961,7 @@ impl SenderSession {
         }
         let now = self.now;
         let mut t = earliest(self.timers.next(), (!self.started).then_some(now));
-        if (!self.paused || self.mid_group) && !self.queue.is_empty() {
+        if (!self.flow.is_paused() || self.mid_group) && !self.queue.is_empty() {
             t = earliest(t, Some(self.pacer.departure(now)));
         }
         if !self.rtx_queue.is_empty() || !self.control.is_empty() {
