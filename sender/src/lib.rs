@@ -8,6 +8,7 @@ pub mod flow;
 pub mod opus_encoder;
 pub mod pacer;
 pub mod packetizer;
+pub mod report;
 pub mod retransmit;
 pub mod session;
 pub mod spreader;

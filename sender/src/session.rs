@@ -55,6 +55,7 @@ use crate::config::{Codec, SenderConfig};
 use crate::flow::{FlowChange, FlowControl};
 use crate::pacer::Pacer;
 use crate::packetizer::{MediaPacket, Packetizer};
+use crate::report::{write_report, Report, SubstreamReport};
 use crate::retransmit::{Retransmitter, RtxStats};
 use crate::spreader::Spreader;
 
@@ -873,47 +874,43 @@ impl SenderSession {
         self.events.push_back(SenderEvent::Finished(why));
     }
 
+    /// Queues an RTCP compound (see [`crate::report`]); `bye`: the stream is over.
     fn queue_report(&mut self, now: Instant, bye: bool) {
         if bye {
             self.last_bye_at = Some(now);
         }
-        let ntp = rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128);
-        let desc = self.description();
-        let b = &mut self.rtcp_buf;
-        b.clear();
         let sent_pos = self.stats.frames_sent;
-        for s in &self.subs {
-            // the media position this report's wall-clock time stands for: for a live source
-            // the audio captured so far, for stored media the audio sent so far
-            let pos = if bye || self.cfg.live {
-                s.packetizer.position()
-            } else {
-                sent_pos
-            };
-            rtcp::write_sender_report(
-                b,
-                &rtcp::SenderReport {
-                    ssrc: s.ssrc,
-                    ntp,
-                    rtp_ts: s.ts_base.wrapping_add(pos as u32),
-                    packets: s.packetizer.packets() as u32,
-                    octets: ((self.stats.media_bytes + self.stats.repair_bytes) * s.channels as u64
-                        / self.cfg.spec.channels as u64) as u32,
+        let bytes = self.stats.media_bytes + self.stats.repair_bytes;
+        let substreams: Vec<SubstreamReport> = self
+            .subs
+            .iter()
+            .map(|s| SubstreamReport {
+                ssrc: s.ssrc,
+                ts_base: s.ts_base,
+                // the media position this report's wall-clock time stands for: for a live
+                // source the audio captured so far, for stored media the audio sent so far
+                position: if bye || self.cfg.live {
+                    s.packetizer.position()
+                } else {
+                    sent_pos
                 },
-            );
-        }
-        rtcp::write_sdes_cname(b, self.subs[0].ssrc, &self.cfg.cname);
-        rtcp::write_desc(b, self.subs[0].ssrc, &desc);
-        if let Some((receiver, last_rr, at)) = self.last_rrtr {
-            let delay = ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32;
-            rtcp::write_dlrr(b, self.subs[0].ssrc, receiver, last_rr, delay);
-        }
-        if bye {
-            for s in &self.subs {
-                rtcp::write_bye(b, s.ssrc);
-            }
-        }
-        self.control.push_back(b.split().freeze());
+                packets: s.packetizer.packets(),
+                octets: bytes * s.channels as u64 / self.cfg.spec.channels as u64,
+            })
+            .collect();
+        let desc = self.description();
+        let r = Report {
+            now,
+            ntp: self.ntp(now),
+            substreams: &substreams,
+            cname: &self.cfg.cname,
+            desc: &desc,
+            last_rrtr: self.last_rrtr,
+            bye,
+        };
+        self.rtcp_buf.clear();
+        write_report(&mut self.rtcp_buf, &r);
+        self.control.push_back(self.rtcp_buf.split().freeze());
     }
 
     /// The next datagram to send now, if any.
