@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod flow;
+pub mod framer;
 #[cfg(feature = "opus")]
 pub mod opus_encoder;
 pub mod pacer;

@@ -53,8 +53,9 @@ use serde::Serialize;
 
 use crate::config::{Codec, SenderConfig};
 use crate::flow::{FlowChange, FlowControl};
+use crate::framer::Framer;
 use crate::pacer::Pacer;
-use crate::packetizer::{MediaPacket, Packetizer};
+use crate::packetizer::MediaPacket;
 use crate::report::{write_report, Report, SubstreamReport};
 use crate::retransmit::{Retransmitter, RtxStats};
 use crate::spreader::Spreader;
@@ -144,52 +145,6 @@ pub struct ReceiverView {
     pub jitter_ms: f64,
     /// Round-trip time from the report's LSR and DLSR (RFC 3550, 6.4.1), in ms.
     pub rtt_ms: Option<f64>,
-}
-
-/// The first stage of a substream: the PCM packetizer, or the Opus encoder in its place.
-#[derive(Debug)]
-enum Framer {
-    Pcm(Packetizer),
-    #[cfg(feature = "opus")]
-    Opus(Box<crate::opus_encoder::OpusEncoder>),
-}
-
-/// Calls the same method on whichever stage it is.
-macro_rules! framer {
-    ($f:expr, $p:ident => $e:expr) => {
-        match $f {
-            Framer::Pcm($p) => $e,
-            #[cfg(feature = "opus")]
-            Framer::Opus($p) => $e,
-        }
-    };
-}
-
-impl Framer {
-    fn group_frames(&self) -> usize {
-        framer!(self, p => p.group_frames())
-    }
-    fn frames_to_complete_group(&self) -> usize {
-        framer!(self, p => p.frames_to_complete_group())
-    }
-    fn packets(&self) -> u64 {
-        framer!(self, p => p.packets())
-    }
-    fn next_seq(&self) -> u16 {
-        framer!(self, p => p.next_seq())
-    }
-    fn position(&self) -> u64 {
-        framer!(self, p => p.position())
-    }
-    fn skip(&mut self, frames: u64) {
-        framer!(self, p => p.skip(frames))
-    }
-    fn push(&mut self, frames: &[u8], out: &mut Vec<MediaPacket>) -> usize {
-        framer!(self, p => p.push(frames, out))
-    }
-    fn flush(&mut self, out: &mut Vec<MediaPacket>) {
-        framer!(self, p => p.flush(out))
-    }
 }
 
 /// One substream's stages.
@@ -284,11 +239,6 @@ impl SenderSession {
         cfg.validate()?;
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let bps = cfg.spec.format.bytes();
-        let base_pt = match cfg.spec.format {
-            isostream_media::SampleFormat::S16 => rtp::PT_L16,
-            isostream_media::SampleFormat::S24 => rtp::PT_L24,
-            isostream_media::SampleFormat::F32 => rtp::PT_F32,
-        };
         let mut subs = Vec::new();
         let mut offset = 0;
         let mut ssrcs: Vec<u32> = Vec::new();
@@ -302,33 +252,7 @@ impl SenderSession {
             let ts_base = cfg.first_timestamp.unwrap_or(rng.random());
             let first_seq = cfg.first_seq.unwrap_or(rng.random());
             let fb = channels as usize * bps;
-            let packetizer = match &cfg.codec {
-                Codec::Pcm => Framer::Pcm(Packetizer::new(
-                    ssrc,
-                    base_pt,
-                    fb,
-                    cfg.packet_frames as usize,
-                    cfg.interleave as usize,
-                    first_seq,
-                    ts_base,
-                )),
-                #[cfg(feature = "opus")]
-                Codec::Opus(p) => Framer::Opus(Box::new(
-                    crate::opus_encoder::OpusEncoder::new(
-                        ssrc,
-                        channels,
-                        cfg.spec.format,
-                        p,
-                        first_seq,
-                        ts_base,
-                    )
-                    .map_err(|e| crate::SenderError::Config(e.to_string()))?,
-                )),
-                #[cfg(not(feature = "opus"))]
-                Codec::Opus(_) => {
-                    return Err(crate::SenderError::Config(crate::config::NO_OPUS.into()))
-                }
-            };
+            let packetizer = Framer::new(&cfg, ssrc, channels, first_seq, ts_base)?;
             let fec = cfg.fec.map(|p| {
                 BlockEncoder::new(p, ssrc, rng.random(), Box::new(ReedSolomonCodec::new()))
             });
