@@ -43,6 +43,8 @@
 //! - [`concealer`]: cubic interpolation of short holes, waveform repetition fading to
 //!   silence for longer ones.
 //! - [`drift`]: the drift estimator and the adaptive resampler (bit-exact until engaged).
+//! - [`render`]: one substream's playout side: jitter buffer -> concealer -> resampler, a
+//!   chunk at a time.
 //! - [`merge`]: the substreams' channels into the output frames.
 //! - [`playout`]: the playout clock (one for all substreams) and the playout side:
 //!   underruns, the end of the stream, a chunk at a time.
@@ -79,6 +81,7 @@ pub mod nack;
 #[cfg(feature = "opus")]
 pub mod opus_decoder;
 pub mod playout;
+pub mod render;
 pub mod session;
 pub mod stats;
 pub mod steering;

@@ -31,13 +31,11 @@ use isostream_transport::time::{Duration, Instant};
 use isostream_transport::fec::DecoderLimits;
 
 use crate::arrival::Arrival;
-use crate::concealer::{ConcealCounts, Concealer};
 use crate::deinterleaver::{CaptureMapping, Deinterleaver, PlaceInput, Placement, Reject};
 
 /// The longest hole a live sender's marked packet may close (audio it dropped while
 /// paused), in seconds: a marked packet further ahead is not a resumption.
 pub const MAX_LIVE_HOLE_S: i64 = 60;
-use crate::drift::AdaptiveResampler;
 use crate::fec_decoder::FecDecoder;
 use crate::jitter_buffer::JitterBuffer;
 use crate::layout::{Framing, Layout};
@@ -45,11 +43,8 @@ use crate::merge::ChannelMerge;
 use crate::nack::{Deadlines, Nacker};
 use crate::stats::{Drops, SubstreamStats};
 
-/// Largest playout chunk, lookahead included, in frames (the scratch is sized for it).
-pub const MAX_CHUNK_FRAMES: usize = 4096;
-
-/// Frames of future audio shown to the concealer so it can interpolate across a chunk edge.
-pub const LOOKAHEAD: usize = 8;
+use crate::render::Render;
+pub use crate::render::{LOOKAHEAD, MAX_CHUNK_FRAMES};
 
 /// What the session tells the receive chain about itself, per datagram.
 #[derive(Clone, Copy, Debug)]
@@ -76,16 +71,8 @@ pub struct SubstreamRx {
     fec: Option<FecDecoder>,
     deint: Deinterleaver,
     jb: JitterBuffer,
-    concealer: Concealer,
-    /// Adaptive resampler (only when clock drift is compensated).
-    resampler: Option<AdaptiveResampler>,
-    /// Playout scratch: frames and presence flags peeked from the jitter buffer.
-    scratch: Vec<u8>,
-    present: Vec<bool>,
-    /// This substream's share of one playout chunk (after resampling).
-    chunk: Vec<u8>,
-    /// What the concealer repaired.
-    repaired: ConcealCounts,
+    /// The playout side: concealer and resampler (see [`crate::render`]).
+    render: Render,
     /// The NACK stage (when the sender answers NACKs) and its retransmission stream's SSRC.
     nack: Option<(Nacker, u32)>,
     /// The newest original packet placed: its extended sequence number and position, to
@@ -151,12 +138,7 @@ impl SubstreamRx {
             fec: fec.map(FecDecoder::with_limits),
             deint: Deinterleaver::new(fb, ts_base),
             jb: JitterBuffer::new(fb, capacity, 0),
-            concealer: Concealer::new(spec),
-            resampler: resample.then(|| AdaptiveResampler::new(spec.format, spec.channels)),
-            scratch: vec![0; fb * MAX_CHUNK_FRAMES],
-            present: vec![false; MAX_CHUNK_FRAMES],
-            chunk: vec![0; fb * MAX_CHUNK_FRAMES],
-            repaired: ConcealCounts::default(),
+            render: Render::new(spec, resample),
             nack: None,
             anchor: None,
             packet_frames: 0,
@@ -191,13 +173,9 @@ impl SubstreamRx {
         let mut n = std::mem::size_of::<Self>()
             + Arrival::MEMORY_BYTES
             + JitterBuffer::memory_bytes(fb, capacity)
-            + Concealer::memory_bytes(spec)
-            + (2 * fb + 1) * MAX_CHUNK_FRAMES;
+            + Render::memory_bytes(spec, resample);
         if let Some(l) = fec {
             n = n.saturating_add(FecDecoder::memory_bytes(l));
-        }
-        if resample {
-            n += AdaptiveResampler::memory_bytes(spec.format, spec.channels);
         }
         if nack {
             n += Nacker::MEMORY_BYTES;
@@ -215,15 +193,7 @@ impl SubstreamRx {
         let fb = self.frame_bytes;
         self.jb = JitterBuffer::new(fb, 1, self.jb.read_pos());
         self.fec = None;
-        self.concealer = Concealer::new(AudioSpec {
-            rate: crate::layout::MIN_RATE,
-            channels: 1,
-            format: SampleFormat::S16,
-        });
-        self.resampler = None;
-        self.scratch = vec![0; fb * (LOOKAHEAD + 1)];
-        self.present = vec![false; LOOKAHEAD + 1];
-        self.chunk = vec![0; fb];
+        self.render.release();
         if let Some((n, _)) = &mut self.nack {
             *n = Nacker::new(Duration::ZERO);
         }
@@ -298,34 +268,6 @@ impl SubstreamRx {
         }
     }
 
-    /// Renders the next `frames` frames into the chunk buffer: pulled from the jitter
-    /// buffer, repaired by the concealer, resampled at `ratio` if there is a resampler.
-    fn render(&mut self, ratio: f64, frames: usize) -> &[u8] {
-        let fb = self.frame_bytes;
-        let SubstreamRx {
-            jb,
-            concealer,
-            scratch,
-            present,
-            repaired,
-            chunk,
-            resampler,
-            ..
-        } = self;
-        let dst = &mut chunk[..frames * fb];
-        let mut pull =
-            |b: &mut [u8]| pull_repaired(jb, concealer, scratch, present, repaired, fb, b);
-        match resampler {
-            Some(r) => {
-                r.process(ratio, pull, dst);
-            }
-            None => {
-                pull(dst);
-            }
-        }
-        dst
-    }
-
     /// This substream's counters, for media at `rate` Hz.
     pub fn stats(&self, rate: u32) -> SubstreamStats {
         if let Some(s) = &self.released {
@@ -345,8 +287,8 @@ impl SubstreamRx {
             packets_late: d.late,
             packets_duplicate: a.duplicate,
             packets_overflowed: d.overflow,
-            frames_interpolated: self.repaired.interpolated,
-            frames_concealed: self.repaired.concealed,
+            frames_interpolated: self.render.repaired().interpolated,
+            frames_concealed: self.render.repaired().concealed,
             buffer_frames: self.jb.occupancy(),
             jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
             frames_skipped: self.deint.timeline().frames_skipped(),
@@ -365,32 +307,6 @@ impl SubstreamRx {
                 .map(|(n, _)| n.rtt().as_secs_f64() * 1000.0),
         }
     }
-}
-
-/// Pulls `buf.len() / fb` frames from the jitter buffer, repairs what is missing, and
-/// consumes them: the input side of playout (and of the resampler).
-fn pull_repaired(
-    jb: &mut JitterBuffer,
-    concealer: &mut Concealer,
-    scratch: &mut [u8],
-    present: &mut [bool],
-    repaired: &mut ConcealCounts,
-    fb: usize,
-    buf: &mut [u8],
-) -> usize {
-    let frames = buf.len() / fb;
-    let room = present.len() - LOOKAHEAD;
-    let mut done = 0;
-    while done < frames {
-        let k = (frames - done).min(room);
-        let total = k + LOOKAHEAD;
-        jb.peek(0, &mut scratch[..total * fb], &mut present[..total]);
-        *repaired += concealer.process(&mut scratch[..total * fb], &present[..total], LOOKAHEAD);
-        buf[done * fb..(done + k) * fb].copy_from_slice(&scratch[..k * fb]);
-        jb.advance(k);
-        done += k;
-    }
-    frames
 }
 
 /// The substreams of a session, in output order. See the module documentation.
@@ -983,10 +899,7 @@ impl Substreams {
 
     /// Input frames the first substream's resampler holds (0 without one).
     pub fn resampler_held(&self) -> f64 {
-        self.subs[0]
-            .resampler
-            .as_ref()
-            .map_or(0.0, |r| r.buffered_input_frames())
+        self.subs[0].render.resampler_held()
     }
 
     /// Plays the next `frames` frames (at most [`MAX_CHUNK_FRAMES`] - [`LOOKAHEAD`]) of every
@@ -995,7 +908,7 @@ impl Substreams {
         #[cfg(feature = "opus")]
         self.conceal_due(frames);
         for (k, sub) in self.subs.iter_mut().enumerate() {
-            let part = sub.render(ratio, frames);
+            let part = sub.render.render(&mut sub.jb, ratio, frames);
             self.merge.put(k, part, out, first);
         }
     }
@@ -1131,7 +1044,7 @@ mod tests {
             .subs
             .iter()
             .all(|x| x.jb.capacity() == 1 && x.fec.is_none()));
-        assert!(s.subs.iter().all(|x| x.scratch.len() < 100));
+        assert!(s.subs.iter().all(|x| x.render.scratch_bytes() < 100));
         let after: Vec<SubstreamStats> = s.stats(RATE).collect();
         assert_eq!(after.len(), 2);
         assert_eq!(
