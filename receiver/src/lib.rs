@@ -52,6 +52,8 @@
 //!   sender-report mapping at every chunk.
 //! - [`steering`]: buffer level -> drift estimator, handed what it watches at every chunk
 //!   and told when a PAUSE/RESUME was sent.
+//! - [`nack_clock`]: a substream's NACK stage and the play clock that tells it when each
+//!   missing packet plays.
 //! - [`flow`]: PAUSE/RESUME with acknowledgement and retransmission.
 //! - [`control`]: the RTCP the receiver sends (receiver reports, PAUSE/RESUME requests).
 //! - [`stats`]: the counters and how they add up.
@@ -78,6 +80,7 @@ pub mod latency;
 pub mod layout;
 pub mod merge;
 pub mod nack;
+pub mod nack_clock;
 #[cfg(feature = "opus")]
 pub mod opus_decoder;
 pub mod playout;

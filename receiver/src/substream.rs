@@ -40,7 +40,8 @@ use crate::fec_decoder::FecDecoder;
 use crate::jitter_buffer::JitterBuffer;
 use crate::layout::{Framing, Layout};
 use crate::merge::ChannelMerge;
-use crate::nack::{Deadlines, Nacker};
+use crate::nack::Nacker;
+use crate::nack_clock::NackClock;
 use crate::stats::{Drops, SubstreamStats};
 
 use crate::render::Render;
@@ -73,15 +74,9 @@ pub struct SubstreamRx {
     jb: JitterBuffer,
     /// The playout side: concealer and resampler (see [`crate::render`]).
     render: Render,
-    /// The NACK stage (when the sender answers NACKs) and its retransmission stream's SSRC.
-    nack: Option<(Nacker, u32)>,
-    /// The newest original packet placed: its extended sequence number and position, to
-    /// tell when a missing packet plays.
-    anchor: Option<(u64, i64)>,
-    /// Frames a packet holds, and how far before its neighbours' positions an interleaved
-    /// packet's first frame may lie (for deadlines).
-    packet_frames: i64,
-    spread_frames: i64,
+    /// The NACK stage and its play clock (when the sender answers NACKs; see
+    /// [`crate::nack_clock`]).
+    nack: Option<NackClock>,
     /// Frames dropped to hold a live stream's latency after it ran dry.
     frames_dropped: u64,
     /// The counters when its buffers were released (the session ended).
@@ -92,28 +87,6 @@ pub struct SubstreamRx {
         Box<crate::opus_decoder::OpusDecoder>,
         Option<ReceiveContext>,
     )>,
-}
-
-/// When packets play, from a substream's anchor and the playout position.
-struct PlayClock {
-    now: Instant,
-    anchor: (u64, i64),
-    packet_frames: i64,
-    spread_frames: i64,
-    read_pos: i64,
-    rate: u32,
-}
-
-impl Deadlines for PlayClock {
-    fn deadline(&self, ext: u64) -> Option<Instant> {
-        let (aext, apos) = self.anchor;
-        let pos = apos + (ext as i64 - aext as i64) * self.packet_frames - self.spread_frames;
-        let ahead = pos - self.read_pos;
-        if ahead <= 0 {
-            return Some(self.now);
-        }
-        Some(self.now + Duration::from_nanos(ahead as u64 * 1_000_000_000 / self.rate as u64))
-    }
 }
 
 impl SubstreamRx {
@@ -140,9 +113,6 @@ impl SubstreamRx {
             jb: JitterBuffer::new(fb, capacity, 0),
             render: Render::new(spec, resample),
             nack: None,
-            anchor: None,
-            packet_frames: 0,
-            spread_frames: 0,
             frames_dropped: 0,
             released: None,
             #[cfg(feature = "opus")]
@@ -194,38 +164,29 @@ impl SubstreamRx {
         self.jb = JitterBuffer::new(fb, 1, self.jb.read_pos());
         self.fec = None;
         self.render.release();
-        if let Some((n, _)) = &mut self.nack {
-            *n = Nacker::new(Duration::ZERO);
+        if let Some(n) = &mut self.nack {
+            n.release();
         }
     }
 
     /// Asks for lost packets with NACKs, answered on retransmission stream `rtx_ssrc`; the
     /// stream is cut as `framing` says, at `rate` Hz.
     pub fn with_nack(mut self, rtx_ssrc: u32, framing: &Framing, rate: u32) -> Self {
-        let packet = framing.packet_frames.max(1) as u64;
-        let ms =
-            |packets: u64| Duration::from_nanos(packets * packet * 1_000_000_000 / rate as u64);
-        // a gap waits for reordering and for the FEC block it is in (spread included)
-        let block = framing.block_packets as u64 * framing.spread.max(1) as u64;
-        let group = framing.interleave.max(1) as u64;
-        let hold = Duration::from_millis(5) + ms(block.max(group));
-        self.nack = Some((Nacker::new(hold), rtx_ssrc));
-        self.packet_frames = packet as i64;
-        self.spread_frames = (group as i64 - 1) * packet as i64;
+        self.nack = Some(NackClock::new(rtx_ssrc, framing, rate));
         self
     }
 
     /// Its NACKs' first requests wait a random time from zero to `max` more (a member of a
     /// multicast group, RFC 4585), drawn from a generator seeded with `seed`.
     pub fn with_nack_random_delay(&mut self, max: Duration, seed: u64) {
-        if let Some((n, r)) = self.nack.take() {
-            self.nack = Some((n.with_random_delay(max, seed), r));
+        if let Some(n) = self.nack.take() {
+            self.nack = Some(n.with_random_delay(max, seed));
         }
     }
 
     /// The SSRC of this substream's retransmissions, if it asks for them.
     pub fn rtx_ssrc(&self) -> Option<u32> {
-        self.nack.as_ref().map(|(_, r)| *r)
+        self.nack.as_ref().map(NackClock::rtx_ssrc)
     }
 
     /// The substream's SSRC.
@@ -294,17 +255,14 @@ impl SubstreamRx {
             frames_skipped: self.deint.timeline().frames_skipped(),
             packets_retransmitted: a.retransmitted,
             frames_dropped: self.frames_dropped,
-            retransmissions_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
-            retransmissions_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
+            retransmissions_requested: self.nack.as_ref().map_or(0, |n| n.counts().requested),
+            retransmissions_given_up: self.nack.as_ref().map_or(0, |n| n.counts().given_up),
             fec: self.fec.as_ref().map(FecDecoder::stats),
             #[cfg(feature = "opus")]
             opus: self.opus.as_ref().map(|(d, _)| d.counts()),
             #[cfg(not(feature = "opus"))]
             opus: None,
-            rtt_ms: self
-                .nack
-                .as_ref()
-                .map(|(n, _)| n.rtt().as_secs_f64() * 1000.0),
+            rtt_ms: self.nack.as_ref().map(|n| n.rtt().as_secs_f64() * 1000.0),
         }
     }
 }
@@ -330,15 +288,6 @@ pub struct Substreams {
     /// The session's media are Opus and this build cannot decode them.
     #[cfg(not(feature = "opus"))]
     _opus: (),
-}
-
-/// Deadlines before playback: unknown.
-struct Unknown;
-
-impl Deadlines for Unknown {
-    fn deadline(&self, _: u64) -> Option<Instant> {
-        None
-    }
 }
 
 impl Substreams {
@@ -462,20 +411,19 @@ impl Substreams {
         let Some(ext) = sub.arrival.on_media(now, h.seq, h.timestamp) else {
             return false;
         };
-        if let Some((n, _)) = &mut sub.nack {
-            n.set_jitter(Duration::from_nanos(
+        if let Some(n) = &mut sub.nack {
+            let jitter = Duration::from_nanos(
                 (sub.arrival.jitter_frames() * 1e9 / sub.arrival.rate() as f64) as u64,
-            ));
-            n.on_arrival(now, ext);
+            );
+            n.on_arrival(now, ext, jitter);
         }
         let mut rebuilt = std::mem::take(&mut self.rebuilt);
         if let Some(fec) = &mut sub.fec {
             fec.on_source(ext, datagram, &mut rebuilt);
         }
         if let Some(pos) = self.deliver(now, i, h, payload, ctx, drops) {
-            let sub = &mut self.subs[i];
-            if sub.anchor.is_none_or(|(e, _)| ext > e) {
-                sub.anchor = Some((ext, pos));
+            if let Some(n) = &mut self.subs[i].nack {
+                n.on_placed(ext, pos);
             }
         }
         self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
@@ -529,7 +477,7 @@ impl Substreams {
                 continue;
             };
             if let Some(ext) = self.subs[i].arrival.admit_rebuilt(h.seq) {
-                if let Some((n, _)) = &mut self.subs[i].nack {
+                if let Some(n) = &mut self.subs[i].nack {
                     n.on_rebuilt(ext);
                 }
                 self.deliver(now, i, &h, payload, ctx, drops);
@@ -560,7 +508,7 @@ impl Substreams {
         let Some(ext) = sub.arrival.admit_retransmitted(osn) else {
             return false;
         };
-        if let Some((n, _)) = &mut sub.nack {
+        if let Some(n) = &mut sub.nack {
             n.on_retransmission(now, ext);
         }
         let oh = RtpHeader {
@@ -591,24 +539,15 @@ impl Substreams {
     /// The stream ends at position `end` (frames, from the sender's BYE): every substream
     /// expects the packets up to it, so a loss at the very end is asked for too.
     pub fn expect_until(&mut self, now: Instant, end: i64) {
-        for s in &mut self.subs {
-            let (Some((n, _)), Some((aext, apos))) = (&mut s.nack, s.anchor) else {
-                continue;
-            };
-            let pf = s.packet_frames.max(1);
-            let after = (end - apos + pf - 1).div_euclid(pf) - 1;
-            if after >= 1 {
-                n.expect_until(now, aext + after as u64);
-            }
+        for n in self.subs.iter_mut().filter_map(|s| s.nack.as_mut()) {
+            n.expect_until(now, end);
         }
     }
 
     /// A round trip measured at `rtt` (from the sender's answer to a reference time).
     pub fn on_rtt(&mut self, rtt: Duration) {
-        for s in &mut self.subs {
-            if let Some((n, _)) = &mut s.nack {
-                n.on_rtt(rtt);
-            }
+        for n in self.subs.iter_mut().filter_map(|s| s.nack.as_mut()) {
+            n.on_rtt(rtt);
         }
     }
 
@@ -641,24 +580,11 @@ impl Substreams {
         let read_pos = self.read_pos();
         let mut seqs = std::mem::take(&mut self.nack_scratch);
         for s in &mut self.subs {
-            let Some((n, _)) = &mut s.nack else {
+            let Some(n) = &mut s.nack else {
                 continue;
             };
             seqs.clear();
-            match (playing, s.anchor) {
-                (true, Some(anchor)) => {
-                    let clock = PlayClock {
-                        now,
-                        anchor,
-                        packet_frames: s.packet_frames,
-                        spread_frames: s.spread_frames,
-                        read_pos,
-                        rate,
-                    };
-                    n.due(now, &clock, &mut seqs);
-                }
-                _ => n.due(now, &Unknown, &mut seqs),
-            }
+            n.due(now, playing, read_pos, rate, &mut seqs);
             if !seqs.is_empty() {
                 ask(s.ssrc, &seqs);
             }
@@ -670,7 +596,7 @@ impl Substreams {
     pub fn next_nack(&self) -> Option<Instant> {
         self.subs
             .iter()
-            .filter_map(|s| s.nack.as_ref().and_then(|(n, _)| n.next_deadline()))
+            .filter_map(|s| s.nack.as_ref().and_then(NackClock::next_deadline))
             .min()
     }
 
