@@ -63,6 +63,8 @@
 //!   kept datagrams are copied into.
 //! - [`successor`]: the datagrams of a stream waiting behind the playing session (a sender
 //!   that restarted with new SSRCs) until it takes over.
+//! - [`rtcp_in`]: which packets of an RTCP compound are the session's (SSRCs, the bound
+//!   source address), as typed facts the session applies.
 //! - [`session`]: lifecycle, demultiplexing, `handle_input`/`poll_output`.
 #![deny(missing_docs)]
 
@@ -85,6 +87,7 @@ pub mod nack_clock;
 pub mod opus_decoder;
 pub mod playout;
 pub mod render;
+pub mod rtcp_in;
 pub mod session;
 pub mod stats;
 pub mod steering;
