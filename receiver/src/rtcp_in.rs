@@ -115,15 +115,15 @@ impl RtcpIn {
         self.bye
     }
 
-    /// The fact of packet `p` (as parsed) for the session as `view` shows it; `Err(())` if
-    /// it is malformed (the rest of the compound is not read), `Ok(None)` if it is nothing
-    /// for the session.
+    /// The fact of packet `p` (as parsed) for the session as `view` shows it; the parse
+    /// error if it is malformed (the rest of the compound is not read), `Ok(None)` if it is
+    /// nothing for the session.
     pub fn packet<E>(
         &mut self,
         p: Result<RtcpPacket, E>,
         view: &SessionView<'_>,
-    ) -> Result<Option<RtcpFact>, ()> {
-        let p = p.map_err(|_| ())?;
+    ) -> Result<Option<RtcpFact>, E> {
+        let p = p?;
         let fact = match p {
             RtcpPacket::Desc { desc, .. } if view.knows(&desc) => Some(RtcpFact::OwnDesc),
             RtcpPacket::Desc { desc, .. } => return Ok(Some(RtcpFact::OtherDesc(desc))),
