@@ -43,6 +43,8 @@
 //! - [`concealer`]: cubic interpolation of short holes, waveform repetition fading to
 //!   silence for longer ones.
 //! - [`drift`]: the drift estimator and the adaptive resampler (bit-exact until engaged).
+//! - [`render`]: one substream's playout side: jitter buffer -> concealer -> resampler, a
+//!   chunk at a time.
 //! - [`merge`]: the substreams' channels into the output frames.
 //! - [`playout`]: the playout clock (one for all substreams) and the playout side:
 //!   underruns, the end of the stream, a chunk at a time.
@@ -50,6 +52,8 @@
 //!   sender-report mapping at every chunk.
 //! - [`steering`]: buffer level -> drift estimator, handed what it watches at every chunk
 //!   and told when a PAUSE/RESUME was sent.
+//! - [`nack_clock`]: a substream's NACK stage and the play clock that tells it when each
+//!   missing packet plays.
 //! - [`flow`]: PAUSE/RESUME with acknowledgement and retransmission.
 //! - [`control`]: the RTCP the receiver sends (receiver reports, PAUSE/RESUME requests).
 //! - [`stats`]: the counters and how they add up.
@@ -59,6 +63,8 @@
 //!   kept datagrams are copied into.
 //! - [`successor`]: the datagrams of a stream waiting behind the playing session (a sender
 //!   that restarted with new SSRCs) until it takes over.
+//! - [`rtcp_in`]: which packets of an RTCP compound are the session's (SSRCs, the bound
+//!   source address), as typed facts the session applies.
 //! - [`session`]: lifecycle, demultiplexing, `handle_input`/`poll_output`.
 #![deny(missing_docs)]
 
@@ -76,9 +82,12 @@ pub mod latency;
 pub mod layout;
 pub mod merge;
 pub mod nack;
+pub mod nack_clock;
 #[cfg(feature = "opus")]
 pub mod opus_decoder;
 pub mod playout;
+pub mod render;
+pub mod rtcp_in;
 pub mod session;
 pub mod stats;
 pub mod steering;

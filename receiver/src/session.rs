@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use isostream_media::AudioSpec;
 use isostream_transport::fec::RepairHeader;
-use isostream_transport::rtcp::{self, RtcpPacket};
+use isostream_transport::rtcp;
 use isostream_transport::rtp::{self, DatagramKind, RtpHeader};
 use isostream_transport::sans_io::{Input, Output, TimerTable, Transmit};
 use isostream_transport::time::{Duration, Instant, MediaClock};
@@ -35,6 +35,7 @@ use crate::deinterleaver::payload_format;
 use crate::flow::{FlowController, FlowStats, Request};
 use crate::layout::Layout;
 use crate::playout::{PlayInput, Playout};
+use crate::rtcp_in::{RtcpFact, RtcpIn, SessionView};
 use crate::stats::{self, Drops};
 use crate::substream::{ReceiveContext, Substreams};
 use crate::successor::{Successor, HANDOVER_SILENCE};
@@ -648,105 +649,77 @@ impl ReceiverSession {
     }
 
     /// Handles the packets of an RTCP compound packet from its packet `from` (`bye`: a BYE
-    /// came earlier in it). `None` if a description replaced a provisional session: the
-    /// rest of the packet is queued after the datagrams that session kept.
-    fn handle_rtcp(&mut self, now: Instant, d: &Bytes, from: usize, mut bye: bool) -> Option<bool> {
-        // the rest of a packet whose description started the current session is ours
-        let mut ours = from > 0;
-        let bound = !self.elsewhere();
+    /// came earlier in it), as [`RtcpIn`] demultiplexes them. `None` if a description
+    /// replaced a provisional session: the rest of the packet is queued after the datagrams
+    /// that session kept.
+    fn handle_rtcp(&mut self, now: Instant, d: &Bytes, from: usize, bye: bool) -> Option<bool> {
+        let mut rx = RtcpIn::new(from, bye);
+        let bound_at_start = !self.elsewhere();
         for (n, p) in rtcp::parse_compound(d).enumerate().skip(from) {
-            let Ok(p) = p else {
+            let view = SessionView {
+                session: (self.active.as_ref())
+                    .map(|a| (&a.subs, a.provisional, a.playout.is_running())),
+                bound: !self.elsewhere(),
+                bound_at_start,
+                own_ssrc: self.control.ssrc(),
+                ntp: self.ntp(now),
+            };
+            let Ok(fact) = rx.packet(p, &view) else {
                 self.drops.malformed += 1;
                 break;
             };
-            match p {
-                RtcpPacket::Desc { desc, .. } => {
-                    let ssrcs = desc.substreams.iter().map(|s| s.ssrc);
-                    // this session's own description; for a provisional session already
-                    // playing (its first description was lost), one naming its stream
-                    let known = bound
-                        && (self.active.as_ref()).is_some_and(|a| {
-                            if a.provisional && a.playout.is_running() {
-                                a.subs
-                                    .ssrcs()
-                                    .all(|s| desc.substreams.iter().any(|d| d.ssrc == s))
-                            } else {
-                                !a.provisional && a.subs.ssrcs().eq(ssrcs)
+            match fact {
+                None | Some(RtcpFact::OwnDesc) => {}
+                Some(RtcpFact::OtherDesc(desc)) if self.can_start_new() => {
+                    // media that came before any description started a provisional
+                    // session (a stock sender, or an isostream sender whose first
+                    // description was lost): replace it, replaying what it received
+                    let old = self
+                        .active
+                        .take_if(|a| a.provisional && !a.playout.is_running());
+                    let ours = Layout::described(&desc).is_some_and(|l| self.new_active(now, l));
+                    rx.set_ours(ours);
+                    match old {
+                        Some(mut old) if ours => {
+                            let rest = Work::RtcpRest {
+                                d: d.clone(),
+                                from: n + 1,
+                                bye: rx.bye(),
+                            };
+                            self.queue.push_front(rest);
+                            let kept: Vec<Bytes> = old.pending.take_all().collect();
+                            for kept in kept.into_iter().rev() {
+                                self.queue.push_front(Work::Replay(kept));
                             }
-                        });
-                    if known {
-                        ours = true;
-                    } else if self.can_start_new() {
-                        // media that came before any description started a provisional
-                        // session (a stock sender, or an isostream sender whose first
-                        // description was lost): replace it, replaying what it received
-                        let old = self
-                            .active
-                            .take_if(|a| a.provisional && !a.playout.is_running());
-                        ours = Layout::described(&desc).is_some_and(|l| self.new_active(now, l));
-                        match old {
-                            Some(old) if ours => {
-                                let rest = Work::RtcpRest {
-                                    d: d.clone(),
-                                    from: n + 1,
-                                    bye,
-                                };
-                                self.queue.push_front(rest);
-                                let mut old = old;
-                                let kept: Vec<Bytes> = old.pending.take_all().collect();
-                                for kept in kept.into_iter().rev() {
-                                    self.queue.push_front(Work::Replay(kept));
-                                }
-                                return None;
-                            }
-                            Some(old) => self.active = Some(old),
-                            None => {}
+                            return None;
                         }
-                    } else {
-                        // another stream's description while this session plays
-                        self.keep_successor(now, d, true);
+                        Some(old) => self.active = Some(old),
+                        None => {}
                     }
                 }
-                RtcpPacket::SenderReport(sr) => {
-                    if let Some(i) = self.bound_index(sr.ssrc) {
-                        ours = true;
-                        let a = self.active.as_mut().expect("index implies a session");
-                        a.subs.on_sender_report(now, i, &sr);
-                    }
+                // another stream's description while this session plays
+                Some(RtcpFact::OtherDesc(_)) => self.keep_successor(now, d, true),
+                Some(RtcpFact::SenderReport { index, sr }) => {
+                    let a = self.active.as_mut().expect("index implies a session");
+                    a.subs.on_sender_report(now, index, &sr);
                 }
-                RtcpPacket::Bye { ssrc } if self.bound_index(ssrc).is_some() => {
-                    ours = true;
-                    bye = true;
-                }
-                RtcpPacket::Ack { request, ssrc } if self.bound_index(ssrc).is_some() => {
-                    ours = true;
+                Some(RtcpFact::Ack { request }) => {
                     if let Some(req) = self.flow.on_ack(now, request) {
                         self.send_request(req);
                     }
                 }
-                RtcpPacket::Dlrr {
-                    sender_ssrc,
-                    ssrc,
-                    last_rr,
-                    delay_since_last_rr,
-                } if ssrc == self.control.ssrc() && self.bound_index(sender_ssrc).is_some() => {
-                    // the sender answered our reference time: the round trip (RFC 3611)
-                    if let Some(rtt) = rtcp::round_trip(self.ntp(now), last_rr, delay_since_last_rr)
-                    {
-                        ours = true;
-                        self.active.as_mut().expect("checked").subs.on_rtt(rtt);
-                    }
+                Some(RtcpFact::Rtt(rtt)) => {
+                    self.active.as_mut().expect("checked").subs.on_rtt(rtt);
                 }
-                _ => {}
             }
         }
-        if !ours {
+        if !rx.is_ours() {
             self.drops.foreign += 1;
             return Some(false);
         }
         if let Some(a) = self.active.as_mut() {
             a.last_heard = now;
-            if bye && a.end_pos.is_none() {
+            if rx.bye() && a.end_pos.is_none() {
                 let end = a.reported_end();
                 a.end_pos = Some(end);
                 a.subs.expect_until(now, end);
@@ -930,7 +903,7 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
     use isostream_media::SampleFormat;
-    use isostream_transport::rtcp::{SessionDesc, SubstreamDesc};
+    use isostream_transport::rtcp::{RtcpPacket, SessionDesc, SubstreamDesc};
 
     const SSRC: u32 = 0x5eed;
     /// Frames per packet (5 ms at 48 kHz).

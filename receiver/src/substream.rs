@@ -31,25 +31,21 @@ use isostream_transport::time::{Duration, Instant};
 use isostream_transport::fec::DecoderLimits;
 
 use crate::arrival::Arrival;
-use crate::concealer::{ConcealCounts, Concealer};
 use crate::deinterleaver::{CaptureMapping, Deinterleaver, PlaceInput, Placement, Reject};
 
 /// The longest hole a live sender's marked packet may close (audio it dropped while
 /// paused), in seconds: a marked packet further ahead is not a resumption.
 pub const MAX_LIVE_HOLE_S: i64 = 60;
-use crate::drift::AdaptiveResampler;
 use crate::fec_decoder::FecDecoder;
 use crate::jitter_buffer::JitterBuffer;
 use crate::layout::{Framing, Layout};
 use crate::merge::ChannelMerge;
-use crate::nack::{Deadlines, Nacker};
+use crate::nack::Nacker;
+use crate::nack_clock::NackClock;
 use crate::stats::{Drops, SubstreamStats};
 
-/// Largest playout chunk, lookahead included, in frames (the scratch is sized for it).
-pub const MAX_CHUNK_FRAMES: usize = 4096;
-
-/// Frames of future audio shown to the concealer so it can interpolate across a chunk edge.
-pub const LOOKAHEAD: usize = 8;
+use crate::render::Render;
+pub use crate::render::{LOOKAHEAD, MAX_CHUNK_FRAMES};
 
 /// What the session tells the receive chain about itself, per datagram.
 #[derive(Clone, Copy, Debug)]
@@ -76,25 +72,11 @@ pub struct SubstreamRx {
     fec: Option<FecDecoder>,
     deint: Deinterleaver,
     jb: JitterBuffer,
-    concealer: Concealer,
-    /// Adaptive resampler (only when clock drift is compensated).
-    resampler: Option<AdaptiveResampler>,
-    /// Playout scratch: frames and presence flags peeked from the jitter buffer.
-    scratch: Vec<u8>,
-    present: Vec<bool>,
-    /// This substream's share of one playout chunk (after resampling).
-    chunk: Vec<u8>,
-    /// What the concealer repaired.
-    repaired: ConcealCounts,
-    /// The NACK stage (when the sender answers NACKs) and its retransmission stream's SSRC.
-    nack: Option<(Nacker, u32)>,
-    /// The newest original packet placed: its extended sequence number and position, to
-    /// tell when a missing packet plays.
-    anchor: Option<(u64, i64)>,
-    /// Frames a packet holds, and how far before its neighbours' positions an interleaved
-    /// packet's first frame may lie (for deadlines).
-    packet_frames: i64,
-    spread_frames: i64,
+    /// The playout side: concealer and resampler (see [`crate::render`]).
+    render: Render,
+    /// The NACK stage and its play clock (when the sender answers NACKs; see
+    /// [`crate::nack_clock`]).
+    nack: Option<NackClock>,
     /// Frames dropped to hold a live stream's latency after it ran dry.
     frames_dropped: u64,
     /// The counters when its buffers were released (the session ended).
@@ -105,28 +87,6 @@ pub struct SubstreamRx {
         Box<crate::opus_decoder::OpusDecoder>,
         Option<ReceiveContext>,
     )>,
-}
-
-/// When packets play, from a substream's anchor and the playout position.
-struct PlayClock {
-    now: Instant,
-    anchor: (u64, i64),
-    packet_frames: i64,
-    spread_frames: i64,
-    read_pos: i64,
-    rate: u32,
-}
-
-impl Deadlines for PlayClock {
-    fn deadline(&self, ext: u64) -> Option<Instant> {
-        let (aext, apos) = self.anchor;
-        let pos = apos + (ext as i64 - aext as i64) * self.packet_frames - self.spread_frames;
-        let ahead = pos - self.read_pos;
-        if ahead <= 0 {
-            return Some(self.now);
-        }
-        Some(self.now + Duration::from_nanos(ahead as u64 * 1_000_000_000 / self.rate as u64))
-    }
 }
 
 impl SubstreamRx {
@@ -151,16 +111,8 @@ impl SubstreamRx {
             fec: fec.map(FecDecoder::with_limits),
             deint: Deinterleaver::new(fb, ts_base),
             jb: JitterBuffer::new(fb, capacity, 0),
-            concealer: Concealer::new(spec),
-            resampler: resample.then(|| AdaptiveResampler::new(spec.format, spec.channels)),
-            scratch: vec![0; fb * MAX_CHUNK_FRAMES],
-            present: vec![false; MAX_CHUNK_FRAMES],
-            chunk: vec![0; fb * MAX_CHUNK_FRAMES],
-            repaired: ConcealCounts::default(),
+            render: Render::new(spec, resample),
             nack: None,
-            anchor: None,
-            packet_frames: 0,
-            spread_frames: 0,
             frames_dropped: 0,
             released: None,
             #[cfg(feature = "opus")]
@@ -191,13 +143,9 @@ impl SubstreamRx {
         let mut n = std::mem::size_of::<Self>()
             + Arrival::MEMORY_BYTES
             + JitterBuffer::memory_bytes(fb, capacity)
-            + Concealer::memory_bytes(spec)
-            + (2 * fb + 1) * MAX_CHUNK_FRAMES;
+            + Render::memory_bytes(spec, resample);
         if let Some(l) = fec {
             n = n.saturating_add(FecDecoder::memory_bytes(l));
-        }
-        if resample {
-            n += AdaptiveResampler::memory_bytes(spec.format, spec.channels);
         }
         if nack {
             n += Nacker::MEMORY_BYTES;
@@ -215,47 +163,30 @@ impl SubstreamRx {
         let fb = self.frame_bytes;
         self.jb = JitterBuffer::new(fb, 1, self.jb.read_pos());
         self.fec = None;
-        self.concealer = Concealer::new(AudioSpec {
-            rate: crate::layout::MIN_RATE,
-            channels: 1,
-            format: SampleFormat::S16,
-        });
-        self.resampler = None;
-        self.scratch = vec![0; fb * (LOOKAHEAD + 1)];
-        self.present = vec![false; LOOKAHEAD + 1];
-        self.chunk = vec![0; fb];
-        if let Some((n, _)) = &mut self.nack {
-            *n = Nacker::new(Duration::ZERO);
+        self.render.release();
+        if let Some(n) = &mut self.nack {
+            n.release();
         }
     }
 
     /// Asks for lost packets with NACKs, answered on retransmission stream `rtx_ssrc`; the
     /// stream is cut as `framing` says, at `rate` Hz.
     pub fn with_nack(mut self, rtx_ssrc: u32, framing: &Framing, rate: u32) -> Self {
-        let packet = framing.packet_frames.max(1) as u64;
-        let ms =
-            |packets: u64| Duration::from_nanos(packets * packet * 1_000_000_000 / rate as u64);
-        // a gap waits for reordering and for the FEC block it is in (spread included)
-        let block = framing.block_packets as u64 * framing.spread.max(1) as u64;
-        let group = framing.interleave.max(1) as u64;
-        let hold = Duration::from_millis(5) + ms(block.max(group));
-        self.nack = Some((Nacker::new(hold), rtx_ssrc));
-        self.packet_frames = packet as i64;
-        self.spread_frames = (group as i64 - 1) * packet as i64;
+        self.nack = Some(NackClock::new(rtx_ssrc, framing, rate));
         self
     }
 
     /// Its NACKs' first requests wait a random time from zero to `max` more (a member of a
     /// multicast group, RFC 4585), drawn from a generator seeded with `seed`.
     pub fn with_nack_random_delay(&mut self, max: Duration, seed: u64) {
-        if let Some((n, r)) = self.nack.take() {
-            self.nack = Some((n.with_random_delay(max, seed), r));
+        if let Some(n) = self.nack.take() {
+            self.nack = Some(n.with_random_delay(max, seed));
         }
     }
 
     /// The SSRC of this substream's retransmissions, if it asks for them.
     pub fn rtx_ssrc(&self) -> Option<u32> {
-        self.nack.as_ref().map(|(_, r)| *r)
+        self.nack.as_ref().map(NackClock::rtx_ssrc)
     }
 
     /// The substream's SSRC.
@@ -298,34 +229,6 @@ impl SubstreamRx {
         }
     }
 
-    /// Renders the next `frames` frames into the chunk buffer: pulled from the jitter
-    /// buffer, repaired by the concealer, resampled at `ratio` if there is a resampler.
-    fn render(&mut self, ratio: f64, frames: usize) -> &[u8] {
-        let fb = self.frame_bytes;
-        let SubstreamRx {
-            jb,
-            concealer,
-            scratch,
-            present,
-            repaired,
-            chunk,
-            resampler,
-            ..
-        } = self;
-        let dst = &mut chunk[..frames * fb];
-        let mut pull =
-            |b: &mut [u8]| pull_repaired(jb, concealer, scratch, present, repaired, fb, b);
-        match resampler {
-            Some(r) => {
-                r.process(ratio, pull, dst);
-            }
-            None => {
-                pull(dst);
-            }
-        }
-        dst
-    }
-
     /// This substream's counters, for media at `rate` Hz.
     pub fn stats(&self, rate: u32) -> SubstreamStats {
         if let Some(s) = &self.released {
@@ -345,52 +248,23 @@ impl SubstreamRx {
             packets_late: d.late,
             packets_duplicate: a.duplicate,
             packets_overflowed: d.overflow,
-            frames_interpolated: self.repaired.interpolated,
-            frames_concealed: self.repaired.concealed,
+            frames_interpolated: self.render.repaired().interpolated,
+            frames_concealed: self.render.repaired().concealed,
             buffer_frames: self.jb.occupancy(),
             jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
             frames_skipped: self.deint.timeline().frames_skipped(),
             packets_retransmitted: a.retransmitted,
             frames_dropped: self.frames_dropped,
-            retransmissions_requested: self.nack.as_ref().map_or(0, |(n, _)| n.counts().requested),
-            retransmissions_given_up: self.nack.as_ref().map_or(0, |(n, _)| n.counts().given_up),
+            retransmissions_requested: self.nack.as_ref().map_or(0, |n| n.counts().requested),
+            retransmissions_given_up: self.nack.as_ref().map_or(0, |n| n.counts().given_up),
             fec: self.fec.as_ref().map(FecDecoder::stats),
             #[cfg(feature = "opus")]
             opus: self.opus.as_ref().map(|(d, _)| d.counts()),
             #[cfg(not(feature = "opus"))]
             opus: None,
-            rtt_ms: self
-                .nack
-                .as_ref()
-                .map(|(n, _)| n.rtt().as_secs_f64() * 1000.0),
+            rtt_ms: self.nack.as_ref().map(|n| n.rtt().as_secs_f64() * 1000.0),
         }
     }
-}
-
-/// Pulls `buf.len() / fb` frames from the jitter buffer, repairs what is missing, and
-/// consumes them: the input side of playout (and of the resampler).
-fn pull_repaired(
-    jb: &mut JitterBuffer,
-    concealer: &mut Concealer,
-    scratch: &mut [u8],
-    present: &mut [bool],
-    repaired: &mut ConcealCounts,
-    fb: usize,
-    buf: &mut [u8],
-) -> usize {
-    let frames = buf.len() / fb;
-    let room = present.len() - LOOKAHEAD;
-    let mut done = 0;
-    while done < frames {
-        let k = (frames - done).min(room);
-        let total = k + LOOKAHEAD;
-        jb.peek(0, &mut scratch[..total * fb], &mut present[..total]);
-        *repaired += concealer.process(&mut scratch[..total * fb], &present[..total], LOOKAHEAD);
-        buf[done * fb..(done + k) * fb].copy_from_slice(&scratch[..k * fb]);
-        jb.advance(k);
-        done += k;
-    }
-    frames
 }
 
 /// The substreams of a session, in output order. See the module documentation.
@@ -414,15 +288,6 @@ pub struct Substreams {
     /// The session's media are Opus and this build cannot decode them.
     #[cfg(not(feature = "opus"))]
     _opus: (),
-}
-
-/// Deadlines before playback: unknown.
-struct Unknown;
-
-impl Deadlines for Unknown {
-    fn deadline(&self, _: u64) -> Option<Instant> {
-        None
-    }
 }
 
 impl Substreams {
@@ -546,20 +411,19 @@ impl Substreams {
         let Some(ext) = sub.arrival.on_media(now, h.seq, h.timestamp) else {
             return false;
         };
-        if let Some((n, _)) = &mut sub.nack {
-            n.set_jitter(Duration::from_nanos(
+        if let Some(n) = &mut sub.nack {
+            let jitter = Duration::from_nanos(
                 (sub.arrival.jitter_frames() * 1e9 / sub.arrival.rate() as f64) as u64,
-            ));
-            n.on_arrival(now, ext);
+            );
+            n.on_arrival(now, ext, jitter);
         }
         let mut rebuilt = std::mem::take(&mut self.rebuilt);
         if let Some(fec) = &mut sub.fec {
             fec.on_source(ext, datagram, &mut rebuilt);
         }
         if let Some(pos) = self.deliver(now, i, h, payload, ctx, drops) {
-            let sub = &mut self.subs[i];
-            if sub.anchor.is_none_or(|(e, _)| ext > e) {
-                sub.anchor = Some((ext, pos));
+            if let Some(n) = &mut self.subs[i].nack {
+                n.on_placed(ext, pos);
             }
         }
         self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
@@ -613,7 +477,7 @@ impl Substreams {
                 continue;
             };
             if let Some(ext) = self.subs[i].arrival.admit_rebuilt(h.seq) {
-                if let Some((n, _)) = &mut self.subs[i].nack {
+                if let Some(n) = &mut self.subs[i].nack {
                     n.on_rebuilt(ext);
                 }
                 self.deliver(now, i, &h, payload, ctx, drops);
@@ -644,7 +508,7 @@ impl Substreams {
         let Some(ext) = sub.arrival.admit_retransmitted(osn) else {
             return false;
         };
-        if let Some((n, _)) = &mut sub.nack {
+        if let Some(n) = &mut sub.nack {
             n.on_retransmission(now, ext);
         }
         let oh = RtpHeader {
@@ -675,24 +539,15 @@ impl Substreams {
     /// The stream ends at position `end` (frames, from the sender's BYE): every substream
     /// expects the packets up to it, so a loss at the very end is asked for too.
     pub fn expect_until(&mut self, now: Instant, end: i64) {
-        for s in &mut self.subs {
-            let (Some((n, _)), Some((aext, apos))) = (&mut s.nack, s.anchor) else {
-                continue;
-            };
-            let pf = s.packet_frames.max(1);
-            let after = (end - apos + pf - 1).div_euclid(pf) - 1;
-            if after >= 1 {
-                n.expect_until(now, aext + after as u64);
-            }
+        for n in self.subs.iter_mut().filter_map(|s| s.nack.as_mut()) {
+            n.expect_until(now, end);
         }
     }
 
     /// A round trip measured at `rtt` (from the sender's answer to a reference time).
     pub fn on_rtt(&mut self, rtt: Duration) {
-        for s in &mut self.subs {
-            if let Some((n, _)) = &mut s.nack {
-                n.on_rtt(rtt);
-            }
+        for n in self.subs.iter_mut().filter_map(|s| s.nack.as_mut()) {
+            n.on_rtt(rtt);
         }
     }
 
@@ -725,24 +580,11 @@ impl Substreams {
         let read_pos = self.read_pos();
         let mut seqs = std::mem::take(&mut self.nack_scratch);
         for s in &mut self.subs {
-            let Some((n, _)) = &mut s.nack else {
+            let Some(n) = &mut s.nack else {
                 continue;
             };
             seqs.clear();
-            match (playing, s.anchor) {
-                (true, Some(anchor)) => {
-                    let clock = PlayClock {
-                        now,
-                        anchor,
-                        packet_frames: s.packet_frames,
-                        spread_frames: s.spread_frames,
-                        read_pos,
-                        rate,
-                    };
-                    n.due(now, &clock, &mut seqs);
-                }
-                _ => n.due(now, &Unknown, &mut seqs),
-            }
+            n.due(now, playing, read_pos, rate, &mut seqs);
             if !seqs.is_empty() {
                 ask(s.ssrc, &seqs);
             }
@@ -754,7 +596,7 @@ impl Substreams {
     pub fn next_nack(&self) -> Option<Instant> {
         self.subs
             .iter()
-            .filter_map(|s| s.nack.as_ref().and_then(|(n, _)| n.next_deadline()))
+            .filter_map(|s| s.nack.as_ref().and_then(NackClock::next_deadline))
             .min()
     }
 
@@ -983,10 +825,7 @@ impl Substreams {
 
     /// Input frames the first substream's resampler holds (0 without one).
     pub fn resampler_held(&self) -> f64 {
-        self.subs[0]
-            .resampler
-            .as_ref()
-            .map_or(0.0, |r| r.buffered_input_frames())
+        self.subs[0].render.resampler_held()
     }
 
     /// Plays the next `frames` frames (at most [`MAX_CHUNK_FRAMES`] - [`LOOKAHEAD`]) of every
@@ -995,7 +834,7 @@ impl Substreams {
         #[cfg(feature = "opus")]
         self.conceal_due(frames);
         for (k, sub) in self.subs.iter_mut().enumerate() {
-            let part = sub.render(ratio, frames);
+            let part = sub.render.render(&mut sub.jb, ratio, frames);
             self.merge.put(k, part, out, first);
         }
     }
@@ -1131,7 +970,7 @@ mod tests {
             .subs
             .iter()
             .all(|x| x.jb.capacity() == 1 && x.fec.is_none()));
-        assert!(s.subs.iter().all(|x| x.scratch.len() < 100));
+        assert!(s.subs.iter().all(|x| x.render.scratch_bytes() < 100));
         let after: Vec<SubstreamStats> = s.stats(RATE).collect();
         assert_eq!(after.len(), 2);
         assert_eq!(
