@@ -1,7 +1,8 @@
 //! SDP descriptions (transport/src/sdp.rs). isostream writes SDP but reads none (a stock
 //! sender's stream is taken from its packets), so this target fuzzes the writer: any stream
 //! fields give an error or a description that is well-formed as RFC 8866 wants (`x=value`
-//! lines with CRLF, in the order v o s i c t m a*, one m= line) and says what it was given.
+//! lines with CRLF, in the order v o s i c t m a*, one m= line) and says what it was given
+//! (L16, L24, or Opus with its `opus/48000/2`).
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -23,6 +24,7 @@ struct Fields {
     substreams: u8,
     sender: bool,
     keyed: bool,
+    opus_bitrate: Option<u32>,
 }
 
 /// The key the keyed descriptions carry (SDES inline, `send --srtp-key`).
@@ -56,6 +58,7 @@ fuzz_target!(|f: Fields| {
             suite: "AES_CM_128_HMAC_SHA1_80".into(),
             inline: INLINE.into(),
         }),
+        opus_bitrate: f.opus_bitrate,
     };
     let Ok(text) = s.to_sdp() else {
         assert!(
@@ -85,6 +88,10 @@ fuzz_target!(|f: Fields| {
     assert!(lines.contains(&m.as_str()), "{text}");
     let crypto = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{INLINE}");
     assert_eq!(lines.contains(&crypto.as_str()), f.keyed, "{text}");
-    let rtpmap = format!("a=rtpmap:{pt} {enc}/{}/{}", s.rate, s.channels);
+    // Opus is always opus/48000/2 (RFC 7587), whatever the stream's rate and channels
+    let rtpmap = match s.opus_bitrate {
+        Some(_) => format!("a=rtpmap:{pt} {enc}/48000/2"),
+        None => format!("a=rtpmap:{pt} {enc}/{}/{}", s.rate, s.channels),
+    };
     assert!(lines.contains(&rtpmap.as_str()), "{text}");
 });
