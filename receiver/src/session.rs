@@ -109,9 +109,13 @@ impl Active {
 
     /// Where the stream ends by its sender's last report: the tail lost on the way is
     /// played concealed, but at most [`MAX_LOST_TAIL_MS`] of it past the newest audio
-    /// received (a report is no licence to play silence), in frames.
+    /// received (a report is no licence to play silence), in frames. A session that never
+    /// had media has no tail to conceal: a BYE ends it with nothing played.
     fn reported_end(&self) -> i64 {
         let data_end = self.subs.data_end();
+        if !self.subs.any_media() {
+            return data_end;
+        }
         let max_tail = MediaClock::new(self.spec.rate).frames_in_ms(MAX_LOST_TAIL_MS) as i64;
         // an Opus stream's last packet is padded to a whole frame: the end may lie inside it
         let min = data_end - self.subs.padded_tail_frames();

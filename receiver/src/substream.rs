@@ -795,6 +795,14 @@ impl Substreams {
         self.subs.iter().map(|s| s.jb.end()).max().unwrap_or(0)
     }
 
+    /// Whether any media packet reached a substream (received, rebuilt or retransmitted).
+    pub fn any_media(&self) -> bool {
+        self.subs.iter().any(|s| {
+            let c = s.arrival.counts();
+            c.received + c.rebuilt + c.retransmitted > 0
+        })
+    }
+
     /// How far before the newest audio the stream's end may lie, in frames: 0 for PCM; for
     /// Opus, whose last packet is padded to a whole frame, up to one packet (120 ms).
     pub fn padded_tail_frames(&self) -> i64 {
