@@ -9,9 +9,10 @@
 //! playout never writes more frames than asked for, nor before a session exists; at most
 //! 32 substreams; the receiver answers only addresses it heard from.
 //!
-//! One input plays out at most [`MAX_PLAYED`] frames and simulates at most [`MAX_TIME`]:
-//! concealment is costly per frame (docs/FUZZING.md, findings), and the fuzzer should spend
-//! its time on new paths rather than long playouts.
+//! One input plays out at most [`MAX_PLAYED_SAMPLES`] samples (frames times the channels of
+//! all substreams) and simulates at most [`MAX_TIME`]: concealment is costly per sample of
+//! every substream (docs/FUZZING.md, findings), and the fuzzer should spend its time on new
+//! paths rather than long playouts.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -23,8 +24,9 @@ use isostream_transport::sans_io::{Input, Transmit};
 use isostream_transport::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 
-/// Most frames one input plays out (4 s at 48 kHz).
-const MAX_PLAYED: usize = 192_000;
+/// Most samples (frames times all substreams' channels) one input plays out: 1 s of stereo
+/// at 48 kHz.
+const MAX_PLAYED_SAMPLES: usize = 96_000;
 /// Most virtual time one input simulates.
 const MAX_TIME: Duration = Duration::from_secs(30);
 
@@ -67,6 +69,7 @@ struct Harness {
     heard_from: Vec<std::net::SocketAddr>,
     out: Vec<u8>,
     held: Option<Vec<u8>>,
+    /// Samples played so far (frames times channels).
     played: usize,
 }
 
@@ -114,13 +117,14 @@ impl Harness {
         panic!("the receiver's deadline stays at or before now: a driver would spin");
     }
 
-    /// Pulls `frames` frames of playout (no more than [`MAX_PLAYED`] in all).
+    /// Pulls `frames` frames of playout (no more than [`MAX_PLAYED_SAMPLES`] in all).
     fn play(&mut self, frames: usize) {
         let Some(spec) = self.r.spec() else {
             assert_eq!(self.r.playout(self.now, &mut []), 0);
             return;
         };
-        let frames = frames.min(MAX_PLAYED - self.played);
+        let channels = usize::from(spec.channels).max(1);
+        let frames = frames.min((MAX_PLAYED_SAMPLES - self.played) / channels);
         if frames == 0 {
             return;
         }
@@ -128,7 +132,7 @@ impl Harness {
         self.out.resize(frames * fb, 0);
         let n = self.r.playout(self.now, &mut self.out);
         assert!(n <= frames, "played {n} frames into room for {frames}");
-        self.played += n;
+        self.played += n * channels;
         self.settle_receiver();
     }
 

@@ -230,6 +230,9 @@ impl Concealer {
         let total = present.len().min(frames.len() / fb);
         let out_frames = total - lookahead.min(total);
 
+        // the first present frame at or after the current missing run (`total` if none),
+        // found once per run rather than once per missing frame
+        let mut run_end = 0;
         for i in 0..out_frames {
             if present[i] {
                 if self.mode == Mode::Conceal {
@@ -255,7 +258,10 @@ impl Concealer {
             }
 
             // missing frame: find where this run ends among the visible frames
-            let end = (i..total).find(|&k| present[k]);
+            if run_end <= i {
+                run_end = (i..total).find(|&k| present[k]).unwrap_or(total);
+            }
+            let end = (run_end < total).then_some(run_end);
             let run_len = self.run_done + end.map_or(total, |e| e) - i;
             let interpolable = end.is_some() && run_len <= MAX_INTERPOLATED_RUN;
             match self.mode {
@@ -482,16 +488,16 @@ impl Concealer {
         let min_lag = self.min_lag.min(max_lag);
         let win = n - max_lag;
         let m = &self.mono[..n];
+        // x = m[t], y = m[t - lag] for every `step`-th t of the window (as slices, so the
+        // loop has no index arithmetic or bounds checks)
         let score = |lag: usize, step: usize| -> f32 {
             let (mut xy, mut yy, mut xx) = (0.0f32, 0.0f32, 0.0f32);
-            let mut t = n - win;
-            while t < n {
-                let x = m[t];
-                let y = m[t - lag];
+            let xs = m[n - win..].iter().step_by(step);
+            let ys = m[n - win - lag..n - lag].iter().step_by(step);
+            for (&x, &y) in xs.zip(ys) {
                 xy += x * y;
                 yy += y * y;
                 xx += x * x;
-                t += step;
             }
             if xx <= 1e-12 || yy <= 1e-12 {
                 return -1.0;
