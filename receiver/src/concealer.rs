@@ -488,16 +488,23 @@ impl Concealer {
         let min_lag = self.min_lag.min(max_lag);
         let win = n - max_lag;
         let m = &self.mono[..n];
+        // the window's own energy, the same for every lag (at each step the search uses)
+        let energy = |step: usize| m[n - win..].iter().step_by(step).map(|&x| x * x).sum();
+        let (xx1, xx2): (f32, f32) = (energy(1), energy(2));
+        if xx1 <= 1e-12 && xx2 <= 1e-12 {
+            // a silent window correlates with nothing: every lag would score alike
+            return min_lag;
+        }
         // x = m[t], y = m[t - lag] for every `step`-th t of the window (as slices, so the
         // loop has no index arithmetic or bounds checks)
         let score = |lag: usize, step: usize| -> f32 {
-            let (mut xy, mut yy, mut xx) = (0.0f32, 0.0f32, 0.0f32);
+            let xx = if step == 1 { xx1 } else { xx2 };
+            let (mut xy, mut yy) = (0.0f32, 0.0f32);
             let xs = m[n - win..].iter().step_by(step);
             let ys = m[n - win - lag..n - lag].iter().step_by(step);
             for (&x, &y) in xs.zip(ys) {
                 xy += x * y;
                 yy += y * y;
-                xx += x * x;
             }
             if xx <= 1e-12 || yy <= 1e-12 {
                 return -1.0;
