@@ -1,5 +1,7 @@
 //! Shared helpers of the end-to-end tests: free ports, input files, running `isostream send`
-//! and `isostream recv` as child processes with a timeout, stats JSON and exact comparison.
+//! and `isostream recv` as child processes with a timeout, stats JSON and exact comparison;
+//! one loopback send/recv run and its delivery checks (`loopback`), in-process simulated runs
+//! (`simrun`).
 
 #![allow(dead_code)]
 
@@ -13,6 +15,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use isostream_media::{read_wav_all, synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
+
+mod loopback;
+mod simrun;
+
+// re-exported so that a test names them `common::X` like the rest; each binary uses some
+#[allow(unused_imports)]
+pub use loopback::{assert_delivered_every_frame, send_to_recv, RunFiles};
+#[allow(unused_imports)]
+pub use simrun::{builtin_profile, run_sim, stereo};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_isostream");
