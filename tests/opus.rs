@@ -13,13 +13,12 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    builtin_profile, count, free_addr, free_port, read_json, recv_args, run_sim, send_args,
-    send_to_recv, spawn, spawn_command, spawn_recv, stereo, wait_until_bound, wav_data_bytes,
-    RunFiles, CHILD_TIMEOUT,
+    builtin_profile, count, free_addr, free_port, read_json, read_output, recv_args, run_sim,
+    send_args, send_to_recv, spawn, spawn_command, spawn_recv, stereo, wait_until_bound,
+    wav_data_bytes, RunFiles, CHILD_TIMEOUT,
 };
 use isostream_media::{
-    compare, damaged_windows, find_alignment, read_wav_all, synthesize, write_wav_all, AudioSpec,
-    Program,
+    compare, damaged_windows, find_alignment, synthesize, write_wav_all, AudioSpec, Program,
 };
 use isostream_sender::{Codec, OpusParams, SenderConfig};
 
@@ -229,8 +228,7 @@ fn send_and_recv_over_loopback_play_the_local_round_trip_at_a_tenth_of_the_bytes
     let files = RunFiles::in_dir(dir.path());
     let (s, r) = send_to_recv(&input, &files, &["--codec", "opus", "--speed", "max"], &[]);
     let log = format!("send:\n{}\nrecv:\n{}", s.output(), r.output());
-    let (spec, got) = read_wav_all(&files.out).expect("recv wrote the WAV");
-    assert_eq!(spec, stereo(), "{log}");
+    let got = read_output(&files.out, stereo(), "send -> recv", &log);
     let want = local_round_trip(&audio, stereo(), &OpusParams::new(2));
     assert_eq!(got.len(), want.len(), "{log}");
     assert!(got == want, "the local decode, sample for sample\n{log}");
@@ -318,8 +316,7 @@ fn isostream_send_opus_to_a_gstreamer_receiver() {
             && text.contains("a=fmtp:111 "),
         "{text}"
     );
-    let (spec, got) = read_wav_all(&out).unwrap_or_else(|e| panic!("{e}\n{log}"));
-    assert_eq!(spec, stereo(), "{log}");
+    let got = read_output(&out, stereo(), "send -> GStreamer", &log);
     assert!(
         got.len() >= audio.len() * 9 / 10,
         "{} of {} bytes\n{log}",
@@ -369,8 +366,7 @@ fn ffmpeg_sends_opus_to_isostream_recv() {
     let f = spawn_command("ffmpeg", c).wait_ok(CHILD_TIMEOUT);
     let r = recv.wait_ok(CHILD_TIMEOUT);
     let log = format!("ffmpeg:\n{}\nrecv:\n{}", f.output(), r.output());
-    let (spec, got) = read_wav_all(&out).unwrap_or_else(|e| panic!("{e}\n{log}"));
-    assert_eq!(spec, stereo(), "{log}");
+    let got = read_output(&out, stereo(), "ffmpeg -> recv", &log);
     assert!(
         got.len() >= audio.len() * 9 / 10,
         "{} of {} bytes\n{log}",

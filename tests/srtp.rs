@@ -16,7 +16,7 @@ mod common;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::*;
-use isostream_media::{read_wav_all, Program};
+use isostream_media::Program;
 use isostream_transport::rtcp;
 
 /// A master key and salt (30 bytes, base64): the key of RFC 3711's test vectors as ffmpeg's
@@ -34,10 +34,6 @@ const KEY: &str = "WbTBosdVUZqEb6Htqhn+m3z7wUh4RJVR8nE15GbN";
 const OTHER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
 /// A 28-byte key for AEAD_AES_128_GCM.
 const GCM_KEY: &str = "ERESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKw==";
-
-fn s(x: impl ToString) -> String {
-    x.to_string()
-}
 
 /// `send` to `recv` on loopback with `send_extra` and `recv_extra`; asserts the output is
 /// the input exactly and nothing was dropped as unauthenticated. Returns (receiver, sender)
@@ -373,19 +369,6 @@ fn under_the_wrong_key_or_none_nothing_plays_and_every_datagram_is_counted() {
     }
 }
 
-fn require_ffmpeg() {
-    let ok = Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "ffmpeg is missing: these interop tests need it (scripts/test installs it)"
-    );
-}
-
 #[test]
 fn ffmpeg_sends_srtp_to_recv_sample_exact() {
     require_ffmpeg();
@@ -525,8 +508,7 @@ fn send_srtp_to_ffmpeg_from_its_sdp_sample_exact() {
         send.output(),
         f.output()
     );
-    let (got_spec, got) = read_wav_all(&out).unwrap_or_else(|e| panic!("{e}\n{log}"));
-    assert_eq!(got_spec, spec, "{log}");
+    let got = read_output(&out, spec, "send -> ffmpeg (SRTP)", &log);
     let t = Instant::now();
     let offset = assert_exact_aligned(
         &want,
