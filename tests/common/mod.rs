@@ -34,6 +34,22 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_isostream");
 /// How long a child may run before the test kills it and fails.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Runs `isostream bench ARGS...` to its end (bench ends by itself: no timeout) and asserts
+/// it exits 0, showing its stderr if not; returns its output (the report on stdout).
+pub fn bench_ok(args: &[&str]) -> std::process::Output {
+    let out = Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run isostream bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A free UDP port on 127.0.0.1 (bound, read and released).
 pub fn free_port() -> u16 {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
