@@ -1,9 +1,13 @@
 //! One `isostream send` to `isostream recv` run over loopback: the files it writes, the run
-//! itself, and the checks of a run that must deliver every frame.
+//! itself, and the checks of a run that must deliver every frame; the `isostream impair`
+//! relay between them.
 
 use std::path::{Path, PathBuf};
 
-use super::{count, free_addr, recv_args, send_args, spawn, spawn_recv, Done, CHILD_TIMEOUT};
+use super::{
+    count, free_addr, recv_args, send_args, spawn, spawn_recv, wait_until_bound, Done, Proc,
+    CHILD_TIMEOUT,
+};
 
 /// The files of one send/recv run in a directory: what `recv` writes (`out.wav`) and the
 /// two `--stats-json` files (`recv.json`, `send.json`).
@@ -73,4 +77,29 @@ pub fn assert_delivered_every_frame(
         count(rj, &["receiver", "packets_received"]) + count(rj, &["receiver", "packets_lost"]),
         "{what}: every media packet sent is accounted for"
     );
+}
+
+/// Starts `isostream impair` on 127.0.0.1:`listen` forwarding to 127.0.0.1:`forward`
+/// through the link `profile` (a built-in name or a profile file), its randomness from
+/// `seed`, for at most `duration_s` seconds, and waits until it listens. Dropping the
+/// [`Proc`] kills it.
+pub fn spawn_impair(listen: u16, forward: u16, profile: &str, seed: u64, duration_s: u64) -> Proc {
+    let p = spawn(
+        "impair",
+        &[
+            "impair".to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{listen}"),
+            "--forward".into(),
+            format!("127.0.0.1:{forward}"),
+            "--profile".into(),
+            profile.into(),
+            "--seed".into(),
+            seed.to_string(),
+            "--duration".into(),
+            duration_s.to_string(),
+        ],
+    );
+    wait_until_bound(listen, "isostream impair");
+    p
 }

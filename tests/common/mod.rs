@@ -22,7 +22,7 @@ mod tools;
 
 // re-exported so that a test names them `common::X` like the rest; each binary uses some
 #[allow(unused_imports)]
-pub use loopback::{assert_delivered_every_frame, send_to_recv, RunFiles};
+pub use loopback::{assert_delivered_every_frame, send_to_recv, spawn_impair, RunFiles};
 #[allow(unused_imports)]
 pub use simrun::{builtin_profile, run_sim, stereo};
 #[allow(unused_imports)]
