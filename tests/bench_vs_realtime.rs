@@ -71,24 +71,8 @@ fn bench_and_real_time_relay_agree_on_residual_loss() {
             stats.to_str().unwrap(),
         ],
     );
-    let relay = spawn(
-        "impair",
-        &[
-            "impair",
-            "--listen",
-            &format!("127.0.0.1:{ip}"),
-            "--forward",
-            &format!("127.0.0.1:{rp}"),
-            "--profile",
-            profile.to_str().unwrap(),
-            "--seed",
-            "9",
-            "--duration",
-            "120",
-        ],
-    );
+    let relay = spawn_impair(ip, rp, profile.to_str().unwrap(), 9, 120);
     wait_until_bound(rp, "isostream recv");
-    wait_until_bound(ip, "isostream impair");
     let input = synthesize(Program::Speech, spec, 8_000 * seconds, 3);
     let send = spawn(
         "send",
