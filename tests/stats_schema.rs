@@ -8,9 +8,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::bench_ok;
+use common::{bench_ok, stereo};
 use isostream::sim::{self, MemorySource};
-use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_media::{synthesize, Program};
 use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
@@ -136,11 +136,7 @@ fn units_in_names(v: &Value, path: &str) {
 
 #[test]
 fn sender_and_receiver_stats_are_documented_field_by_field() {
-    let spec = AudioSpec {
-        rate: 48_000,
-        channels: 2,
-        format: SampleFormat::S16,
-    };
+    let spec = stereo();
     let input = synthesize(Program::Music, spec, 48_000 * 6, 3);
     let mut scfg = SenderConfig::new(spec);
     scfg.fec = Some(FecParams::new(8, 2).unwrap());
