@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::mds_residual;
+use common::{bench_ok, mds_residual};
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
 use isostream_netsim::Profile;
@@ -15,20 +15,6 @@ use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
 use isostream_transport::fec::FecParams;
 use isostream_transport::time::Duration;
-
-fn bench(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_isostream"))
-        .arg("bench")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 #[test]
 fn same_seed_same_report_byte_for_byte() {
@@ -45,8 +31,8 @@ fn same_seed_same_report_byte_for_byte() {
         "2",
         "--json",
     ];
-    let a = bench(&args);
-    let b = bench(&args);
+    let a = bench_ok(&args);
+    let b = bench_ok(&args);
     assert_eq!(a.stdout, b.stdout);
     let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
     assert_eq!(v["completed"], true);
@@ -55,7 +41,7 @@ fn same_seed_same_report_byte_for_byte() {
         "bursty must lose packets: {v}"
     );
     // another seed meets another network
-    let c = bench(&[
+    let c = bench_ok(&[
         "--profile",
         "bursty",
         "--seed",
@@ -123,7 +109,7 @@ fn what_bench_says_about_the_audio_is_what_the_audio_is() {
     write_wav_all(&wav, spec, &input).unwrap();
     let fb = spec.frame_bytes();
     for (name, seed) in [("perfect", 1u64), ("bursty", 3)] {
-        let out = bench(&[
+        let out = bench_ok(&[
             wav.to_str().unwrap(),
             "--profile",
             name,
@@ -210,7 +196,7 @@ fn polylines(svg: &str) -> Vec<Vec<(f64, f64)>> {
 fn sweep_reports_each_setting_and_draws_a_plot() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("sweep.svg");
-    let out = bench(&[
+    let out = bench_ok(&[
         "--profile",
         "lan",
         "--duration",
@@ -276,7 +262,7 @@ fn sweep_reports_each_setting_and_draws_a_plot() {
 fn a_plot_of_one_session_shows_the_watermarks() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("t.svg");
-    bench(&[
+    bench_ok(&[
         "--profile",
         "wifi",
         "--duration",

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use isostream_media::{synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
 
@@ -36,31 +34,21 @@ fn bench_and_real_time_relay_agree_on_residual_loss() {
         &synthesize(Program::Speech, spec, 8_000 * seconds, 3),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_isostream");
 
     // simulated
-    let out = Command::new(bin)
-        .args([
-            "bench",
-            wav.to_str().unwrap(),
-            "--profile",
-            profile.to_str().unwrap(),
-            "--json",
-            "--seed",
-            "5",
-            // FEC alone, against its MDS bound
-            "--retransmission",
-            "off",
-            "--fec",
-            "8,2",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bench_ok(&[
+        wav.to_str().unwrap(),
+        "--profile",
+        profile.to_str().unwrap(),
+        "--json",
+        "--seed",
+        "5",
+        // FEC alone, against its MDS bound
+        "--retransmission",
+        "off",
+        "--fec",
+        "8,2",
+    ]);
     let sim: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
     // real time, real sockets: send -> impair -> recv
@@ -83,24 +71,8 @@ fn bench_and_real_time_relay_agree_on_residual_loss() {
             stats.to_str().unwrap(),
         ],
     );
-    let relay = spawn(
-        "impair",
-        &[
-            "impair",
-            "--listen",
-            &format!("127.0.0.1:{ip}"),
-            "--forward",
-            &format!("127.0.0.1:{rp}"),
-            "--profile",
-            profile.to_str().unwrap(),
-            "--seed",
-            "9",
-            "--duration",
-            "120",
-        ],
-    );
+    let relay = spawn_impair(ip, rp, profile.to_str().unwrap(), 9, 120);
     wait_until_bound(rp, "isostream recv");
-    wait_until_bound(ip, "isostream impair");
     let input = synthesize(Program::Speech, spec, 8_000 * seconds, 3);
     let send = spawn(
         "send",

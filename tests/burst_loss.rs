@@ -6,22 +6,16 @@
 
 mod common;
 
-use common::{free_port, make_input, profile, spawn, wait_until_bound, CHILD_TIMEOUT};
+use common::{
+    free_port, make_input, profile, spawn, spawn_impair, stereo, wait_until_bound, CHILD_TIMEOUT,
+};
 use isostream::sim::{self, MemorySource, SimResult};
-use isostream_media::{damaged_windows, synthesize, AudioSpec, Program, SampleFormat};
+use isostream_media::{damaged_windows, synthesize, Program};
 use isostream_netsim::{LinkConfig, LossModel, Outages, Profile};
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::{RtxParams, SenderConfig, Speed};
 use isostream_transport::fec::FecParams;
 use isostream_transport::time::Duration;
-
-fn stereo() -> AudioSpec {
-    AudioSpec {
-        rate: 48_000,
-        channels: 2,
-        format: SampleFormat::S16,
-    }
-}
 
 /// `send` and `recv` with their defaults for stored media: twice real time, FEC off,
 /// retransmission on; watermarks 300 / 2000 / 4000 ms.
@@ -282,23 +276,7 @@ fn over_real_sockets_through_the_impair_relay_bursty_loss_is_repaired() {
         ],
     );
     wait_until_bound(rp, "isostream recv");
-    let relay = spawn(
-        "impair",
-        &[
-            "impair",
-            "--listen",
-            &format!("127.0.0.1:{ip}"),
-            "--forward",
-            &format!("127.0.0.1:{rp}"),
-            "--profile",
-            "bursty",
-            "--seed",
-            "3",
-            "--duration",
-            "60",
-        ],
-    );
-    wait_until_bound(ip, "isostream impair");
+    let relay = spawn_impair(ip, rp, "bursty", 3, 60);
     // the defaults: twice real time, retransmission on, FEC off
     let send = spawn(
         "send",

@@ -24,43 +24,14 @@ fn roundtrip(
 ) -> (serde_json::Value, serde_json::Value) {
     let t0 = Instant::now();
     let (input, want) = make_input(dir, "in.wav", program, spec, frames, seed);
-    let out = dir.join("out.wav");
-    let rstats = dir.join("recv.json");
-    let sstats = dir.join("send.json");
-    let addr = free_addr();
-    let recv = spawn_recv(
-        addr,
-        &recv_args(addr, out.to_str().unwrap(), &rstats, recv_extra),
-    );
-    let send = spawn("send", &send_args(&input, addr, &sstats, send_extra));
-    let s = send.wait_ok(CHILD_TIMEOUT);
-    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let files = RunFiles::in_dir(dir);
+    let (s, r) = send_to_recv(&input, &files, send_extra, recv_extra);
     let what = format!("{spec} {program:?} send {send_extra:?} recv {recv_extra:?}");
-    assert_wav_exact(&out, spec, &want, &what);
-    let rj = read_json(&rstats);
-    let sj = read_json(&sstats);
-    assert_eq!(
-        count(&rj, &["receiver", "frames_played"]),
-        frames as u64,
-        "{what}: frames played; recv stderr:\n{}",
-        r.stderr
-    );
-    assert_eq!(
-        count(&rj, &["receiver", "packets_unrecoverable"]),
-        0,
-        "{what}"
-    );
-    assert_eq!(
-        count(&rj, &["receiver", "datagrams_malformed"]),
-        0,
-        "{what}"
-    );
+    assert_wav_exact(&files.out, spec, &want, &what);
+    let rj = read_json(&files.rstats);
+    let sj = read_json(&files.sstats);
+    assert_delivered_every_frame(&rj, &sj, frames, &what, &r.stderr);
     assert_eq!(count(&rj, &["receiver", "datagrams_foreign"]), 0, "{what}");
-    assert_eq!(
-        count(&sj, &["sender", "packets_sent"]),
-        count(&rj, &["receiver", "packets_received"]) + count(&rj, &["receiver", "packets_lost"]),
-        "{what}: every media packet sent is accounted for"
-    );
     eprintln!(
         "{what}: sender {:?}, receiver {:?}, total {:?}",
         s.elapsed,
@@ -208,11 +179,12 @@ fn fec_rebuilds_datagrams_lost_between_real_sockets_bit_exact() {
     let spec = spec(48_000, 2, SampleFormat::S16);
     let frames = 48_000 * 2 + 61;
     let (input, want) = make_input(dir.path(), "in.wav", Program::Music, spec, frames, 8);
-    let out = dir.path().join("out.wav");
-    let rstats = dir.path().join("recv.json");
-    let sstats = dir.path().join("send.json");
+    let files = RunFiles::in_dir(dir.path());
     let addr = free_addr();
-    let recv = spawn_recv(addr, &recv_args(addr, out.to_str().unwrap(), &rstats, RECV));
+    let recv = spawn_recv(
+        addr,
+        &recv_args(addr, files.out.to_str().unwrap(), &files.rstats, RECV),
+    );
     let media_index = std::sync::atomic::AtomicU64::new(0);
     let relay = Relay::start(addr, 1, move |p, _| {
         if p.dir != 0 || p.control_index.is_some() {
@@ -226,7 +198,7 @@ fn fec_rebuilds_datagrams_lost_between_real_sockets_bit_exact() {
         &send_args(
             &input,
             relay.front,
-            &sstats,
+            &files.sstats,
             // FEC alone rebuilds what the relay dropped (no retransmission)
             &["--speed", "4", "--fec", "8,2", "--retransmission", "off"],
         ),
@@ -235,7 +207,7 @@ fn fec_rebuilds_datagrams_lost_between_real_sockets_bit_exact() {
     let r = recv.wait_ok(CHILD_TIMEOUT);
     let c = relay.stop();
     assert!(c.media_dropped[0] >= 30, "{c:?}");
-    let rj = read_json(&rstats);
+    let rj = read_json(&files.rstats);
     let ctx = format!("relay {c:?}\nreceiver {rj}\nrecv stderr {}", r.stderr);
     let lost = count(&rj, &["receiver", "packets_lost"]);
     // the relay dropped source packets (the rest of its drops were repair packets) and the
@@ -253,5 +225,5 @@ fn fec_rebuilds_datagrams_lost_between_real_sockets_bit_exact() {
         0,
         "{ctx}"
     );
-    assert_wav_exact(&out, spec, &want, "FEC over real sockets");
+    assert_wav_exact(&files.out, spec, &want, "FEC over real sockets");
 }

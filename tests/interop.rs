@@ -13,76 +13,20 @@ mod common;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_exact_aligned, free_port, spawn_command, wait_until_bound, wav_data_bytes, Proc,
-    CHILD_TIMEOUT,
+    assert_exact_aligned, free_port, read_output, require_ffmpeg, require_gstreamer, s, spawn_tool,
+    wait_until_bound, wav_data_bytes, Proc, CHILD_TIMEOUT,
 };
-use isostream_media::{read_wav_all, synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
+use isostream_media::{synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
 
 /// Length of the test audio.
 const SECONDS: f64 = 1.5;
 
-/// Fails (never skips) if a tool CI installs is missing.
-fn require(tool: &str, version_arg: &str) {
-    let ok = Command::new(tool)
-        .arg(version_arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{tool} is missing or broken: these interop tests need it and CI installs it (.ci/run: \
-         apt-get install -y --no-install-recommends gstreamer1.0-tools gstreamer1.0-plugins-good \
-         gstreamer1.0-plugins-base ffmpeg)"
-    );
-}
-
-fn require_gstreamer() {
-    require("gst-launch-1.0", "--version");
-    for element in [
-        "udpsrc",
-        "udpsink",
-        "rtpL16pay",
-        "rtpL16depay",
-        "rtpjitterbuffer",
-        "wavparse",
-        "wavenc",
-    ] {
-        let ok = Command::new("gst-inspect-1.0")
-            .arg(element)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "GStreamer element {element} is missing: install gstreamer1.0-plugins-good and gstreamer1.0-plugins-base"
-        );
-    }
-}
-
-fn require_ffmpeg() {
-    require("ffmpeg", "-version");
-}
-
-/// Starts a stock tool.
-fn spawn_tool(name: &str, program: &str, args: &[String]) -> Proc {
-    let mut c = Command::new(program);
-    c.args(args);
-    spawn_command(name, c)
-}
-
 /// Starts `isostream ARGS`.
 fn spawn_isostream(name: &str, args: &[String]) -> Proc {
     common::spawn(name, args)
-}
-
-fn s(x: impl ToString) -> String {
-    x.to_string()
 }
 
 /// Writes `SECONDS` of synthesized music in `spec` to `dir/name`; returns the wire frames.
@@ -92,13 +36,6 @@ fn make_input(dir: &Path, name: &str, spec: AudioSpec, seed: u64) -> (PathBuf, V
     let path = dir.join(name);
     write_wav_all(&path, spec, &audio).expect("write the input WAV");
     (path, audio)
-}
-
-fn read_output(path: &Path, spec: AudioSpec, what: &str, log: &str) -> Vec<u8> {
-    let (got_spec, got) = read_wav_all(path)
-        .unwrap_or_else(|e| panic!("{what}: cannot read {}: {e}\n{log}", path.display()));
-    assert_eq!(got_spec, spec, "{what}: output format\n{log}");
-    got
 }
 
 /// Asserts `got` equals `want` frame for frame.

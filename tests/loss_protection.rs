@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{differing_frames, differing_packets, losses_needed, mds_residual, runs};
+use common::{differing_frames, differing_packets, losses_needed, mds_residual, runs, stereo};
 use isostream::sim::{self, MemorySource, SimResult};
 use isostream_media::{compare, synthesize, AudioSpec, Program, SampleFormat};
 use isostream_netsim::{LinkConfig, LossModel, Outages, Profile};
@@ -100,11 +100,7 @@ fn residual_loss_after_fec_matches_the_mds_bound_at_5_and_10_percent() {
 
 #[test]
 fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() {
-    let spec = AudioSpec {
-        rate: 48_000,
-        channels: 2,
-        format: SampleFormat::S16,
-    };
+    let spec = stereo();
     let input = synthesize(Program::Music, spec, 48_000 * 4, 5);
     for at_ms in [1000.0, 1502.5, 2217.0] {
         let mut cfg = SenderConfig::new(spec);
@@ -173,11 +169,7 @@ fn a_30ms_burst_with_interleave_4_and_spread_only_reduces_temporal_resolution() 
 
 #[test]
 fn without_interleaving_the_same_burst_is_concealed() {
-    let spec = AudioSpec {
-        rate: 48_000,
-        channels: 2,
-        format: SampleFormat::S16,
-    };
+    let spec = stereo();
     let input = synthesize(Program::Music, spec, 48_000 * 3, 5);
     let link = LinkConfig {
         outages: Some(Outages {

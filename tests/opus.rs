@@ -7,23 +7,23 @@
 //! ends the stream at the last input frame).
 #![cfg(feature = "opus")]
 
-use isostream::sim::{self, MemorySource};
-use isostream_media::{compare, damaged_windows, synthesize, AudioSpec, Program, SampleFormat};
-use isostream_netsim::Profile;
-use isostream_receiver::ReceiverConfig;
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{
+    builtin_profile, count, free_addr, free_port, read_json, read_output, recv_args, run_sim,
+    send_args, send_to_recv, spawn, spawn_command, spawn_recv, stereo, wait_until_bound,
+    wav_data_bytes, RunFiles, CHILD_TIMEOUT,
+};
+use isostream_media::{
+    compare, damaged_windows, find_alignment, synthesize, write_wav_all, AudioSpec, Program,
+};
 use isostream_sender::{Codec, OpusParams, SenderConfig};
-use isostream_transport::time::Duration;
 
 /// The encoder's lookahead at 48 kHz (`Application::Audio`), in frames.
 const PRE_SKIP: usize = 312;
-
-fn stereo() -> AudioSpec {
-    AudioSpec {
-        rate: 48_000,
-        channels: 2,
-        format: SampleFormat::S16,
-    }
-}
 
 /// The sender's configuration for Opus with `p` (stored media, the CLI's defaults: no FEC).
 fn opus_cfg(spec: AudioSpec, p: OpusParams) -> SenderConfig {
@@ -88,16 +88,8 @@ fn a_clean_link_plays_what_a_local_opus_round_trip_gives_at_a_tenth_of_the_bytes
     let spec = stereo();
     let input = synthesize(Program::Music, spec, 48_000 * 4 + 123, 7);
     let p = OpusParams::new(2);
-    let mut src = MemorySource::new(&input, spec.frame_bytes());
-    let r = sim::run(
-        opus_cfg(spec, p),
-        ReceiverConfig::default(),
-        &Profile::builtin("perfect").unwrap(),
-        1,
-        &mut src,
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let perfect = builtin_profile("perfect");
+    let r = run_sim(opus_cfg(spec, p), &perfect, 1, &input, 60);
     assert!(r.completed);
     assert_eq!(
         r.output.len(),
@@ -127,6 +119,7 @@ fn a_clean_link_plays_what_a_local_opus_round_trip_gives_at_a_tenth_of_the_bytes
 
 #[test]
 fn every_frame_duration_and_mono_round_trip_exactly() {
+    let perfect = builtin_profile("perfect");
     for (half_ms, channels) in [(5, 2), (10, 1), (20, 2)] {
         let spec = AudioSpec {
             channels,
@@ -135,16 +128,7 @@ fn every_frame_duration_and_mono_round_trip_exactly() {
         let input = synthesize(Program::Speech, spec, 48_000 + 17, 3);
         let mut p = OpusParams::new(channels);
         p.frame_half_ms = half_ms;
-        let mut src = MemorySource::new(&input, spec.frame_bytes());
-        let r = sim::run(
-            opus_cfg(spec, p),
-            ReceiverConfig::default(),
-            &Profile::builtin("perfect").unwrap(),
-            2,
-            &mut src,
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let r = run_sim(opus_cfg(spec, p), &perfect, 2, &input, 60);
         assert!(r.completed);
         let want = local_round_trip(&input, spec, &p);
         assert_eq!(r.output.len(), want.len());
@@ -163,17 +147,8 @@ fn bursty_loss_with_retransmission_stays_complete_and_is_concealed_by_opus() {
     let spec = stereo();
     let input = synthesize(Program::Music, spec, 48_000 * 8, 11);
     let p = OpusParams::new(2);
-    let profile = Profile::builtin("bursty").unwrap();
-    let mut src = MemorySource::new(&input, spec.frame_bytes());
-    let r = sim::run(
-        opus_cfg(spec, p),
-        ReceiverConfig::default(),
-        &profile,
-        5,
-        &mut src,
-        Duration::from_secs(120),
-    )
-    .unwrap();
+    let profile = builtin_profile("bursty");
+    let r = run_sim(opus_cfg(spec, p), &profile, 5, &input, 120);
     assert!(r.completed);
     assert_eq!(r.output.len(), input.len(), "complete");
     let clean = local_round_trip(&input, spec, &p);
@@ -208,16 +183,7 @@ fn bursty_loss_with_retransmission_stays_complete_and_is_concealed_by_opus() {
     // record: PCM needs about 11x the bytes
     let mut pcm = opus_cfg(spec, p);
     pcm.codec = Codec::Pcm;
-    let mut src = MemorySource::new(&input, spec.frame_bytes());
-    let l16 = sim::run(
-        pcm,
-        ReceiverConfig::default(),
-        &profile,
-        5,
-        &mut src,
-        Duration::from_secs(120),
-    )
-    .unwrap();
+    let l16 = run_sim(pcm, &profile, 5, &input, 120);
     assert_eq!(l16.output.len(), input.len());
     let l16_damaged = damaged_windows(&input, &l16.output, spec, 20.0, 10.0);
     eprintln!(
@@ -227,17 +193,6 @@ fn bursty_loss_with_retransmission_stays_complete_and_is_concealed_by_opus() {
         r.sender.media_bytes
     );
 }
-
-mod common;
-
-use std::path::Path;
-use std::process::Command;
-
-use common::{
-    count, free_addr, free_port, read_json, recv_args, send_args, spawn, spawn_command, spawn_recv,
-    wait_until_bound, wav_data_bytes, CHILD_TIMEOUT,
-};
-use isostream_media::{find_alignment, read_wav_all, write_wav_all};
 
 /// Writes `frames` of `program` at 48 kHz stereo to `path`; returns the wire frames.
 fn write_input(path: &Path, program: Program, frames: usize, seed: u64) -> Vec<u8> {
@@ -270,39 +225,19 @@ fn send_and_recv_over_loopback_play_the_local_round_trip_at_a_tenth_of_the_bytes
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.wav");
     let audio = write_input(&input, Program::Music, 48_000 * 2 + 500, 21);
-    let (out, rstats, sstats) = (
-        dir.path().join("out.wav"),
-        dir.path().join("recv.json"),
-        dir.path().join("send.json"),
-    );
-    let addr = free_addr();
-    let recv = spawn_recv(
-        addr,
-        &recv_args(addr, &out.display().to_string(), &rstats, &[]),
-    );
-    let send = spawn(
-        "send",
-        &send_args(
-            &input,
-            addr,
-            &sstats,
-            &["--codec", "opus", "--speed", "max"],
-        ),
-    );
-    let s = send.wait_ok(CHILD_TIMEOUT);
-    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let files = RunFiles::in_dir(dir.path());
+    let (s, r) = send_to_recv(&input, &files, &["--codec", "opus", "--speed", "max"], &[]);
     let log = format!("send:\n{}\nrecv:\n{}", s.output(), r.output());
-    let (spec, got) = read_wav_all(&out).expect("recv wrote the WAV");
-    assert_eq!(spec, stereo(), "{log}");
+    let got = read_output(&files.out, stereo(), "send -> recv", &log);
     let want = local_round_trip(&audio, stereo(), &OpusParams::new(2));
     assert_eq!(got.len(), want.len(), "{log}");
     assert!(got == want, "the local decode, sample for sample\n{log}");
-    let sj = read_json(&sstats);
+    let sj = read_json(&files.sstats);
     let wire = count(&sj, &["sender", "media_bytes"]) + count(&sj, &["sender", "rtcp_bytes"]);
     let ratio = wire as f64 / audio.len() as f64;
     eprintln!("send -> recv over loopback: wire/raw {ratio:.4}");
     assert!(ratio <= 0.15, "{ratio}");
-    let rj = read_json(&rstats);
+    let rj = read_json(&files.rstats);
     assert_eq!(count(&rj, &["receiver", "datagrams_malformed"]), 0, "{log}");
 }
 
@@ -381,8 +316,7 @@ fn isostream_send_opus_to_a_gstreamer_receiver() {
             && text.contains("a=fmtp:111 "),
         "{text}"
     );
-    let (spec, got) = read_wav_all(&out).unwrap_or_else(|e| panic!("{e}\n{log}"));
-    assert_eq!(spec, stereo(), "{log}");
+    let got = read_output(&out, stereo(), "send -> GStreamer", &log);
     assert!(
         got.len() >= audio.len() * 9 / 10,
         "{} of {} bytes\n{log}",
@@ -432,8 +366,7 @@ fn ffmpeg_sends_opus_to_isostream_recv() {
     let f = spawn_command("ffmpeg", c).wait_ok(CHILD_TIMEOUT);
     let r = recv.wait_ok(CHILD_TIMEOUT);
     let log = format!("ffmpeg:\n{}\nrecv:\n{}", f.output(), r.output());
-    let (spec, got) = read_wav_all(&out).unwrap_or_else(|e| panic!("{e}\n{log}"));
-    assert_eq!(spec, stereo(), "{log}");
+    let got = read_output(&out, stereo(), "ffmpeg -> recv", &log);
     assert!(
         got.len() >= audio.len() * 9 / 10,
         "{} of {} bytes\n{log}",

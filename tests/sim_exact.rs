@@ -1,8 +1,9 @@
 //! The sans-IO sessions over a perfect simulated link reproduce the input exactly.
 
-use isostream::sim::{self, MemorySource};
+mod common;
+
+use common::{builtin_profile, run_sim};
 use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
-use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::{SenderConfig, Speed};
 use isostream_transport::sans_io::{Input, Output};
@@ -41,16 +42,13 @@ fn sent<E>(mut poll: impl FnMut() -> Output<E>) -> Vec<bytes::Bytes> {
 fn perfect_link_reproduces_stereo_48k_exactly() {
     let s = spec(48_000, 2);
     let input = synthesize(Program::Music, s, 48_000 * 3 + 77, 1);
-    let mut src = MemorySource::new(&input, s.frame_bytes());
-    let r = sim::run(
+    let r = run_sim(
         SenderConfig::new(s),
-        ReceiverConfig::default(),
-        &Profile::builtin("perfect").unwrap(),
+        &builtin_profile("perfect"),
         1,
-        &mut src,
-        Duration::from_secs(60),
-    )
-    .unwrap();
+        &input,
+        60,
+    );
     assert!(r.completed);
     assert_eq!(r.output.len(), input.len());
     assert!(r.output == input);
@@ -60,18 +58,9 @@ fn perfect_link_reproduces_stereo_48k_exactly() {
 fn speed_max_pauses_and_resumes_and_stays_exact() {
     let s = spec(44_100, 1);
     let input = synthesize(Program::Speech, s, 44_100 * 10, 2);
-    let mut src = MemorySource::new(&input, s.frame_bytes());
     let mut cfg = SenderConfig::new(s);
     cfg.speed = Speed::Max;
-    let r = sim::run(
-        cfg,
-        ReceiverConfig::default(),
-        &Profile::builtin("lan").unwrap(),
-        3,
-        &mut src,
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let r = run_sim(cfg, &builtin_profile("lan"), 3, &input, 60);
     assert!(r.completed);
     assert!(
         r.sender.pauses_applied >= 1 && r.sender.resumes_applied >= 1,
@@ -245,18 +234,9 @@ fn receiver_reports_tell_the_sender_what_the_network_did() {
     let s = spec(48_000, 2);
     let input = synthesize(Program::Music, s, 48_000 * 8, 3);
     let run = |profile: &str| {
-        let mut src = MemorySource::new(&input, s.frame_bytes());
         let mut cfg = SenderConfig::new(s);
         cfg.fec = None;
-        sim::run(
-            cfg,
-            ReceiverConfig::default(),
-            &Profile::builtin(profile).unwrap(),
-            2,
-            &mut src,
-            Duration::from_secs(60),
-        )
-        .unwrap()
+        run_sim(cfg, &builtin_profile(profile), 2, &input, 60)
     };
     let clean = run("perfect");
     assert_eq!(clean.receiver.substreams[0].jitter_ms, 0.0);

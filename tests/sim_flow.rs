@@ -6,22 +6,14 @@
 
 mod common;
 
-use common::{datagram, drain, drain_until, profile, RECEIVER, SENDER};
+use common::{datagram, drain, drain_until, profile, stereo, RECEIVER, SENDER};
 use isostream::sim::{self, MemorySource, SimResult};
-use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_media::{synthesize, Program};
 use isostream_netsim::{DelayModel, LinkConfig, LossModel};
 use isostream_receiver::{ReceiverConfig, ReceiverSession};
 use isostream_sender::{FinishReason, SenderConfig, SenderEvent, SenderSession, Speed};
 use isostream_transport::sans_io::Input;
 use isostream_transport::time::{Duration, Instant};
-
-fn stereo() -> AudioSpec {
-    AudioSpec {
-        rate: 48_000,
-        channels: 2,
-        format: SampleFormat::S16,
-    }
-}
 
 fn fixed_delay(ms: f64) -> LinkConfig {
     LinkConfig {

@@ -16,7 +16,7 @@ mod common;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::*;
-use isostream_media::{read_wav_all, AudioSpec, Program, SampleFormat};
+use isostream_media::Program;
 use isostream_transport::rtcp;
 
 /// A master key and salt (30 bytes, base64): the key of RFC 3711's test vectors as ffmpeg's
@@ -35,14 +35,6 @@ const OTHER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
 /// A 28-byte key for AEAD_AES_128_GCM.
 const GCM_KEY: &str = "ERESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKw==";
 
-fn s(x: impl ToString) -> String {
-    x.to_string()
-}
-
-fn stereo_s16() -> AudioSpec {
-    spec(48_000, 2, SampleFormat::S16)
-}
-
 /// `send` to `recv` on loopback with `send_extra` and `recv_extra`; asserts the output is
 /// the input exactly and nothing was dropped as unauthenticated. Returns (receiver, sender)
 /// stats.
@@ -52,28 +44,18 @@ fn keyed_roundtrip(
     send_extra: &[&str],
     recv_extra: &[&str],
 ) -> (serde_json::Value, serde_json::Value) {
-    let spec = stereo_s16();
+    let spec = stereo();
     let frames = 48_000 * 3 / 2 + 31;
     let (input, want) = make_input(dir, "in.wav", Program::Music, spec, frames, seed);
-    let (out, rstats, sstats) = (
-        dir.join("out.wav"),
-        dir.join("recv.json"),
-        dir.join("send.json"),
-    );
-    let addr = free_addr();
-    let recv = spawn_recv(
-        addr,
-        &recv_args(addr, out.to_str().unwrap(), &rstats, recv_extra),
-    );
-    let send = spawn("send", &send_args(&input, addr, &sstats, send_extra)).wait_ok(CHILD_TIMEOUT);
-    let r = recv.wait_ok(CHILD_TIMEOUT);
+    let files = RunFiles::in_dir(dir);
+    let (send, r) = send_to_recv(&input, &files, send_extra, recv_extra);
     let what = format!(
         "send {send_extra:?} recv {recv_extra:?}\nsend:\n{}\nrecv:\n{}",
         send.output(),
         r.output()
     );
-    assert_wav_exact(&out, spec, &want, &what);
-    let (rj, sj) = (read_json(&rstats), read_json(&sstats));
+    assert_wav_exact(&files.out, spec, &want, &what);
+    let (rj, sj) = (read_json(&files.rstats), read_json(&files.sstats));
     for (j, side) in [(&rj, "receiver"), (&sj, "sender")] {
         assert_eq!(
             count(j, &[side, "datagrams_unauthenticated"]),
@@ -288,21 +270,17 @@ impl Forger {
 #[test]
 fn forged_pause_media_bye_and_replays_are_dropped_and_the_output_is_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = stereo_s16();
+    let spec = stereo();
     let frames = 48_000 * 2;
     let (input, want) = make_input(dir.path(), "in.wav", Program::Music, spec, frames, 3);
-    let (out, rstats, sstats) = (
-        dir.path().join("out.wav"),
-        dir.path().join("recv.json"),
-        dir.path().join("send.json"),
-    );
+    let files = RunFiles::in_dir(dir.path());
     let addr = free_addr();
     let recv = spawn_recv(
         addr,
         &recv_args(
             addr,
-            out.to_str().unwrap(),
-            &rstats,
+            files.out.to_str().unwrap(),
+            &files.rstats,
             &["--srtp-key", KEY, "--low-water", "100"],
         ),
     );
@@ -313,7 +291,7 @@ fn forged_pause_media_bye_and_replays_are_dropped_and_the_output_is_exact() {
         &send_args(
             &input,
             forger.front,
-            &sstats,
+            &files.sstats,
             &["--srtp-key", KEY, "--speed", "1"],
         ),
     )
@@ -321,8 +299,8 @@ fn forged_pause_media_bye_and_replays_are_dropped_and_the_output_is_exact() {
     let r = recv.wait_ok(CHILD_TIMEOUT);
     let forged = forger.stop();
     let what = format!("send:\n{}\nrecv:\n{}", send.output(), r.output());
-    assert_wav_exact(&out, spec, &want, &what);
-    let (rj, sj) = (read_json(&rstats), read_json(&sstats));
+    assert_wav_exact(&files.out, spec, &want, &what);
+    let (rj, sj) = (read_json(&files.rstats), read_json(&files.sstats));
     let s_unauth = count(&sj, &["sender", "datagrams_unauthenticated"]);
     let r_unauth = count(&rj, &["receiver", "datagrams_unauthenticated"]);
     eprintln!("forged {forged:?}; unauthenticated: sender {s_unauth}, receiver {r_unauth}");
@@ -350,29 +328,31 @@ fn forged_pause_media_bye_and_replays_are_dropped_and_the_output_is_exact() {
 fn under_the_wrong_key_or_none_nothing_plays_and_every_datagram_is_counted() {
     for (case, send_key) in [("another key", Some(OTHER_KEY)), ("no key", None)] {
         let dir = tempfile::tempdir().unwrap();
-        let spec = stereo_s16();
+        let spec = stereo();
         let (input, _) = make_input(dir.path(), "in.wav", Program::Music, spec, 24_000, 4);
-        let (out, rstats, sstats) = (
-            dir.path().join("out.wav"),
-            dir.path().join("recv.json"),
-            dir.path().join("send.json"),
-        );
+        let files = RunFiles::in_dir(dir.path());
         let addr = free_addr();
         let recv = spawn_recv(
             addr,
-            &recv_args(addr, out.to_str().unwrap(), &rstats, &["--srtp-key", KEY]),
+            &recv_args(
+                addr,
+                files.out.to_str().unwrap(),
+                &files.rstats,
+                &["--srtp-key", KEY],
+            ),
         );
         let mut extra = vec!["--speed", "4"];
         if let Some(k) = send_key {
             extra.extend(["--srtp-key", k]);
         }
-        let send = spawn("send", &send_args(&input, addr, &sstats, &extra)).wait_ok(CHILD_TIMEOUT);
+        let send =
+            spawn("send", &send_args(&input, addr, &files.sstats, &extra)).wait_ok(CHILD_TIMEOUT);
         wait_until_drained(&[addr.port()], CHILD_TIMEOUT);
         recv.interrupt();
         let r = recv.wait_ok(CHILD_TIMEOUT);
         let what = format!("{case}\nsend:\n{}\nrecv:\n{}", send.output(), r.output());
         assert!(!r.output().contains("panicked"), "{what}");
-        let (rj, sj) = (read_json(&rstats), read_json(&sstats));
+        let (rj, sj) = (read_json(&files.rstats), read_json(&files.sstats));
         let sent = count(&sj, &["sender", "packets_sent"])
             + count(&sj, &["sender", "repair_packets_sent"])
             + count(&sj, &["sender", "rtcp_packets_sent"])
@@ -385,28 +365,15 @@ fn under_the_wrong_key_or_none_nothing_plays_and_every_datagram_is_counted() {
             sent,
             "{what}"
         );
-        assert!(!out.exists(), "{case}: a recording was made\n{what}");
+        assert!(!files.out.exists(), "{case}: a recording was made\n{what}");
     }
-}
-
-fn require_ffmpeg() {
-    let ok = Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "ffmpeg is missing: these interop tests need it (scripts/test installs it)"
-    );
 }
 
 #[test]
 fn ffmpeg_sends_srtp_to_recv_sample_exact() {
     require_ffmpeg();
     let dir = tempfile::tempdir().unwrap();
-    let spec = stereo_s16();
+    let spec = stereo();
     let (input, want) = make_input(dir.path(), "in.wav", Program::Music, spec, 72_000, 5);
     let (out, rstats) = (dir.path().join("out.wav"), dir.path().join("recv.json"));
     let addr = free_addr();
@@ -474,7 +441,7 @@ fn ffmpeg_sends_srtp_to_recv_sample_exact() {
 fn send_srtp_to_ffmpeg_from_its_sdp_sample_exact() {
     require_ffmpeg();
     let dir = tempfile::tempdir().unwrap();
-    let spec = stereo_s16();
+    let spec = stereo();
     let (input, want) = make_input(dir.path(), "in.wav", Program::Music, spec, 72_000, 6);
     let port = free_port();
     let plain = |input: &Path, sdp: &Path| -> Vec<String> {
@@ -541,8 +508,7 @@ fn send_srtp_to_ffmpeg_from_its_sdp_sample_exact() {
         send.output(),
         f.output()
     );
-    let (got_spec, got) = read_wav_all(&out).unwrap_or_else(|e| panic!("{e}\n{log}"));
-    assert_eq!(got_spec, spec, "{log}");
+    let got = read_output(&out, spec, "send -> ffmpeg (SRTP)", &log);
     let t = Instant::now();
     let offset = assert_exact_aligned(
         &want,
@@ -571,7 +537,7 @@ fn the_simulated_pumps_run_srtp_and_stay_exact_over_a_lossy_link() {
     use isostream_receiver::ReceiverConfig;
     use isostream_sender::SenderConfig;
 
-    let spec = stereo_s16();
+    let spec = stereo();
     let input = isostream_media::synthesize(Program::Music, spec, 48_000 * 20, 7);
     let mut profile = Profile::builtin("wifi").unwrap();
     profile.forward.duplicate = 0.01;
@@ -625,7 +591,7 @@ fn deep_spreading_stays_inside_the_replay_window() {
     use isostream_receiver::ReceiverConfig;
     use isostream_sender::SenderConfig;
 
-    let spec = stereo_s16();
+    let spec = stereo();
     let input = isostream_media::synthesize(Program::Music, spec, 48_000 * 24, 8);
     let run = |srtp: Option<SrtpKey>| {
         let mut scfg = SenderConfig::new(spec);

@@ -4,11 +4,13 @@
 //! simulated session whose every optional object is filled in (FEC, NACKs, receiver reports,
 //! latency, drift compensation); bench's report from the binary.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{bench_ok, stereo};
 use isostream::sim::{self, MemorySource};
-use isostream_media::{synthesize, AudioSpec, Program, SampleFormat};
+use isostream_media::{synthesize, Program};
 use isostream_netsim::Profile;
 use isostream_receiver::ReceiverConfig;
 use isostream_sender::SenderConfig;
@@ -134,11 +136,7 @@ fn units_in_names(v: &Value, path: &str) {
 
 #[test]
 fn sender_and_receiver_stats_are_documented_field_by_field() {
-    let spec = AudioSpec {
-        rate: 48_000,
-        channels: 2,
-        format: SampleFormat::S16,
-    };
+    let spec = stereo();
     let input = synthesize(Program::Music, spec, 48_000 * 6, 3);
     let mut scfg = SenderConfig::new(spec);
     scfg.fec = Some(FecParams::new(8, 2).unwrap());
@@ -174,23 +172,7 @@ fn sender_and_receiver_stats_are_documented_field_by_field() {
 
 #[test]
 fn bench_report_is_documented_field_by_field() {
-    let out = Command::new(env!("CARGO_BIN_EXE_isostream"))
-        .args([
-            "bench",
-            "--profile",
-            "lte",
-            "--live",
-            "--duration",
-            "4",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bench_ok(&["--profile", "lte", "--live", "--duration", "4", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let tables = documented();
     same_fields(&v, &tables, "`bench --json`");

@@ -1,5 +1,7 @@
 //! Shared helpers of the end-to-end tests: free ports, input files, running `isostream send`
-//! and `isostream recv` as child processes with a timeout, stats JSON and exact comparison.
+//! and `isostream recv` as child processes with a timeout, stats JSON and exact comparison;
+//! one loopback send/recv run and its delivery checks (`loopback`), in-process simulated runs
+//! (`simrun`); the stock tools the interop tests need (`tools`).
 
 #![allow(dead_code)]
 
@@ -14,11 +16,39 @@ use std::time::{Duration, Instant};
 
 use isostream_media::{read_wav_all, synthesize, write_wav_all, AudioSpec, Program, SampleFormat};
 
+mod loopback;
+mod simrun;
+mod tools;
+
+// re-exported so that a test names them `common::X` like the rest; each binary uses some
+#[allow(unused_imports)]
+pub use loopback::{assert_delivered_every_frame, send_to_recv, spawn_impair, RunFiles};
+#[allow(unused_imports)]
+pub use simrun::{builtin_profile, run_sim, stereo};
+#[allow(unused_imports)]
+pub use tools::{require_ffmpeg, require_gstreamer, require_tool, s, spawn_tool};
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_isostream");
 
 /// How long a child may run before the test kills it and fails.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `isostream bench ARGS...` to its end (bench ends by itself: no timeout) and asserts
+/// it exits 0, showing its stderr if not; returns its output (the report on stdout).
+pub fn bench_ok(args: &[&str]) -> std::process::Output {
+    let out = Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run isostream bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 /// A free UDP port on 127.0.0.1 (bound, read and released).
 pub fn free_port() -> u16 {
@@ -378,6 +408,15 @@ pub fn assert_wav_exact(out: &Path, spec: AudioSpec, want: &[u8], what: &str) {
         read_wav_all(out).unwrap_or_else(|e| panic!("{what}: cannot read {}: {e}", out.display()));
     assert_eq!(got_spec, spec, "{what}: output spec");
     assert_frames_exact(want, &got, spec.frame_bytes(), what);
+}
+
+/// Reads the WAV at `path` that a run wrote and asserts it has `spec`; returns its frames.
+/// `what` names the run; `log` (its programs' output) is shown on failure.
+pub fn read_output(path: &Path, spec: AudioSpec, what: &str, log: &str) -> Vec<u8> {
+    let (got_spec, got) = read_wav_all(path)
+        .unwrap_or_else(|e| panic!("{what}: cannot read {}: {e}\n{log}", path.display()));
+    assert_eq!(got_spec, spec, "{what}: output format\n{log}");
+    got
 }
 
 /// Arguments of a receiver on `addr` writing `out`, exiting at the end of the session.
