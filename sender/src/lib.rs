@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod event;
 pub mod flow;
 pub mod framer;
 #[cfg(feature = "opus")]
@@ -13,6 +14,7 @@ pub mod report;
 pub mod retransmit;
 pub mod session;
 pub mod spreader;
+mod stats;
 
 pub use config::{Codec, OpusParams, SenderConfig};
 pub use pacer::Speed;
