@@ -15,6 +15,7 @@ pub mod retransmit;
 pub mod session;
 pub mod spreader;
 mod stats;
+mod substream;
 
 pub use config::{Codec, OpusParams, SenderConfig};
 pub use pacer::Speed;

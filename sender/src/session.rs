@@ -41,46 +41,28 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use isostream_transport::fec::{BlockEncoder, ReedSolomonCodec};
 use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc, SubstreamDesc};
 use isostream_transport::rtp::{self, DatagramKind};
 use isostream_transport::sans_io::{earliest, Input, Output, TimerTable, Transmit};
 use isostream_transport::seq::seq_delta;
 use isostream_transport::time::{Duration, Instant};
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 
 use crate::config::{Codec, SenderConfig};
 use crate::flow::{FlowChange, FlowControl};
-use crate::framer::Framer;
 use crate::pacer::Pacer;
 use crate::packetizer::MediaPacket;
 use crate::report::{write_report, Report, SubstreamReport};
 use crate::retransmit::Retransmitter;
-use crate::spreader::Spreader;
+use crate::substream::Substreams;
 
 pub use crate::event::{FinishReason, SenderEvent};
 pub use crate::stats::{ReceiverView, SenderStats};
 
-/// One substream's stages.
-#[derive(Debug)]
-struct SubstreamTx {
-    ssrc: u32,
-    ts_base: u32,
-    channels: u16,
-    /// Byte offset of this substream's channels within an input frame.
-    offset: usize,
-    packetizer: Framer,
-    fec: Option<BlockEncoder>,
-    spreader: Spreader,
-    /// Scratch: this substream's channels split out of the input.
-    split: Vec<u8>,
-}
-
 /// A sender session. See the module documentation for the call protocol.
 pub struct SenderSession {
     cfg: SenderConfig,
-    subs: Vec<SubstreamTx>,
+    /// The media path before the pacer: channel split, packetizers, FEC, spreaders.
+    subs: Substreams,
     frame_bytes: usize,
     queue: VecDeque<MediaPacket>,
     control: VecDeque<Bytes>,
@@ -103,8 +85,6 @@ pub struct SenderSession {
     finished: bool,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
-    scratch_packets: Vec<MediaPacket>,
-    scratch_repairs: Vec<Bytes>,
     /// The retransmission stage, if NACKs are answered.
     rtx: Option<Retransmitter>,
     /// Retransmissions to send before new media.
@@ -152,63 +132,9 @@ impl SenderSession {
     /// Creates a session. Errors if the configuration is inconsistent.
     pub fn new(cfg: SenderConfig) -> Result<Self, crate::SenderError> {
         cfg.validate()?;
-        let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let bps = cfg.spec.format.bytes();
-        let mut subs = Vec::new();
-        let mut offset = 0;
-        let mut ssrcs: Vec<u32> = Vec::new();
-        for &channels in &cfg.substream_channels {
-            let mut ssrc: u32 = rng.random();
-            while ssrcs.contains(&ssrc) {
-                ssrc = rng.random();
-            }
-            ssrcs.push(ssrc);
-            // (drawn even when configured, so a seed means the same SSRCs either way)
-            let ts_base = cfg.first_timestamp.unwrap_or(rng.random());
-            let first_seq = cfg.first_seq.unwrap_or(rng.random());
-            let fb = channels as usize * bps;
-            let packetizer = Framer::new(&cfg, ssrc, channels, first_seq, ts_base)?;
-            let fec = cfg.fec.map(|p| {
-                BlockEncoder::new(p, ssrc, rng.random(), Box::new(ReedSolomonCodec::new()))
-            });
-            subs.push(SubstreamTx {
-                ssrc,
-                ts_base,
-                channels,
-                offset,
-                split: Vec::with_capacity(packetizer.group_frames() * fb),
-                packetizer,
-                fec,
-                spreader: Spreader::new(cfg.spread as usize),
-            });
-            offset += fb;
-        }
+        let subs = Substreams::new(&cfg)?;
         let weight = 1.0 / subs.len() as f64;
-        // the RTX streams draw from a generator of their own, so the media streams' SSRCs and
-        // first numbers stay what they were without retransmission
-        let mut rtx_rng = StdRng::seed_from_u64(cfg.seed ^ 0x0072_7478_5eed);
-        let rtx = cfg.retransmission.map(|p| {
-            let mut streams: Vec<(u32, u32, u16)> = Vec::with_capacity(subs.len());
-            for s in &subs {
-                let mut r: u32 = rtx_rng.random();
-                // unique among the media SSRCs and the other RTX SSRCs
-                while subs.iter().any(|o| o.ssrc == r) || streams.iter().any(|x| x.1 == r) {
-                    r = rtx_rng.random();
-                }
-                streams.push((s.ssrc, r, rtx_rng.random()));
-            }
-            let packets_per_s = cfg.spec.rate as f64 / cfg.packet_frames as f64;
-            let history = (packets_per_s * p.history_ms as f64 / 1000.0).ceil() as usize;
-            let media_bytes_per_s = match &cfg.codec {
-                Codec::Pcm => (cfg.spec.rate as usize * cfg.spec.frame_bytes()) as f64,
-                // the coded rate, and RTP headers
-                Codec::Opus(o) => {
-                    (o.bitrate as f64 / 8.0 + packets_per_s * 12.0)
-                        * cfg.substream_channels.len() as f64
-                }
-            };
-            Retransmitter::new(&streams, history, media_bytes_per_s, p)
-        });
+        let rtx = subs.retransmitter(&cfg);
         Ok(SenderSession {
             frame_bytes: cfg.spec.frame_bytes(),
             pacer: Pacer::new(cfg.spec.rate, cfg.speed, cfg.live),
@@ -227,8 +153,6 @@ impl SenderSession {
             finished: false,
             events: VecDeque::new(),
             stats: SenderStats::default(),
-            scratch_packets: Vec::new(),
-            scratch_repairs: Vec::new(),
             rtx,
             rtx_queue: VecDeque::new(),
             reporter_ssrc: None,
@@ -244,7 +168,7 @@ impl SenderSession {
 
     /// The SSRC of each substream, in order.
     pub fn ssrcs(&self) -> Vec<u32> {
-        self.subs.iter().map(|s| s.ssrc).collect()
+        self.subs.all().iter().map(|s| s.ssrc).collect()
     }
 
     /// The configuration the session runs with.
@@ -305,6 +229,7 @@ impl SenderSession {
             live: self.cfg.live,
             substreams: self
                 .subs
+                .all()
                 .iter()
                 .enumerate()
                 .map(|(i, s)| SubstreamDesc {
@@ -329,7 +254,7 @@ impl SenderSession {
         if self.queue.len() >= enough {
             0
         } else {
-            self.subs[0].packetizer.frames_to_complete_group()
+            self.subs.frames_to_complete_group()
         }
     }
 
@@ -380,75 +305,11 @@ impl SenderSession {
             self.flush_stages();
             self.drop_queued_live();
             self.stats.frames_dropped += total as u64;
-            for s in &mut self.subs {
-                s.packetizer.skip(total as u64);
-            }
+            self.subs.skip(total as u64);
             return;
         }
-        let mut taken = 0;
-        while taken < total {
-            let n = (total - taken).min(self.subs[0].packetizer.frames_to_complete_group());
-            let chunk = &frames[taken * self.frame_bytes..(taken + n) * self.frame_bytes];
-            for i in 0..self.subs.len() {
-                self.push_substream(i, chunk);
-            }
-            taken += n;
-        }
-    }
-
-    fn push_substream(&mut self, i: usize, chunk: &[u8]) {
-        let single = self.subs.len() == 1;
-        let s = &mut self.subs[i];
-        let mut packets = std::mem::take(&mut self.scratch_packets);
-        if single {
-            s.packetizer.push(chunk, &mut packets);
-        } else {
-            let fb = s.channels as usize * self.cfg.spec.format.bytes();
-            s.split.clear();
-            for frame in chunk.chunks_exact(self.frame_bytes) {
-                s.split.extend_from_slice(&frame[s.offset..s.offset + fb]);
-            }
-            s.packetizer.push(&s.split, &mut packets);
-        }
-        self.route(i, &mut packets);
-        self.scratch_packets = packets;
-    }
-
-    /// Sends freshly made media packets of substream `i` through FEC and the spreader.
-    fn route(&mut self, i: usize, packets: &mut Vec<MediaPacket>) {
-        let s = &mut self.subs[i];
-        for p in packets.drain(..) {
-            let datagram = p.datagram.clone();
-            if let Some(r) = &mut self.rtx {
-                r.keep(i, &datagram);
-            }
-            s.spreader.push(p, &mut self.queue);
-            if let Some(fec) = &mut s.fec {
-                fec.push(&datagram, &mut self.scratch_repairs);
-                Self::route_repairs(s, &mut self.scratch_repairs, &mut self.queue);
-            }
-        }
-    }
-
-    fn route_repairs(
-        s: &mut SubstreamTx,
-        repairs: &mut Vec<Bytes>,
-        queue: &mut VecDeque<MediaPacket>,
-    ) {
-        if repairs.is_empty() {
-            return;
-        }
-        for r in repairs.drain(..) {
-            s.spreader.push(
-                MediaPacket {
-                    datagram: r,
-                    frames: 0,
-                    ends_group: true,
-                },
-                queue,
-            );
-        }
-        s.spreader.end_block(queue);
+        self.subs
+            .push_audio(frames, self.rtx.as_mut(), &mut self.queue);
     }
 
     /// Marks the end of the input: partial groups and blocks are flushed; BYE follows the
@@ -461,19 +322,9 @@ impl SenderSession {
         self.flush_stages();
     }
 
+    /// Flushes the media path: what its stages hold goes to the pacer's queue.
     fn flush_stages(&mut self) {
-        let mut packets = std::mem::take(&mut self.scratch_packets);
-        for i in 0..self.subs.len() {
-            self.subs[i].packetizer.flush(&mut packets);
-            self.route(i, &mut packets);
-            let s = &mut self.subs[i];
-            if let Some(fec) = &mut s.fec {
-                fec.flush(&mut self.scratch_repairs);
-                Self::route_repairs(s, &mut self.scratch_repairs, &mut self.queue);
-            }
-            s.spreader.flush(&mut self.queue);
-        }
-        self.scratch_packets = packets;
+        self.subs.flush(self.rtx.as_mut(), &mut self.queue);
     }
 
     /// Handles a datagram from the receiver (RTCP: PAUSE, RESUME, receiver reports).
@@ -537,13 +388,15 @@ impl SenderSession {
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
                     heard = true;
                     in_report = true;
-                    if member && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc)) {
+                    if member
+                        && block.is_some_and(|b| self.subs.all().iter().any(|s| s.ssrc == b.ssrc))
+                    {
                         self.reporter_ssrc = Some(ssrc);
                     }
                     if let Some(b) = block.filter(|_| member) {
                         self.bye_unheard(now, b.ssrc, b.highest_seq);
                     }
-                    if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
+                    if let Some(b) = block.filter(|b| b.ssrc == self.subs.first().ssrc) {
                         // RFC 3550, 6.4.1: now - LSR - DLSR
                         if let Some(rtt) =
                             rtcp::round_trip(self.ntp(now), b.last_sr, b.delay_since_last_sr)
@@ -582,7 +435,7 @@ impl SenderSession {
         if self.lingering_since.is_none() {
             return;
         }
-        let Some(s) = self.subs.iter().find(|s| s.ssrc == ssrc) else {
+        let Some(s) = self.subs.all().iter().find(|s| s.ssrc == ssrc) else {
             return;
         };
         let last = s.packetizer.next_seq().wrapping_sub(1);
@@ -612,7 +465,7 @@ impl SenderSession {
             .on_request(now, from_receiver, ssrc, request, pause, in_report);
         if let Some(n) = answer.ack {
             self.rtcp_buf.clear();
-            rtcp::write_flow(&mut self.rtcp_buf, rtcp::APP_ACK, self.subs[0].ssrc, n);
+            rtcp::write_flow(&mut self.rtcp_buf, rtcp::APP_ACK, self.subs.first().ssrc, n);
             self.control.push_back(self.rtcp_buf.split().freeze());
             self.stats.acks_sent += 1;
         }
@@ -722,6 +575,7 @@ impl SenderSession {
         let bytes = self.stats.media_bytes + self.stats.repair_bytes;
         let substreams: Vec<SubstreamReport> = self
             .subs
+            .all()
             .iter()
             .map(|s| SubstreamReport {
                 ssrc: s.ssrc,
