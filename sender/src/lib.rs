@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod ending;
 mod event;
 pub mod flow;
 pub mod framer;
@@ -16,6 +17,7 @@ pub mod session;
 pub mod spreader;
 mod stats;
 mod substream;
+mod timers;
 
 pub use config::{Codec, OpusParams, SenderConfig};
 pub use pacer::Speed;

@@ -43,17 +43,18 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc, SubstreamDesc};
 use isostream_transport::rtp::{self, DatagramKind};
-use isostream_transport::sans_io::{earliest, Input, Output, TimerTable, Transmit};
-use isostream_transport::seq::seq_delta;
+use isostream_transport::sans_io::{earliest, Input, Output, Transmit};
 use isostream_transport::time::{Duration, Instant};
 
 use crate::config::{Codec, SenderConfig};
+use crate::ending::{Ending, EndingStep};
 use crate::flow::{FlowChange, FlowControl};
 use crate::pacer::Pacer;
 use crate::packetizer::MediaPacket;
 use crate::report::{write_report, Report, SubstreamReport};
 use crate::retransmit::Retransmitter;
 use crate::substream::Substreams;
+use crate::timers::{Timer, Timers};
 
 pub use crate::event::{FinishReason, SenderEvent};
 pub use crate::stats::{ReceiverView, SenderStats};
@@ -72,17 +73,15 @@ pub struct SenderSession {
     now: Instant,
     /// Whether the first input has been handled (the first report goes out before any media).
     started: bool,
-    timers: TimerTable<TIMERS>,
+    timers: Timers,
     /// The receiver's PAUSE and RESUME.
     flow: FlowControl,
     /// The last media or repair datagram sent was inside a spread group: a PAUSE lets the
     /// group finish first (the receiver would otherwise ask for its unsent packets).
     mid_group: bool,
     last_heard: Option<Instant>,
-    // lifecycle
-    input_ended: bool,
-    byes_left: u8,
-    finished: bool,
+    /// The end of the stream: BYE, its repeats, lingering.
+    ending: Ending,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
     /// The retransmission stage, if NACKs are answered.
@@ -93,10 +92,6 @@ pub struct SenderSession {
     reporter_ssrc: Option<u32>,
     /// The round-trip time from the receiver's last report.
     rtt: Option<Duration>,
-    /// BYE was sent; NACKs are still answered since this instant.
-    lingering_since: Option<Instant>,
-    /// When BYE was last sent.
-    last_bye_at: Option<Instant>,
     /// The receiver's last reference time (RFC 3611): its SSRC, the middle of its NTP
     /// timestamp, and when it arrived.
     last_rrtr: Option<(u32, u32, Instant)>,
@@ -104,29 +99,6 @@ pub struct SenderSession {
     /// Frames sent, summed over substreams and divided by their number (not rounded).
     frames_sent_exact: f64,
 }
-
-/// BYE is sent this many times, this far apart, as it may be lost (far enough apart that
-/// one loss burst of about 100 ms does not take all of them).
-const BYE_REPEATS: u8 = 3;
-const BYE_GAP: Duration = Duration::from_millis(100);
-
-/// The sender's timers, indexes into its [`TimerTable`].
-#[derive(Clone, Copy, Debug)]
-enum Timer {
-    /// The next sender report and session description.
-    Report = 0,
-    /// The next repeat of BYE.
-    Bye = 1,
-    /// The receiver, heard from earlier, has been silent too long.
-    ReceiverLost = 2,
-    /// After BYE: the receiver has stopped asking (or the history ran out), the session is over.
-    Linger = 3,
-}
-const TIMERS: usize = 4;
-
-/// After BYE, the sender answers NACKs until the receiver has been silent this long (it
-/// stops reporting once it has played the stream out).
-const LINGER_SILENCE: Duration = Duration::from_millis(1000);
 
 impl SenderSession {
     /// Creates a session. Errors if the configuration is inconsistent.
@@ -144,21 +116,17 @@ impl SenderSession {
             control: VecDeque::new(),
             now: Instant::ZERO,
             started: false,
-            timers: TimerTable::default(),
+            timers: Timers::default(),
             flow: FlowControl::new(cfg.multicast),
             mid_group: false,
             last_heard: None,
-            input_ended: false,
-            byes_left: BYE_REPEATS,
-            finished: false,
+            ending: Ending::default(),
             events: VecDeque::new(),
             stats: SenderStats::default(),
             rtx,
             rtx_queue: VecDeque::new(),
             reporter_ssrc: None,
             rtt: None,
-            lingering_since: None,
-            last_bye_at: None,
             last_rrtr: None,
             rtcp_buf: BytesMut::with_capacity(2048),
             frames_sent_exact: 0.0,
@@ -183,7 +151,7 @@ impl SenderSession {
 
     /// Whether the session is over (input sent and BYE sent, or the receiver was lost).
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.ending.is_finished()
     }
 
     /// Counts a datagram that the SRTP stage in front of the session dropped (it failed
@@ -245,7 +213,7 @@ impl SenderSession {
     /// How many frames of stored media the session wants now (0 when its queue is full
     /// enough or the input has ended). A live source pushes whatever it captured instead.
     pub fn audio_wanted(&self) -> usize {
-        if self.input_ended || self.finished {
+        if self.ending.input_ended() || self.ending.is_finished() {
             return 0;
         }
         let per_block = self.cfg.fec.map_or(1, |f| (f.k + f.m) as usize);
@@ -296,7 +264,7 @@ impl SenderSession {
     /// Takes wire frames of the input (all channels), all of them.
     fn take_audio(&mut self, _now: Instant, frames: &[u8]) {
         let total = frames.len() / self.frame_bytes;
-        if self.finished || self.input_ended {
+        if self.ending.is_finished() || self.ending.input_ended() {
             return;
         }
         if self.cfg.live && self.flow.is_paused() {
@@ -315,11 +283,9 @@ impl SenderSession {
     /// Marks the end of the input: partial groups and blocks are flushed; BYE follows the
     /// last datagram.
     fn end_of_input(&mut self) {
-        if self.input_ended {
-            return;
+        if self.ending.end_input() {
+            self.flush_stages();
         }
-        self.input_ended = true;
-        self.flush_stages();
     }
 
     /// Flushes the media path: what its stages hold goes to the pacer's queue.
@@ -377,7 +343,7 @@ impl SenderSession {
                     // answered in the next report's DLRR, so the receiver measures the round
                     // trip (RFC 3611)
                     if member {
-                        if self.last_rrtr.is_none() && self.lingering_since.is_none() {
+                        if self.last_rrtr.is_none() && !self.ending.is_lingering() {
                             // answer the first one at once: the receiver needs its round
                             // trip early, to know which losses it can still ask for
                             self.timers.set(Timer::Report as usize, now);
@@ -394,7 +360,14 @@ impl SenderSession {
                         self.reporter_ssrc = Some(ssrc);
                     }
                     if let Some(b) = block.filter(|_| member) {
-                        self.bye_unheard(now, b.ssrc, b.highest_seq);
+                        if let Some(sub) = self.subs.all().iter().find(|s| s.ssrc == b.ssrc) {
+                            self.ending.on_receiver_highest(
+                                now,
+                                sub,
+                                b.highest_seq,
+                                &mut self.timers,
+                            );
+                        }
                     }
                     if let Some(b) = block.filter(|b| b.ssrc == self.subs.first().ssrc) {
                         // RFC 3550, 6.4.1: now - LSR - DLSR
@@ -423,28 +396,6 @@ impl SenderSession {
                 Timer::ReceiverLost as usize,
                 now + self.cfg.receiver_timeout + Duration::from_millis(1),
             );
-        }
-    }
-
-    /// After BYE, a report from the receiver says the highest sequence number it has of
-    /// substream `ssrc` is `highest` (the low 16 bits count). If that is short of the last
-    /// packet sent, the end of the stream and every BYE were lost (one burst can take them
-    /// all): BYE goes again, at most every [`BYE_GAP`], so the receiver learns where the
-    /// stream ends and asks for the tail rather than ending at the newest audio it has.
-    fn bye_unheard(&mut self, now: Instant, ssrc: u32, highest: u32) {
-        if self.lingering_since.is_none() {
-            return;
-        }
-        let Some(s) = self.subs.all().iter().find(|s| s.ssrc == ssrc) else {
-            return;
-        };
-        let last = s.packetizer.next_seq().wrapping_sub(1);
-        if s.packetizer.packets() == 0 || seq_delta(last, highest as u16) <= 0 {
-            return;
-        }
-        let at = self.last_bye_at.map_or(now, |t| (t + BYE_GAP).max(now));
-        if self.timers.get(Timer::Bye as usize).is_none() {
-            self.timers.set(Timer::Bye as usize, at);
         }
     }
 
@@ -497,7 +448,7 @@ impl SenderSession {
 
     /// Handles timers: reports, BYE repeats, the receiver timeout.
     fn on_timeout(&mut self, now: Instant) {
-        if self.finished {
+        if self.ending.is_finished() {
             return;
         }
         if let Some(h) = self.last_heard.filter(|_| !self.cfg.multicast) {
@@ -508,22 +459,12 @@ impl SenderSession {
                 return;
             }
         }
-        if let Some(since) = self.lingering_since {
-            let heard = self.last_heard.unwrap_or(since).max(since);
-            let max =
-                Duration::from_millis(self.cfg.retransmission.map_or(0, |p| p.history_ms) as u64);
-            if now - heard >= LINGER_SILENCE || now - since >= max {
-                self.finish(FinishReason::EndOfInput);
-            } else {
-                let bye = Timer::Bye as usize;
-                if self.timers.get(bye).is_some_and(|t| now >= t) {
-                    // the receiver's report showed it lacks the end (see `bye_unheard`)
-                    self.timers.stop(bye);
-                    self.queue_report(now, true);
-                }
-                let until = (heard + LINGER_SILENCE).min(since + max);
-                self.timers.set(Timer::Linger as usize, until);
-            }
+        let history_ms = self.cfg.retransmission.map_or(0, |p| p.history_ms);
+        let linger = self
+            .ending
+            .on_linger_tick(now, self.last_heard, history_ms, &mut self.timers);
+        if let Some(step) = linger {
+            self.apply_ending(now, step);
             return;
         }
         let report = Timer::Report as usize;
@@ -531,27 +472,11 @@ impl SenderSession {
             self.queue_report(now, false);
             self.timers.set(report, now + self.cfg.report_interval);
         }
-        let bye = Timer::Bye as usize;
-        if self.input_ended
-            && self.queue.is_empty()
-            && self.timers.get(bye).is_none_or(|t| now >= t)
-        {
-            self.queue_report(now, true);
-            self.byes_left -= 1;
-            self.timers.set(bye, now + BYE_GAP);
-            if self.byes_left == 0 {
-                if self.rtx.is_some() && self.last_heard.is_some() {
-                    // the receiver may still ask for what it lost: answer until it is done
-                    self.lingering_since = Some(now);
-                    self.timers.stop(Timer::Report as usize);
-                    self.timers.stop(bye);
-                    self.timers
-                        .set(Timer::Linger as usize, now + LINGER_SILENCE);
-                } else {
-                    self.finish(FinishReason::EndOfInput);
-                }
-            }
-        }
+        let can_linger = self.rtx.is_some() && self.last_heard.is_some();
+        let step =
+            self.ending
+                .on_bye_tick(now, self.queue.is_empty(), can_linger, &mut self.timers);
+        self.apply_ending(now, step);
     }
 
     /// The sender's wall clock at `now`, as a 64-bit NTP timestamp.
@@ -559,18 +484,26 @@ impl SenderSession {
         rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128)
     }
 
+    /// Does what the end of the stream asks: BYE, then finishing.
+    fn apply_ending(&mut self, now: Instant, step: EndingStep) {
+        if step.send_bye {
+            self.queue_report(now, true);
+        }
+        if step.finish {
+            self.finish(FinishReason::EndOfInput);
+        }
+    }
+
+    /// Ends the session: no more datagrams, no more timers.
     fn finish(&mut self, why: FinishReason) {
-        self.finished = true;
+        self.ending.finish();
         self.flow.finish();
-        self.timers = TimerTable::default();
+        self.timers = Timers::default();
         self.events.push_back(SenderEvent::Finished(why));
     }
 
     /// Queues an RTCP compound (see [`crate::report`]); `bye`: the stream is over.
     fn queue_report(&mut self, now: Instant, bye: bool) {
-        if bye {
-            self.last_bye_at = Some(now);
-        }
         let sent_pos = self.stats.frames_sent;
         let bytes = self.stats.media_bytes + self.stats.repair_bytes;
         let substreams: Vec<SubstreamReport> = self
@@ -618,7 +551,7 @@ impl SenderSession {
             // also while paused (their cost is bounded by the retransmission cap)
             return Some(r);
         }
-        if self.finished && !self.queue.is_empty() {
+        if self.ending.is_finished() && !self.queue.is_empty() {
             self.queue.clear();
         }
         if (self.flow.is_paused() && !self.mid_group) || !self.started {
@@ -646,7 +579,7 @@ impl SenderSession {
     /// When the session must be woken next (`None`: only an input can wake it): the earliest
     /// timer, the pacer's next departure, or now if BYE is due.
     fn next_deadline(&self) -> Option<Instant> {
-        if self.finished {
+        if self.ending.is_finished() {
             return None;
         }
         let now = self.now;
@@ -657,9 +590,11 @@ impl SenderSession {
         if !self.rtx_queue.is_empty() || !self.control.is_empty() {
             t = Some(now);
         }
-        if self.input_ended && self.queue.is_empty() && self.lingering_since.is_none() {
-            t = earliest(t, Some(self.timers.get(Timer::Bye as usize).unwrap_or(now)));
-        }
+        t = earliest(
+            t,
+            self.ending
+                .bye_deadline(now, self.queue.is_empty(), &self.timers),
+        );
         t
     }
 }
