@@ -2,6 +2,7 @@
 //! repair packets, spreads and paces them, and obeys PAUSE/RESUME. It owns no socket, thread or clock (see `isostream-drive` for the drive loop).
 #![deny(missing_docs)]
 
+mod announce;
 pub mod config;
 mod ending;
 mod event;

@@ -41,17 +41,18 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc, SubstreamDesc};
+use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc};
 use isostream_transport::rtp::{self, DatagramKind};
 use isostream_transport::sans_io::{earliest, Input, Output, Transmit};
 use isostream_transport::time::{Duration, Instant};
 
-use crate::config::{Codec, SenderConfig};
+use crate::announce;
+use crate::config::SenderConfig;
 use crate::ending::{Ending, EndingStep};
 use crate::flow::{FlowChange, FlowControl};
 use crate::pacer::Pacer;
 use crate::packetizer::MediaPacket;
-use crate::report::{write_report, Report, SubstreamReport};
+use crate::report::{write_report, Report};
 use crate::retransmit::Retransmitter;
 use crate::substream::Substreams;
 use crate::timers::{Timer, Timers};
@@ -178,36 +179,7 @@ impl SenderSession {
 
     /// The session description announced in RTCP.
     pub fn description(&self) -> SessionDesc {
-        SessionDesc {
-            codec: match self.cfg.codec {
-                Codec::Pcm => rtcp::CODEC_PCM,
-                Codec::Opus(_) => rtcp::CODEC_OPUS,
-            },
-            rate: self.cfg.spec.rate,
-            format: match self.cfg.codec {
-                Codec::Pcm => self.cfg.spec.format.code(),
-                // Opus decodes to 16-bit
-                Codec::Opus(_) => isostream_media::SampleFormat::S16.code(),
-            },
-            packet_frames: self.cfg.packet_frames as u16,
-            interleave: self.cfg.interleave,
-            fec_k: self.cfg.fec.map_or(0, |f| f.k),
-            fec_m: self.cfg.fec.map_or(0, |f| f.m),
-            spread: self.cfg.spread,
-            live: self.cfg.live,
-            substreams: self
-                .subs
-                .all()
-                .iter()
-                .enumerate()
-                .map(|(i, s)| SubstreamDesc {
-                    ssrc: s.ssrc,
-                    ts_base: s.ts_base,
-                    channels: s.channels as u8,
-                    rtx_ssrc: self.rtx.as_ref().map(|r| r.rtx_ssrc(i)),
-                })
-                .collect(),
-        }
+        announce::session_desc(&self.cfg, &self.subs, self.rtx.as_ref())
     }
 
     /// How many frames of stored media the session wants now (0 when its queue is full
@@ -371,9 +343,11 @@ impl SenderSession {
                     }
                     if let Some(b) = block.filter(|b| b.ssrc == self.subs.first().ssrc) {
                         // RFC 3550, 6.4.1: now - LSR - DLSR
-                        if let Some(rtt) =
-                            rtcp::round_trip(self.ntp(now), b.last_sr, b.delay_since_last_sr)
-                        {
+                        if let Some(rtt) = rtcp::round_trip(
+                            announce::ntp_at(&self.cfg, now),
+                            b.last_sr,
+                            b.delay_since_last_sr,
+                        ) {
                             self.rtt = Some(rtt);
                         }
                         self.stats.receiver_report = Some(ReceiverView {
@@ -479,11 +453,6 @@ impl SenderSession {
         self.apply_ending(now, step);
     }
 
-    /// The sender's wall clock at `now`, as a 64-bit NTP timestamp.
-    fn ntp(&self, now: Instant) -> u64 {
-        rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128)
-    }
-
     /// Does what the end of the stream asks: BYE, then finishing.
     fn apply_ending(&mut self, now: Instant, step: EndingStep) {
         if step.send_bye {
@@ -504,30 +473,13 @@ impl SenderSession {
 
     /// Queues an RTCP compound (see [`crate::report`]); `bye`: the stream is over.
     fn queue_report(&mut self, now: Instant, bye: bool) {
-        let sent_pos = self.stats.frames_sent;
         let bytes = self.stats.media_bytes + self.stats.repair_bytes;
-        let substreams: Vec<SubstreamReport> = self
-            .subs
-            .all()
-            .iter()
-            .map(|s| SubstreamReport {
-                ssrc: s.ssrc,
-                ts_base: s.ts_base,
-                // the media position this report's wall-clock time stands for: for a live
-                // source the audio captured so far, for stored media the audio sent so far
-                position: if bye || self.cfg.live {
-                    s.packetizer.position()
-                } else {
-                    sent_pos
-                },
-                packets: s.packetizer.packets(),
-                octets: bytes * s.channels as u64 / self.cfg.spec.channels as u64,
-            })
-            .collect();
+        let substreams =
+            announce::substream_reports(&self.cfg, &self.subs, self.stats.frames_sent, bytes, bye);
         let desc = self.description();
         let r = Report {
             now,
-            ntp: self.ntp(now),
+            ntp: announce::ntp_at(&self.cfg, now),
             substreams: &substreams,
             cname: &self.cfg.cname,
             desc: &desc,
