@@ -6,6 +6,7 @@ mod announce;
 pub mod config;
 mod ending;
 mod event;
+mod feedback;
 pub mod flow;
 pub mod framer;
 #[cfg(feature = "opus")]

@@ -44,11 +44,12 @@ use bytes::{Bytes, BytesMut};
 use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc};
 use isostream_transport::rtp::{self, DatagramKind};
 use isostream_transport::sans_io::{earliest, Input, Output, Transmit};
-use isostream_transport::time::{Duration, Instant};
+use isostream_transport::time::Instant;
 
 use crate::announce;
 use crate::config::SenderConfig;
 use crate::ending::{Ending, EndingStep};
+use crate::feedback::ReceiverFeedback;
 use crate::flow::{FlowChange, FlowControl};
 use crate::pacer::Pacer;
 use crate::packetizer::MediaPacket;
@@ -80,7 +81,8 @@ pub struct SenderSession {
     /// The last media or repair datagram sent was inside a spread group: a PAUSE lets the
     /// group finish first (the receiver would otherwise ask for its unsent packets).
     mid_group: bool,
-    last_heard: Option<Instant>,
+    /// What the receiver sent back: its SSRC, round trip, reference time, last word.
+    receiver: ReceiverFeedback,
     /// The end of the stream: BYE, its repeats, lingering.
     ending: Ending,
     events: VecDeque<SenderEvent>,
@@ -89,13 +91,6 @@ pub struct SenderSession {
     rtx: Option<Retransmitter>,
     /// Retransmissions to send before new media.
     rtx_queue: VecDeque<Bytes>,
-    /// The SSRC the receiver's reports come from.
-    reporter_ssrc: Option<u32>,
-    /// The round-trip time from the receiver's last report.
-    rtt: Option<Duration>,
-    /// The receiver's last reference time (RFC 3611): its SSRC, the middle of its NTP
-    /// timestamp, and when it arrived.
-    last_rrtr: Option<(u32, u32, Instant)>,
     rtcp_buf: BytesMut,
     /// Frames sent, summed over substreams and divided by their number (not rounded).
     frames_sent_exact: f64,
@@ -120,15 +115,12 @@ impl SenderSession {
             timers: Timers::default(),
             flow: FlowControl::new(cfg.multicast),
             mid_group: false,
-            last_heard: None,
+            receiver: ReceiverFeedback::default(),
             ending: Ending::default(),
             events: VecDeque::new(),
             stats: SenderStats::default(),
             rtx,
             rtx_queue: VecDeque::new(),
-            reporter_ssrc: None,
-            rtt: None,
-            last_rrtr: None,
             rtcp_buf: BytesMut::with_capacity(2048),
             frames_sent_exact: 0.0,
             cfg,
@@ -295,15 +287,22 @@ impl SenderSession {
                     media_ssrc,
                     lost,
                 }) => {
-                    // only the session's own receiver may ask: its address and its SSRC
-                    // (any member of a multicast group: the answer goes to the group)
-                    let own = self.cfg.multicast
-                        || from == self.cfg.receiver_addr
-                            && (self.reporter_ssrc == Some(sender_ssrc)
-                                || self.flow.receiver_ssrc() == Some(sender_ssrc));
+                    // only the session's own receiver may ask
+                    let own = self.receiver.nack_is_own(
+                        &self.cfg,
+                        from,
+                        sender_ssrc,
+                        self.flow.receiver_ssrc(),
+                    );
                     let answered = own
                         && self.rtx.as_mut().is_some_and(|r| {
-                            r.on_nack(now, self.rtt, media_ssrc, &lost, &mut self.rtx_queue)
+                            r.on_nack(
+                                now,
+                                self.receiver.rtt(),
+                                media_ssrc,
+                                &lost,
+                                &mut self.rtx_queue,
+                            )
                         });
                     if answered {
                         heard = true;
@@ -314,23 +313,19 @@ impl SenderSession {
                 Ok(RtcpPacket::ReceiverReferenceTime { ssrc, ntp }) => {
                     // answered in the next report's DLRR, so the receiver measures the round
                     // trip (RFC 3611)
-                    if member {
-                        if self.last_rrtr.is_none() && !self.ending.is_lingering() {
-                            // answer the first one at once: the receiver needs its round
-                            // trip early, to know which losses it can still ask for
-                            self.timers.set(Timer::Report as usize, now);
-                        }
-                        self.last_rrtr = Some((ssrc, (ntp >> 16) as u32, now));
-                    }
+                    let lingering = self.ending.is_lingering();
+                    self.receiver.on_reference_time(
+                        now,
+                        member,
+                        ssrc,
+                        ntp,
+                        lingering,
+                        &mut self.timers,
+                    );
                 }
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
                     heard = true;
                     in_report = true;
-                    if member
-                        && block.is_some_and(|b| self.subs.all().iter().any(|s| s.ssrc == b.ssrc))
-                    {
-                        self.reporter_ssrc = Some(ssrc);
-                    }
                     if let Some(b) = block.filter(|_| member) {
                         if let Some(sub) = self.subs.all().iter().find(|s| s.ssrc == b.ssrc) {
                             self.ending.on_receiver_highest(
@@ -341,35 +336,18 @@ impl SenderSession {
                             );
                         }
                     }
-                    if let Some(b) = block.filter(|b| b.ssrc == self.subs.first().ssrc) {
-                        // RFC 3550, 6.4.1: now - LSR - DLSR
-                        if let Some(rtt) = rtcp::round_trip(
-                            announce::ntp_at(&self.cfg, now),
-                            b.last_sr,
-                            b.delay_since_last_sr,
-                        ) {
-                            self.rtt = Some(rtt);
-                        }
-                        self.stats.receiver_report = Some(ReceiverView {
-                            packets_lost: b.cumulative_lost,
-                            fraction_lost: b.fraction_lost as f64 / 256.0,
-                            jitter_ms: b.jitter as f64 * 1000.0 / self.cfg.spec.rate as f64,
-                            rtt_ms: self.rtt.map(|r| r.as_secs_f64() * 1000.0),
-                        });
+                    let view = self
+                        .receiver
+                        .on_receiver_report(now, member, ssrc, block, &self.cfg, &self.subs);
+                    if view.is_some() {
+                        self.stats.receiver_report = view;
                     }
                 }
                 Ok(_) => {}
             }
         }
         if heard {
-            self.last_heard = Some(now);
-        }
-        if heard && !self.cfg.multicast {
-            // a multicast sender never stops because one receiver went silent
-            self.timers.set(
-                Timer::ReceiverLost as usize,
-                now + self.cfg.receiver_timeout + Duration::from_millis(1),
-            );
+            self.receiver.heard(now, &self.cfg, &mut self.timers);
         }
     }
 
@@ -425,18 +403,17 @@ impl SenderSession {
         if self.ending.is_finished() {
             return;
         }
-        if let Some(h) = self.last_heard.filter(|_| !self.cfg.multicast) {
-            if now - h > self.cfg.receiver_timeout {
-                self.finish(FinishReason::ReceiverLost {
-                    silent_ms: (now - h).as_millis() as u64,
-                });
-                return;
-            }
+        if let Some(why) = self.receiver.lost(now, &self.cfg) {
+            self.finish(why);
+            return;
         }
         let history_ms = self.cfg.retransmission.map_or(0, |p| p.history_ms);
-        let linger = self
-            .ending
-            .on_linger_tick(now, self.last_heard, history_ms, &mut self.timers);
+        let linger = self.ending.on_linger_tick(
+            now,
+            self.receiver.last_heard(),
+            history_ms,
+            &mut self.timers,
+        );
         if let Some(step) = linger {
             self.apply_ending(now, step);
             return;
@@ -446,7 +423,7 @@ impl SenderSession {
             self.queue_report(now, false);
             self.timers.set(report, now + self.cfg.report_interval);
         }
-        let can_linger = self.rtx.is_some() && self.last_heard.is_some();
+        let can_linger = self.rtx.is_some() && self.receiver.last_heard().is_some();
         let step =
             self.ending
                 .on_bye_tick(now, self.queue.is_empty(), can_linger, &mut self.timers);
@@ -483,7 +460,7 @@ impl SenderSession {
             substreams: &substreams,
             cname: &self.cfg.cname,
             desc: &desc,
-            last_rrtr: self.last_rrtr,
+            last_rrtr: self.receiver.last_rrtr(),
             bye,
         };
         self.rtcp_buf.clear();
