@@ -142,7 +142,7 @@ mod tests {
         let srs: Vec<_> = ps
             .iter()
             .filter_map(|p| match p {
-                RtcpPacket::SenderReport(sr) => Some(sr.clone()),
+                RtcpPacket::SenderReport(sr) => Some(*sr),
                 _ => None,
             })
             .collect();
