@@ -11,6 +11,7 @@ pub mod flow;
 pub mod framer;
 #[cfg(feature = "opus")]
 pub mod opus_encoder;
+mod paced;
 pub mod pacer;
 pub mod packetizer;
 pub mod report;

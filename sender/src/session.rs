@@ -51,8 +51,7 @@ use crate::config::SenderConfig;
 use crate::ending::{Ending, EndingStep};
 use crate::feedback::ReceiverFeedback;
 use crate::flow::{FlowChange, FlowControl};
-use crate::pacer::Pacer;
-use crate::packetizer::MediaPacket;
+use crate::paced::PacedQueue;
 use crate::report::{write_report, Report};
 use crate::retransmit::Retransmitter;
 use crate::substream::Substreams;
@@ -66,11 +65,12 @@ pub struct SenderSession {
     cfg: SenderConfig,
     /// The media path before the pacer: channel split, packetizers, FEC, spreaders.
     subs: Substreams,
+    /// Bytes of one input frame (all channels).
     frame_bytes: usize,
-    queue: VecDeque<MediaPacket>,
+    /// The media path's last stage: the pacer and the packets waiting for it.
+    paced: PacedQueue,
+    /// RTCP datagrams to send before anything else.
     control: VecDeque<Bytes>,
-    pacer: Pacer,
-    weight: f64,
     /// The time of the latest input.
     now: Instant,
     /// Whether the first input has been handled (the first report goes out before any media).
@@ -78,9 +78,6 @@ pub struct SenderSession {
     timers: Timers,
     /// The receiver's PAUSE and RESUME.
     flow: FlowControl,
-    /// The last media or repair datagram sent was inside a spread group: a PAUSE lets the
-    /// group finish first (the receiver would otherwise ask for its unsent packets).
-    mid_group: bool,
     /// What the receiver sent back: its SSRC, round trip, reference time, last word.
     receiver: ReceiverFeedback,
     /// The end of the stream: BYE, its repeats, lingering.
@@ -91,9 +88,8 @@ pub struct SenderSession {
     rtx: Option<Retransmitter>,
     /// Retransmissions to send before new media.
     rtx_queue: VecDeque<Bytes>,
+    /// Scratch for writing RTCP datagrams.
     rtcp_buf: BytesMut,
-    /// Frames sent, summed over substreams and divided by their number (not rounded).
-    frames_sent_exact: f64,
 }
 
 impl SenderSession {
@@ -101,20 +97,17 @@ impl SenderSession {
     pub fn new(cfg: SenderConfig) -> Result<Self, crate::SenderError> {
         cfg.validate()?;
         let subs = Substreams::new(&cfg)?;
-        let weight = 1.0 / subs.len() as f64;
+        let paced = PacedQueue::new(&cfg, subs.len());
         let rtx = subs.retransmitter(&cfg);
         Ok(SenderSession {
             frame_bytes: cfg.spec.frame_bytes(),
-            pacer: Pacer::new(cfg.spec.rate, cfg.speed, cfg.live),
-            weight,
+            paced,
             subs,
-            queue: VecDeque::new(),
             control: VecDeque::new(),
             now: Instant::ZERO,
             started: false,
             timers: Timers::default(),
             flow: FlowControl::new(cfg.multicast),
-            mid_group: false,
             receiver: ReceiverFeedback::default(),
             ending: Ending::default(),
             events: VecDeque::new(),
@@ -122,7 +115,6 @@ impl SenderSession {
             rtx,
             rtx_queue: VecDeque::new(),
             rtcp_buf: BytesMut::with_capacity(2048),
-            frames_sent_exact: 0.0,
             cfg,
         })
     }
@@ -183,7 +175,7 @@ impl SenderSession {
         let per_block = self.cfg.fec.map_or(1, |f| (f.k + f.m) as usize);
         let enough = self.subs.len()
             * (self.cfg.spread as usize * per_block + 2 * self.cfg.interleave as usize + 4);
-        if self.queue.len() >= enough {
+        if self.paced.len() >= enough {
             0
         } else {
             self.subs.frames_to_complete_group()
@@ -241,7 +233,7 @@ impl SenderSession {
             return;
         }
         self.subs
-            .push_audio(frames, self.rtx.as_mut(), &mut self.queue);
+            .push_audio(frames, self.rtx.as_mut(), self.paced.input());
     }
 
     /// Marks the end of the input: partial groups and blocks are flushed; BYE follows the
@@ -254,7 +246,7 @@ impl SenderSession {
 
     /// Flushes the media path: what its stages hold goes to the pacer's queue.
     fn flush_stages(&mut self) {
-        self.subs.flush(self.rtx.as_mut(), &mut self.queue);
+        self.subs.flush(self.rtx.as_mut(), self.paced.input());
     }
 
     /// Handles a datagram from the receiver (RTCP: PAUSE, RESUME, receiver reports).
@@ -382,7 +374,7 @@ impl SenderSession {
                 }
             }
             Some(FlowChange::Resumed) => {
-                self.pacer.restart();
+                self.paced.restart();
                 self.events.push_back(SenderEvent::Resumed);
             }
             None => {}
@@ -392,10 +384,7 @@ impl SenderSession {
 
     /// A live source cannot wait: what was captured but not sent while paused is dropped.
     fn drop_queued_live(&mut self) {
-        let frames: u64 = self.queue.iter().map(|p| p.frames as u64).sum();
-        self.stats.frames_dropped += (frames as f64 * self.weight) as u64;
-        self.queue.clear();
-        self.mid_group = false;
+        self.stats.frames_dropped += self.paced.drop_live();
     }
 
     /// Handles timers: reports, BYE repeats, the receiver timeout.
@@ -426,7 +415,7 @@ impl SenderSession {
         let can_linger = self.rtx.is_some() && self.receiver.last_heard().is_some();
         let step =
             self.ending
-                .on_bye_tick(now, self.queue.is_empty(), can_linger, &mut self.timers);
+                .on_bye_tick(now, self.paced.is_empty(), can_linger, &mut self.timers);
         self.apply_ending(now, step);
     }
 
@@ -480,29 +469,14 @@ impl SenderSession {
             // also while paused (their cost is bounded by the retransmission cap)
             return Some(r);
         }
-        if self.ending.is_finished() && !self.queue.is_empty() {
-            self.queue.clear();
+        if self.ending.is_finished() && !self.paced.is_empty() {
+            self.paced.clear();
         }
-        if (self.flow.is_paused() && !self.mid_group) || !self.started {
+        if !self.started {
             return None;
         }
-        let due = self.pacer.departure(now);
-        if due > now {
-            return None;
-        }
-        let p = self.queue.pop_front()?;
-        self.mid_group = !p.ends_group;
-        self.pacer.sent(now, p.frames, self.weight);
-        if p.frames == 0 {
-            self.stats.repair_packets_sent += 1;
-            self.stats.repair_bytes += p.datagram.len() as u64;
-        } else {
-            self.stats.media_bytes += p.datagram.len() as u64;
-            self.stats.packets_sent += 1;
-            self.frames_sent_exact += p.frames as f64 * self.weight;
-            self.stats.frames_sent = self.frames_sent_exact.round() as u64;
-        }
-        Some(p.datagram)
+        self.paced
+            .pop_due(now, self.flow.is_paused(), &mut self.stats)
     }
 
     /// When the session must be woken next (`None`: only an input can wake it): the earliest
@@ -513,16 +487,14 @@ impl SenderSession {
         }
         let now = self.now;
         let mut t = earliest(self.timers.next(), (!self.started).then_some(now));
-        if (!self.flow.is_paused() || self.mid_group) && !self.queue.is_empty() {
-            t = earliest(t, Some(self.pacer.departure(now)));
-        }
+        t = earliest(t, self.paced.next_departure(now, self.flow.is_paused()));
         if !self.rtx_queue.is_empty() || !self.control.is_empty() {
             t = Some(now);
         }
         t = earliest(
             t,
             self.ending
-                .bye_deadline(now, self.queue.is_empty(), &self.timers),
+                .bye_deadline(now, self.paced.is_empty(), &self.timers),
         );
         t
     }
