@@ -37,6 +37,13 @@
 //!                                                                                        ▼
 //!                                     UDP ◀─ pacer (one media clock for all substreams) ◀─ queue
 //! ```
+//!
+//! This file is the one place that chains the stages; each lives in its own module: the
+//! media path up to the queue in `substream.rs` (with `framer`, the FEC encoder, `spreader`
+//! and the retransmission history of `retransmit`), the queue and pacer in `paced.rs`, what
+//! the receiver sends back in `feedback.rs` and `flow.rs` (PAUSE/RESUME), the end of the
+//! stream (BYE, its repeats, lingering) in `ending.rs`, what RTCP announces in `announce.rs`
+//! and `report.rs`, the timer slots in `timers.rs`.
 
 use std::collections::VecDeque;
 
