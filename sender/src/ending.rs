@@ -188,3 +188,55 @@ impl Ending {
             .then(|| timers.get(Timer::Bye as usize).unwrap_or(now))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn bye_goes_three_times_a_gap_apart_then_finishes_without_lingering() {
+        let mut e = Ending::default();
+        let mut timers = Timers::default();
+        assert_eq!(
+            e.on_bye_tick(at(0), true, false, &mut timers),
+            EndingStep::default()
+        );
+        assert!(e.end_input());
+        assert!(!e.end_input());
+        // media still queued: no BYE yet
+        assert_eq!(
+            e.on_bye_tick(at(0), false, false, &mut timers),
+            EndingStep::default()
+        );
+        let mut sent = Vec::new();
+        for ms in 0..=250 {
+            let step = e.on_bye_tick(at(ms), true, false, &mut timers);
+            if step.send_bye {
+                sent.push((ms, step.finish));
+            }
+        }
+        assert_eq!(sent, vec![(0, false), (100, false), (200, true)]);
+    }
+
+    #[test]
+    fn after_the_last_bye_it_lingers_until_the_receiver_is_silent() {
+        let mut e = Ending::default();
+        let mut timers = Timers::default();
+        e.end_input();
+        for ms in [0, 100, 200] {
+            assert!(e.on_bye_tick(at(ms), true, true, &mut timers).send_bye);
+        }
+        assert!(e.is_lingering());
+        assert_eq!(timers.get(Timer::Linger as usize), Some(at(1200)));
+        let heard = Some(at(500));
+        let step = e.on_linger_tick(at(1000), heard, 5000, &mut timers);
+        assert_eq!(step, Some(EndingStep::default()));
+        assert_eq!(timers.get(Timer::Linger as usize), Some(at(1500)));
+        let step = e.on_linger_tick(at(1500), heard, 5000, &mut timers);
+        assert!(step.is_some_and(|s| s.finish && !s.send_bye));
+    }
+}
