@@ -2,17 +2,25 @@
 //! repair packets, spreads and paces them, and obeys PAUSE/RESUME. It owns no socket, thread or clock (see `isostream-drive` for the drive loop).
 #![deny(missing_docs)]
 
+mod announce;
 pub mod config;
+mod ending;
+mod event;
+mod feedback;
 pub mod flow;
 pub mod framer;
 #[cfg(feature = "opus")]
 pub mod opus_encoder;
+mod paced;
 pub mod pacer;
 pub mod packetizer;
 pub mod report;
 pub mod retransmit;
 pub mod session;
 pub mod spreader;
+mod stats;
+mod substream;
+mod timers;
 
 pub use config::{Codec, OpusParams, SenderConfig};
 pub use pacer::Speed;

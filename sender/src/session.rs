@@ -37,299 +37,98 @@
 //!                                                                                        ▼
 //!                                     UDP ◀─ pacer (one media clock for all substreams) ◀─ queue
 //! ```
+//!
+//! This file is the one place that chains the stages; each lives in its own module: the
+//! media path up to the queue in `substream.rs` (with `framer`, the FEC encoder, `spreader`
+//! and the retransmission history of `retransmit`), the queue and pacer in `paced.rs`, what
+//! the receiver sends back in `feedback.rs` and `flow.rs` (PAUSE/RESUME), the end of the
+//! stream (BYE, its repeats, lingering) in `ending.rs`, what RTCP announces in `announce.rs`
+//! and `report.rs`, the timer slots in `timers.rs`.
 
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use isostream_transport::fec::{BlockEncoder, ReedSolomonCodec};
-use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc, SubstreamDesc};
+use isostream_transport::rtcp::{self, RtcpPacket, SessionDesc};
 use isostream_transport::rtp::{self, DatagramKind};
-use isostream_transport::sans_io::{earliest, Input, Output, TimerTable, Transmit};
-use isostream_transport::seq::seq_delta;
-use isostream_transport::time::{Duration, Instant};
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
-use serde::Serialize;
+use isostream_transport::sans_io::{earliest, Input, Output, Transmit};
+use isostream_transport::time::Instant;
 
-use crate::config::{Codec, SenderConfig};
+use crate::announce;
+use crate::config::SenderConfig;
+use crate::ending::{Ending, EndingStep};
+use crate::feedback::ReceiverFeedback;
 use crate::flow::{FlowChange, FlowControl};
-use crate::framer::Framer;
-use crate::pacer::Pacer;
-use crate::packetizer::MediaPacket;
-use crate::report::{write_report, Report, SubstreamReport};
-use crate::retransmit::{Retransmitter, RtxStats};
-use crate::spreader::Spreader;
+use crate::paced::PacedQueue;
+use crate::report::{write_report, Report};
+use crate::retransmit::Retransmitter;
+use crate::substream::Substreams;
+use crate::timers::{Timer, Timers};
 
-/// Something the application should know about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SenderEvent {
-    /// The receiver asked to pause; transmission stopped.
-    Paused,
-    /// The receiver asked to resume; transmission goes on.
-    Resumed,
-    /// The session is over; nothing more will be sent.
-    Finished(FinishReason),
-}
-
-/// Why a sender session finished.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub enum FinishReason {
-    /// The whole input was sent, followed by BYE.
-    EndOfInput,
-    /// The receiver, heard from earlier, went silent for longer than the receiver timeout.
-    ReceiverLost {
-        /// How long it had been silent, in ms.
-        silent_ms: u64,
-    },
-}
-
-/// Counters of a sender session, for the summary and `--stats-json` (`sender`;
-/// docs/STATS.md).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct SenderStats {
-    /// Media packets sent (first transmissions).
-    pub packets_sent: u64,
-    /// Repair packets sent.
-    pub repair_packets_sent: u64,
-    /// Frames (samples per channel) of audio sent.
-    pub frames_sent: u64,
-    /// RTCP packets (datagrams) sent: reports, descriptions, acknowledgements, BYE.
-    pub rtcp_packets_sent: u64,
-    /// Bytes of media datagrams sent (first transmissions).
-    pub media_bytes: u64,
-    /// Bytes of repair datagrams sent.
-    pub repair_bytes: u64,
-    /// Bytes of RTCP datagrams sent.
-    pub rtcp_bytes: u64,
-    /// PAUSE requests that took effect.
-    pub pauses_applied: u64,
-    /// RESUME requests that took effect.
-    pub resumes_applied: u64,
-    /// PAUSE/RESUME requests received again after they took effect (acknowledged, no effect).
-    pub duplicate_requests: u64,
-    /// Acknowledgements of PAUSE/RESUME requests sent.
-    pub acks_sent: u64,
-    /// Time spent paused, in ms.
-    pub paused_ms: u64,
-    /// Frames of a live source dropped because the receiver had paused the stream.
-    pub frames_dropped: u64,
-    /// Datagrams received that were not RTCP or not parseable, dropped.
-    pub datagrams_malformed: u64,
-    /// Datagrams that failed SRTCP authentication (forged, wrong key, truncated) or its
-    /// replay check, dropped before the session saw them (0 without a key).
-    pub datagrams_unauthenticated: u64,
-    /// What the receiver last reported for the first substream (RTCP receiver report), if it
-    /// sends reports.
-    pub receiver_report: Option<ReceiverView>,
-    /// NACKs and retransmissions.
-    pub retransmission: RtxStats,
-    /// NACKs dropped because they did not come from the session's own receiver (its address
-    /// and SSRC).
-    pub nacks_foreign: u64,
-    /// PAUSE/RESUME requests dropped because they did not come from the session's own
-    /// receiver's address.
-    pub requests_foreign: u64,
-    /// PAUSE/RESUME requests a multicast sender ignored (no single receiver of a group
-    /// may stop or start it).
-    pub requests_ignored: u64,
-}
-
-/// The receiver's view of the stream, from its last RTCP receiver report.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct ReceiverView {
-    /// Media packets lost so far (cumulative, may be negative with duplicates).
-    pub packets_lost: i32,
-    /// Fraction (0..1) of packets lost since its previous report.
-    pub fraction_lost: f64,
-    /// Interarrival jitter, in ms.
-    pub jitter_ms: f64,
-    /// Round-trip time from the report's LSR and DLSR (RFC 3550, 6.4.1), in ms.
-    pub rtt_ms: Option<f64>,
-}
-
-/// One substream's stages.
-#[derive(Debug)]
-struct SubstreamTx {
-    ssrc: u32,
-    ts_base: u32,
-    channels: u16,
-    /// Byte offset of this substream's channels within an input frame.
-    offset: usize,
-    packetizer: Framer,
-    fec: Option<BlockEncoder>,
-    spreader: Spreader,
-    /// Scratch: this substream's channels split out of the input.
-    split: Vec<u8>,
-}
+pub use crate::event::{FinishReason, SenderEvent};
+pub use crate::stats::{ReceiverView, SenderStats};
 
 /// A sender session. See the module documentation for the call protocol.
 pub struct SenderSession {
     cfg: SenderConfig,
-    subs: Vec<SubstreamTx>,
+    /// The media path before the pacer: channel split, packetizers, FEC, spreaders.
+    subs: Substreams,
+    /// Bytes of one input frame (all channels).
     frame_bytes: usize,
-    queue: VecDeque<MediaPacket>,
+    /// The media path's last stage: the pacer and the packets waiting for it.
+    paced: PacedQueue,
+    /// RTCP datagrams to send before anything else.
     control: VecDeque<Bytes>,
-    pacer: Pacer,
-    weight: f64,
     /// The time of the latest input.
     now: Instant,
     /// Whether the first input has been handled (the first report goes out before any media).
     started: bool,
-    timers: TimerTable<TIMERS>,
+    timers: Timers,
     /// The receiver's PAUSE and RESUME.
     flow: FlowControl,
-    /// The last media or repair datagram sent was inside a spread group: a PAUSE lets the
-    /// group finish first (the receiver would otherwise ask for its unsent packets).
-    mid_group: bool,
-    last_heard: Option<Instant>,
-    // lifecycle
-    input_ended: bool,
-    byes_left: u8,
-    finished: bool,
+    /// What the receiver sent back: its SSRC, round trip, reference time, last word.
+    receiver: ReceiverFeedback,
+    /// The end of the stream: BYE, its repeats, lingering.
+    ending: Ending,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
-    scratch_packets: Vec<MediaPacket>,
-    scratch_repairs: Vec<Bytes>,
     /// The retransmission stage, if NACKs are answered.
     rtx: Option<Retransmitter>,
     /// Retransmissions to send before new media.
     rtx_queue: VecDeque<Bytes>,
-    /// The SSRC the receiver's reports come from.
-    reporter_ssrc: Option<u32>,
-    /// The round-trip time from the receiver's last report.
-    rtt: Option<Duration>,
-    /// BYE was sent; NACKs are still answered since this instant.
-    lingering_since: Option<Instant>,
-    /// When BYE was last sent.
-    last_bye_at: Option<Instant>,
-    /// The receiver's last reference time (RFC 3611): its SSRC, the middle of its NTP
-    /// timestamp, and when it arrived.
-    last_rrtr: Option<(u32, u32, Instant)>,
+    /// Scratch for writing RTCP datagrams.
     rtcp_buf: BytesMut,
-    /// Frames sent, summed over substreams and divided by their number (not rounded).
-    frames_sent_exact: f64,
 }
-
-/// BYE is sent this many times, this far apart, as it may be lost (far enough apart that
-/// one loss burst of about 100 ms does not take all of them).
-const BYE_REPEATS: u8 = 3;
-const BYE_GAP: Duration = Duration::from_millis(100);
-
-/// The sender's timers, indexes into its [`TimerTable`].
-#[derive(Clone, Copy, Debug)]
-enum Timer {
-    /// The next sender report and session description.
-    Report = 0,
-    /// The next repeat of BYE.
-    Bye = 1,
-    /// The receiver, heard from earlier, has been silent too long.
-    ReceiverLost = 2,
-    /// After BYE: the receiver has stopped asking (or the history ran out), the session is over.
-    Linger = 3,
-}
-const TIMERS: usize = 4;
-
-/// After BYE, the sender answers NACKs until the receiver has been silent this long (it
-/// stops reporting once it has played the stream out).
-const LINGER_SILENCE: Duration = Duration::from_millis(1000);
 
 impl SenderSession {
     /// Creates a session. Errors if the configuration is inconsistent.
     pub fn new(cfg: SenderConfig) -> Result<Self, crate::SenderError> {
         cfg.validate()?;
-        let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let bps = cfg.spec.format.bytes();
-        let mut subs = Vec::new();
-        let mut offset = 0;
-        let mut ssrcs: Vec<u32> = Vec::new();
-        for &channels in &cfg.substream_channels {
-            let mut ssrc: u32 = rng.random();
-            while ssrcs.contains(&ssrc) {
-                ssrc = rng.random();
-            }
-            ssrcs.push(ssrc);
-            // (drawn even when configured, so a seed means the same SSRCs either way)
-            let ts_base = cfg.first_timestamp.unwrap_or(rng.random());
-            let first_seq = cfg.first_seq.unwrap_or(rng.random());
-            let fb = channels as usize * bps;
-            let packetizer = Framer::new(&cfg, ssrc, channels, first_seq, ts_base)?;
-            let fec = cfg.fec.map(|p| {
-                BlockEncoder::new(p, ssrc, rng.random(), Box::new(ReedSolomonCodec::new()))
-            });
-            subs.push(SubstreamTx {
-                ssrc,
-                ts_base,
-                channels,
-                offset,
-                split: Vec::with_capacity(packetizer.group_frames() * fb),
-                packetizer,
-                fec,
-                spreader: Spreader::new(cfg.spread as usize),
-            });
-            offset += fb;
-        }
-        let weight = 1.0 / subs.len() as f64;
-        // the RTX streams draw from a generator of their own, so the media streams' SSRCs and
-        // first numbers stay what they were without retransmission
-        let mut rtx_rng = StdRng::seed_from_u64(cfg.seed ^ 0x0072_7478_5eed);
-        let rtx = cfg.retransmission.map(|p| {
-            let mut streams: Vec<(u32, u32, u16)> = Vec::with_capacity(subs.len());
-            for s in &subs {
-                let mut r: u32 = rtx_rng.random();
-                // unique among the media SSRCs and the other RTX SSRCs
-                while subs.iter().any(|o| o.ssrc == r) || streams.iter().any(|x| x.1 == r) {
-                    r = rtx_rng.random();
-                }
-                streams.push((s.ssrc, r, rtx_rng.random()));
-            }
-            let packets_per_s = cfg.spec.rate as f64 / cfg.packet_frames as f64;
-            let history = (packets_per_s * p.history_ms as f64 / 1000.0).ceil() as usize;
-            let media_bytes_per_s = match &cfg.codec {
-                Codec::Pcm => (cfg.spec.rate as usize * cfg.spec.frame_bytes()) as f64,
-                // the coded rate, and RTP headers
-                Codec::Opus(o) => {
-                    (o.bitrate as f64 / 8.0 + packets_per_s * 12.0)
-                        * cfg.substream_channels.len() as f64
-                }
-            };
-            Retransmitter::new(&streams, history, media_bytes_per_s, p)
-        });
+        let subs = Substreams::new(&cfg)?;
+        let paced = PacedQueue::new(&cfg, subs.len());
+        let rtx = subs.retransmitter(&cfg);
         Ok(SenderSession {
             frame_bytes: cfg.spec.frame_bytes(),
-            pacer: Pacer::new(cfg.spec.rate, cfg.speed, cfg.live),
-            weight,
+            paced,
             subs,
-            queue: VecDeque::new(),
             control: VecDeque::new(),
             now: Instant::ZERO,
             started: false,
-            timers: TimerTable::default(),
+            timers: Timers::default(),
             flow: FlowControl::new(cfg.multicast),
-            mid_group: false,
-            last_heard: None,
-            input_ended: false,
-            byes_left: BYE_REPEATS,
-            finished: false,
+            receiver: ReceiverFeedback::default(),
+            ending: Ending::default(),
             events: VecDeque::new(),
             stats: SenderStats::default(),
-            scratch_packets: Vec::new(),
-            scratch_repairs: Vec::new(),
             rtx,
             rtx_queue: VecDeque::new(),
-            reporter_ssrc: None,
-            rtt: None,
-            lingering_since: None,
-            last_bye_at: None,
-            last_rrtr: None,
             rtcp_buf: BytesMut::with_capacity(2048),
-            frames_sent_exact: 0.0,
             cfg,
         })
     }
 
     /// The SSRC of each substream, in order.
     pub fn ssrcs(&self) -> Vec<u32> {
-        self.subs.iter().map(|s| s.ssrc).collect()
+        self.subs.all().iter().map(|s| s.ssrc).collect()
     }
 
     /// The configuration the session runs with.
@@ -344,7 +143,7 @@ impl SenderSession {
 
     /// Whether the session is over (input sent and BYE sent, or the receiver was lost).
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.ending.is_finished()
     }
 
     /// Counts a datagram that the SRTP stage in front of the session dropped (it failed
@@ -371,50 +170,22 @@ impl SenderSession {
 
     /// The session description announced in RTCP.
     pub fn description(&self) -> SessionDesc {
-        SessionDesc {
-            codec: match self.cfg.codec {
-                Codec::Pcm => rtcp::CODEC_PCM,
-                Codec::Opus(_) => rtcp::CODEC_OPUS,
-            },
-            rate: self.cfg.spec.rate,
-            format: match self.cfg.codec {
-                Codec::Pcm => self.cfg.spec.format.code(),
-                // Opus decodes to 16-bit
-                Codec::Opus(_) => isostream_media::SampleFormat::S16.code(),
-            },
-            packet_frames: self.cfg.packet_frames as u16,
-            interleave: self.cfg.interleave,
-            fec_k: self.cfg.fec.map_or(0, |f| f.k),
-            fec_m: self.cfg.fec.map_or(0, |f| f.m),
-            spread: self.cfg.spread,
-            live: self.cfg.live,
-            substreams: self
-                .subs
-                .iter()
-                .enumerate()
-                .map(|(i, s)| SubstreamDesc {
-                    ssrc: s.ssrc,
-                    ts_base: s.ts_base,
-                    channels: s.channels as u8,
-                    rtx_ssrc: self.rtx.as_ref().map(|r| r.rtx_ssrc(i)),
-                })
-                .collect(),
-        }
+        announce::session_desc(&self.cfg, &self.subs, self.rtx.as_ref())
     }
 
     /// How many frames of stored media the session wants now (0 when its queue is full
     /// enough or the input has ended). A live source pushes whatever it captured instead.
     pub fn audio_wanted(&self) -> usize {
-        if self.input_ended || self.finished {
+        if self.ending.input_ended() || self.ending.is_finished() {
             return 0;
         }
         let per_block = self.cfg.fec.map_or(1, |f| (f.k + f.m) as usize);
         let enough = self.subs.len()
             * (self.cfg.spread as usize * per_block + 2 * self.cfg.interleave as usize + 4);
-        if self.queue.len() >= enough {
+        if self.paced.len() >= enough {
             0
         } else {
-            self.subs[0].packetizer.frames_to_complete_group()
+            self.subs.frames_to_complete_group()
         }
     }
 
@@ -456,7 +227,7 @@ impl SenderSession {
     /// Takes wire frames of the input (all channels), all of them.
     fn take_audio(&mut self, _now: Instant, frames: &[u8]) {
         let total = frames.len() / self.frame_bytes;
-        if self.finished || self.input_ended {
+        if self.ending.is_finished() || self.ending.input_ended() {
             return;
         }
         if self.cfg.live && self.flow.is_paused() {
@@ -465,100 +236,24 @@ impl SenderSession {
             self.flush_stages();
             self.drop_queued_live();
             self.stats.frames_dropped += total as u64;
-            for s in &mut self.subs {
-                s.packetizer.skip(total as u64);
-            }
+            self.subs.skip(total as u64);
             return;
         }
-        let mut taken = 0;
-        while taken < total {
-            let n = (total - taken).min(self.subs[0].packetizer.frames_to_complete_group());
-            let chunk = &frames[taken * self.frame_bytes..(taken + n) * self.frame_bytes];
-            for i in 0..self.subs.len() {
-                self.push_substream(i, chunk);
-            }
-            taken += n;
-        }
-    }
-
-    fn push_substream(&mut self, i: usize, chunk: &[u8]) {
-        let single = self.subs.len() == 1;
-        let s = &mut self.subs[i];
-        let mut packets = std::mem::take(&mut self.scratch_packets);
-        if single {
-            s.packetizer.push(chunk, &mut packets);
-        } else {
-            let fb = s.channels as usize * self.cfg.spec.format.bytes();
-            s.split.clear();
-            for frame in chunk.chunks_exact(self.frame_bytes) {
-                s.split.extend_from_slice(&frame[s.offset..s.offset + fb]);
-            }
-            s.packetizer.push(&s.split, &mut packets);
-        }
-        self.route(i, &mut packets);
-        self.scratch_packets = packets;
-    }
-
-    /// Sends freshly made media packets of substream `i` through FEC and the spreader.
-    fn route(&mut self, i: usize, packets: &mut Vec<MediaPacket>) {
-        let s = &mut self.subs[i];
-        for p in packets.drain(..) {
-            let datagram = p.datagram.clone();
-            if let Some(r) = &mut self.rtx {
-                r.keep(i, &datagram);
-            }
-            s.spreader.push(p, &mut self.queue);
-            if let Some(fec) = &mut s.fec {
-                fec.push(&datagram, &mut self.scratch_repairs);
-                Self::route_repairs(s, &mut self.scratch_repairs, &mut self.queue);
-            }
-        }
-    }
-
-    fn route_repairs(
-        s: &mut SubstreamTx,
-        repairs: &mut Vec<Bytes>,
-        queue: &mut VecDeque<MediaPacket>,
-    ) {
-        if repairs.is_empty() {
-            return;
-        }
-        for r in repairs.drain(..) {
-            s.spreader.push(
-                MediaPacket {
-                    datagram: r,
-                    frames: 0,
-                    ends_group: true,
-                },
-                queue,
-            );
-        }
-        s.spreader.end_block(queue);
+        self.subs
+            .push_audio(frames, self.rtx.as_mut(), self.paced.input());
     }
 
     /// Marks the end of the input: partial groups and blocks are flushed; BYE follows the
     /// last datagram.
     fn end_of_input(&mut self) {
-        if self.input_ended {
-            return;
+        if self.ending.end_input() {
+            self.flush_stages();
         }
-        self.input_ended = true;
-        self.flush_stages();
     }
 
+    /// Flushes the media path: what its stages hold goes to the pacer's queue.
     fn flush_stages(&mut self) {
-        let mut packets = std::mem::take(&mut self.scratch_packets);
-        for i in 0..self.subs.len() {
-            self.subs[i].packetizer.flush(&mut packets);
-            self.route(i, &mut packets);
-            let s = &mut self.subs[i];
-            if let Some(fec) = &mut s.fec {
-                fec.flush(&mut self.scratch_repairs);
-                Self::route_repairs(s, &mut self.scratch_repairs, &mut self.queue);
-            }
-            s.spreader.flush(&mut self.queue);
-        }
-        self.scratch_packets = packets;
+        self.subs.flush(self.rtx.as_mut(), self.paced.input());
     }
 
     /// Handles a datagram from the receiver (RTCP: PAUSE, RESUME, receiver reports).
@@ -591,15 +286,22 @@ impl SenderSession {
                     media_ssrc,
                     lost,
                 }) => {
-                    // only the session's own receiver may ask: its address and its SSRC
-                    // (any member of a multicast group: the answer goes to the group)
-                    let own = self.cfg.multicast
-                        || from == self.cfg.receiver_addr
-                            && (self.reporter_ssrc == Some(sender_ssrc)
-                                || self.flow.receiver_ssrc() == Some(sender_ssrc));
+                    // only the session's own receiver may ask
+                    let own = self.receiver.nack_is_own(
+                        &self.cfg,
+                        from,
+                        sender_ssrc,
+                        self.flow.receiver_ssrc(),
+                    );
                     let answered = own
                         && self.rtx.as_mut().is_some_and(|r| {
-                            r.on_nack(now, self.rtt, media_ssrc, &lost, &mut self.rtx_queue)
+                            r.on_nack(
+                                now,
+                                self.receiver.rtt(),
+                                media_ssrc,
+                                &lost,
+                                &mut self.rtx_queue,
+                            )
                         });
                     if answered {
                         heard = true;
@@ -610,73 +312,41 @@ impl SenderSession {
                 Ok(RtcpPacket::ReceiverReferenceTime { ssrc, ntp }) => {
                     // answered in the next report's DLRR, so the receiver measures the round
                     // trip (RFC 3611)
-                    if member {
-                        if self.last_rrtr.is_none() && self.lingering_since.is_none() {
-                            // answer the first one at once: the receiver needs its round
-                            // trip early, to know which losses it can still ask for
-                            self.timers.set(Timer::Report as usize, now);
-                        }
-                        self.last_rrtr = Some((ssrc, (ntp >> 16) as u32, now));
-                    }
+                    let lingering = self.ending.is_lingering();
+                    self.receiver.on_reference_time(
+                        now,
+                        member,
+                        ssrc,
+                        ntp,
+                        lingering,
+                        &mut self.timers,
+                    );
                 }
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
                     heard = true;
                     in_report = true;
-                    if member && block.is_some_and(|b| self.subs.iter().any(|s| s.ssrc == b.ssrc)) {
-                        self.reporter_ssrc = Some(ssrc);
-                    }
                     if let Some(b) = block.filter(|_| member) {
-                        self.bye_unheard(now, b.ssrc, b.highest_seq);
-                    }
-                    if let Some(b) = block.filter(|b| b.ssrc == self.subs[0].ssrc) {
-                        // RFC 3550, 6.4.1: now - LSR - DLSR
-                        if let Some(rtt) =
-                            rtcp::round_trip(self.ntp(now), b.last_sr, b.delay_since_last_sr)
-                        {
-                            self.rtt = Some(rtt);
+                        if let Some(sub) = self.subs.all().iter().find(|s| s.ssrc == b.ssrc) {
+                            self.ending.on_receiver_highest(
+                                now,
+                                sub,
+                                b.highest_seq,
+                                &mut self.timers,
+                            );
                         }
-                        self.stats.receiver_report = Some(ReceiverView {
-                            packets_lost: b.cumulative_lost,
-                            fraction_lost: b.fraction_lost as f64 / 256.0,
-                            jitter_ms: b.jitter as f64 * 1000.0 / self.cfg.spec.rate as f64,
-                            rtt_ms: self.rtt.map(|r| r.as_secs_f64() * 1000.0),
-                        });
+                    }
+                    let view = self
+                        .receiver
+                        .on_receiver_report(now, member, ssrc, block, &self.cfg, &self.subs);
+                    if view.is_some() {
+                        self.stats.receiver_report = view;
                     }
                 }
                 Ok(_) => {}
             }
         }
         if heard {
-            self.last_heard = Some(now);
-        }
-        if heard && !self.cfg.multicast {
-            // a multicast sender never stops because one receiver went silent
-            self.timers.set(
-                Timer::ReceiverLost as usize,
-                now + self.cfg.receiver_timeout + Duration::from_millis(1),
-            );
-        }
-    }
-
-    /// After BYE, a report from the receiver says the highest sequence number it has of
-    /// substream `ssrc` is `highest` (the low 16 bits count). If that is short of the last
-    /// packet sent, the end of the stream and every BYE were lost (one burst can take them
-    /// all): BYE goes again, at most every [`BYE_GAP`], so the receiver learns where the
-    /// stream ends and asks for the tail rather than ending at the newest audio it has.
-    fn bye_unheard(&mut self, now: Instant, ssrc: u32, highest: u32) {
-        if self.lingering_since.is_none() {
-            return;
-        }
-        let Some(s) = self.subs.iter().find(|s| s.ssrc == ssrc) else {
-            return;
-        };
-        let last = s.packetizer.next_seq().wrapping_sub(1);
-        if s.packetizer.packets() == 0 || seq_delta(last, highest as u16) <= 0 {
-            return;
-        }
-        let at = self.last_bye_at.map_or(now, |t| (t + BYE_GAP).max(now));
-        if self.timers.get(Timer::Bye as usize).is_none() {
-            self.timers.set(Timer::Bye as usize, at);
+            self.receiver.heard(now, &self.cfg, &mut self.timers);
         }
     }
 
@@ -697,7 +367,7 @@ impl SenderSession {
             .on_request(now, from_receiver, ssrc, request, pause, in_report);
         if let Some(n) = answer.ack {
             self.rtcp_buf.clear();
-            rtcp::write_flow(&mut self.rtcp_buf, rtcp::APP_ACK, self.subs[0].ssrc, n);
+            rtcp::write_flow(&mut self.rtcp_buf, rtcp::APP_ACK, self.subs.first().ssrc, n);
             self.control.push_back(self.rtcp_buf.split().freeze());
             self.stats.acks_sent += 1;
         }
@@ -711,7 +381,7 @@ impl SenderSession {
                 }
             }
             Some(FlowChange::Resumed) => {
-                self.pacer.restart();
+                self.paced.restart();
                 self.events.push_back(SenderEvent::Resumed);
             }
             None => {}
@@ -721,41 +391,27 @@ impl SenderSession {
 
     /// A live source cannot wait: what was captured but not sent while paused is dropped.
     fn drop_queued_live(&mut self) {
-        let frames: u64 = self.queue.iter().map(|p| p.frames as u64).sum();
-        self.stats.frames_dropped += (frames as f64 * self.weight) as u64;
-        self.queue.clear();
-        self.mid_group = false;
+        self.stats.frames_dropped += self.paced.drop_live();
     }
 
     /// Handles timers: reports, BYE repeats, the receiver timeout.
     fn on_timeout(&mut self, now: Instant) {
-        if self.finished {
+        if self.ending.is_finished() {
             return;
         }
-        if let Some(h) = self.last_heard.filter(|_| !self.cfg.multicast) {
-            if now - h > self.cfg.receiver_timeout {
-                self.finish(FinishReason::ReceiverLost {
-                    silent_ms: (now - h).as_millis() as u64,
-                });
-                return;
-            }
+        if let Some(why) = self.receiver.lost(now, &self.cfg) {
+            self.finish(why);
+            return;
         }
-        if let Some(since) = self.lingering_since {
-            let heard = self.last_heard.unwrap_or(since).max(since);
-            let max =
-                Duration::from_millis(self.cfg.retransmission.map_or(0, |p| p.history_ms) as u64);
-            if now - heard >= LINGER_SILENCE || now - since >= max {
-                self.finish(FinishReason::EndOfInput);
-            } else {
-                let bye = Timer::Bye as usize;
-                if self.timers.get(bye).is_some_and(|t| now >= t) {
-                    // the receiver's report showed it lacks the end (see `bye_unheard`)
-                    self.timers.stop(bye);
-                    self.queue_report(now, true);
-                }
-                let until = (heard + LINGER_SILENCE).min(since + max);
-                self.timers.set(Timer::Linger as usize, until);
-            }
+        let history_ms = self.cfg.retransmission.map_or(0, |p| p.history_ms);
+        let linger = self.ending.on_linger_tick(
+            now,
+            self.receiver.last_heard(),
+            history_ms,
+            &mut self.timers,
+        );
+        if let Some(step) = linger {
+            self.apply_ending(now, step);
             return;
         }
         let report = Timer::Report as usize;
@@ -763,73 +419,44 @@ impl SenderSession {
             self.queue_report(now, false);
             self.timers.set(report, now + self.cfg.report_interval);
         }
-        let bye = Timer::Bye as usize;
-        if self.input_ended
-            && self.queue.is_empty()
-            && self.timers.get(bye).is_none_or(|t| now >= t)
-        {
+        let can_linger = self.rtx.is_some() && self.receiver.last_heard().is_some();
+        let step =
+            self.ending
+                .on_bye_tick(now, self.paced.is_empty(), can_linger, &mut self.timers);
+        self.apply_ending(now, step);
+    }
+
+    /// Does what the end of the stream asks: BYE, then finishing.
+    fn apply_ending(&mut self, now: Instant, step: EndingStep) {
+        if step.send_bye {
             self.queue_report(now, true);
-            self.byes_left -= 1;
-            self.timers.set(bye, now + BYE_GAP);
-            if self.byes_left == 0 {
-                if self.rtx.is_some() && self.last_heard.is_some() {
-                    // the receiver may still ask for what it lost: answer until it is done
-                    self.lingering_since = Some(now);
-                    self.timers.stop(Timer::Report as usize);
-                    self.timers.stop(bye);
-                    self.timers
-                        .set(Timer::Linger as usize, now + LINGER_SILENCE);
-                } else {
-                    self.finish(FinishReason::EndOfInput);
-                }
-            }
+        }
+        if step.finish {
+            self.finish(FinishReason::EndOfInput);
         }
     }
 
-    /// The sender's wall clock at `now`, as a 64-bit NTP timestamp.
-    fn ntp(&self, now: Instant) -> u64 {
-        rtcp::ntp_from_unix_nanos(self.cfg.wallclock_at_zero_ns + now.as_nanos() as u128)
-    }
-
+    /// Ends the session: no more datagrams, no more timers.
     fn finish(&mut self, why: FinishReason) {
-        self.finished = true;
+        self.ending.finish();
         self.flow.finish();
-        self.timers = TimerTable::default();
+        self.timers = Timers::default();
         self.events.push_back(SenderEvent::Finished(why));
     }
 
     /// Queues an RTCP compound (see [`crate::report`]); `bye`: the stream is over.
     fn queue_report(&mut self, now: Instant, bye: bool) {
-        if bye {
-            self.last_bye_at = Some(now);
-        }
-        let sent_pos = self.stats.frames_sent;
         let bytes = self.stats.media_bytes + self.stats.repair_bytes;
-        let substreams: Vec<SubstreamReport> = self
-            .subs
-            .iter()
-            .map(|s| SubstreamReport {
-                ssrc: s.ssrc,
-                ts_base: s.ts_base,
-                // the media position this report's wall-clock time stands for: for a live
-                // source the audio captured so far, for stored media the audio sent so far
-                position: if bye || self.cfg.live {
-                    s.packetizer.position()
-                } else {
-                    sent_pos
-                },
-                packets: s.packetizer.packets(),
-                octets: bytes * s.channels as u64 / self.cfg.spec.channels as u64,
-            })
-            .collect();
+        let substreams =
+            announce::substream_reports(&self.cfg, &self.subs, self.stats.frames_sent, bytes, bye);
         let desc = self.description();
         let r = Report {
             now,
-            ntp: self.ntp(now),
+            ntp: announce::ntp_at(&self.cfg, now),
             substreams: &substreams,
             cname: &self.cfg.cname,
             desc: &desc,
-            last_rrtr: self.last_rrtr,
+            last_rrtr: self.receiver.last_rrtr(),
             bye,
         };
         self.rtcp_buf.clear();
@@ -849,48 +476,33 @@ impl SenderSession {
             // also while paused (their cost is bounded by the retransmission cap)
             return Some(r);
         }
-        if self.finished && !self.queue.is_empty() {
-            self.queue.clear();
+        if self.ending.is_finished() && !self.paced.is_empty() {
+            self.paced.clear();
         }
-        if (self.flow.is_paused() && !self.mid_group) || !self.started {
+        if !self.started {
             return None;
         }
-        let due = self.pacer.departure(now);
-        if due > now {
-            return None;
-        }
-        let p = self.queue.pop_front()?;
-        self.mid_group = !p.ends_group;
-        self.pacer.sent(now, p.frames, self.weight);
-        if p.frames == 0 {
-            self.stats.repair_packets_sent += 1;
-            self.stats.repair_bytes += p.datagram.len() as u64;
-        } else {
-            self.stats.media_bytes += p.datagram.len() as u64;
-            self.stats.packets_sent += 1;
-            self.frames_sent_exact += p.frames as f64 * self.weight;
-            self.stats.frames_sent = self.frames_sent_exact.round() as u64;
-        }
-        Some(p.datagram)
+        self.paced
+            .pop_due(now, self.flow.is_paused(), &mut self.stats)
     }
 
     /// When the session must be woken next (`None`: only an input can wake it): the earliest
     /// timer, the pacer's next departure, or now if BYE is due.
     fn next_deadline(&self) -> Option<Instant> {
-        if self.finished {
+        if self.ending.is_finished() {
             return None;
         }
         let now = self.now;
         let mut t = earliest(self.timers.next(), (!self.started).then_some(now));
-        if (!self.flow.is_paused() || self.mid_group) && !self.queue.is_empty() {
-            t = earliest(t, Some(self.pacer.departure(now)));
-        }
+        t = earliest(t, self.paced.next_departure(now, self.flow.is_paused()));
         if !self.rtx_queue.is_empty() || !self.control.is_empty() {
             t = Some(now);
         }
-        if self.input_ended && self.queue.is_empty() && self.lingering_since.is_none() {
-            t = earliest(t, Some(self.timers.get(Timer::Bye as usize).unwrap_or(now)));
-        }
+        t = earliest(
+            t,
+            self.ending
+                .bye_deadline(now, self.paced.is_empty(), &self.timers),
+        );
         t
     }
 }

@@ -4,6 +4,7 @@
 use super::*;
 use isostream_media::{AudioSpec, SampleFormat};
 use isostream_transport::fec::FecParams;
+use isostream_transport::time::Duration;
 use std::net::SocketAddr;
 
 const STRANGER: SocketAddr = SocketAddr::new(
@@ -331,6 +332,7 @@ mod multicast {
     use isostream_media::{AudioSpec, SampleFormat};
     use isostream_transport::rtcp::{write_flow, write_nack, NackList, APP_PAUSE};
     use isostream_transport::rtp::{classify, DatagramKind, RtpHeader};
+    use isostream_transport::time::Duration;
     use std::net::SocketAddr;
 
     const GROUP: SocketAddr = SocketAddr::new(
