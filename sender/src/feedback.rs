@@ -86,9 +86,10 @@ impl ReceiverFeedback {
         self.last_rrtr = Some((ssrc, (ntp >> 16) as u32, now));
     }
 
-    /// A receiver report from `ssrc` with its first report `block`. A `member`'s report on
-    /// one of `subs` names the reporter; a block on the first substream gives the round trip
-    /// (RFC 3550, 6.4.1: now - LSR - DLSR) and the receiver's view, which is returned.
+    /// A receiver report from `ssrc` with its first report `block`. Only a `member`'s
+    /// report (from the receiver, or a group member) counts: one on one of `subs` names the
+    /// reporter; a block on the first substream gives the round trip (RFC 3550, 6.4.1:
+    /// now - LSR - DLSR) and the receiver's view, which is returned.
     pub(crate) fn on_receiver_report(
         &mut self,
         now: Instant,
@@ -98,7 +99,10 @@ impl ReceiverFeedback {
         cfg: &SenderConfig,
         subs: &Substreams,
     ) -> Option<ReceiverView> {
-        if member && block.is_some_and(|b| subs.all().iter().any(|s| s.ssrc == b.ssrc)) {
+        if !member {
+            return None;
+        }
+        if block.is_some_and(|b| subs.all().iter().any(|s| s.ssrc == b.ssrc)) {
             self.reporter_ssrc = Some(ssrc);
         }
         let b = block.filter(|b| b.ssrc == subs.first().ssrc)?;

@@ -323,7 +323,9 @@ impl SenderSession {
                     );
                 }
                 Ok(RtcpPacket::ReceiverReport { ssrc, block }) => {
-                    heard = true;
+                    // a stranger's report neither keeps the session alive nor speaks for
+                    // the receiver (round trip, loss, jitter)
+                    heard |= member;
                     in_report = true;
                     if let Some(b) = block.filter(|_| member) {
                         if let Some(sub) = self.subs.all().iter().find(|s| s.ssrc == b.ssrc) {

@@ -111,19 +111,25 @@ impl Rig {
 
     /// A receiver report about substream 0 whose highest sequence number is `highest`.
     fn report(&mut self, highest: u16) {
+        let addr = self.s.config().receiver_addr;
+        self.report_from(addr, highest, 0);
+    }
+
+    /// A receiver report from `from` about substream 0: highest sequence number `highest`,
+    /// `lost` packets lost in all (and a quarter of the last interval's).
+    fn report_from(&mut self, from: SocketAddr, highest: u16, lost: i32) {
         let mut b = BytesMut::new();
         let block = rtcp::ReportBlock {
             ssrc: self.s.ssrcs()[0],
-            fraction_lost: 0,
-            cumulative_lost: 0,
+            fraction_lost: if lost > 0 { 64 } else { 0 },
+            cumulative_lost: lost,
             highest_seq: highest as u32 + (1 << 16),
             jitter: 0,
             last_sr: 0,
             delay_since_last_sr: 0,
         };
         rtcp::write_receiver_report(&mut b, RECEIVER_SSRC, &[block]);
-        let addr = self.s.config().receiver_addr;
-        self.from(addr, b);
+        self.from(from, b);
     }
 
     /// Sequence numbers of the media packets sent, in order.
@@ -215,6 +221,37 @@ fn only_the_receivers_address_may_pause_and_numbers_converge_to_the_newest() {
     assert!(r.media_seqs().len() > before);
     assert_eq!(r.s.stats().pauses_applied, 1);
     assert_eq!(r.s.stats().resumes_applied, 1);
+}
+
+#[test]
+fn a_strangers_reports_neither_speak_for_the_receiver_nor_keep_the_session_alive() {
+    let mut cfg = SenderConfig::new(stereo());
+    cfg.fec = None;
+    cfg.receiver_timeout = Duration::from_millis(500);
+    let mut r = Rig::new(cfg, 48_000 * 10);
+    r.run(100);
+    r.report(5);
+    let honest =
+        r.s.stats()
+            .receiver_report
+            .expect("the receiver's report is the view");
+    assert_eq!(honest.packets_lost, 0);
+    // a stranger reports heavy loss every 100 ms, with the receiver's SSRC
+    for _ in 0..20 {
+        r.report_from(STRANGER, 9, 1_000);
+        assert_eq!(
+            r.s.stats().receiver_report,
+            Some(honest),
+            "a stranger spoke"
+        );
+        r.run(100);
+    }
+    let lost = r.events.iter().find_map(|e| match e {
+        SenderEvent::Finished(FinishReason::ReceiverLost { silent_ms }) => Some(*silent_ms),
+        _ => None,
+    });
+    let silent_ms = lost.expect("the receiver fell silent; a stranger's reports kept it alive");
+    assert!((500..700).contains(&silent_ms), "silent for {silent_ms} ms");
 }
 
 #[test]

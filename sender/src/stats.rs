@@ -57,7 +57,7 @@ pub struct SenderStats {
 }
 
 /// The receiver's view of the stream, from its last RTCP receiver report.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct ReceiverView {
     /// Media packets lost so far (cumulative, may be negative with duplicates).
     pub packets_lost: i32,
