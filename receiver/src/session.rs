@@ -36,6 +36,7 @@
 //! - `binding`: which substream a datagram belongs to (SSRC and bound source address).
 //! - `rtcp_facts`: the facts of a received RTCP packet, applied to the stages.
 //! - `lifecycle`: a session starts, is refused, retires, ends and hands over.
+//! - `status`: what the application can read (format, state, levels, memory, counters).
 //! - `timers`: the stages' deadlines in one timer table.
 
 mod active;
@@ -43,6 +44,7 @@ mod binding;
 mod lifecycle;
 mod queue;
 mod rtcp_facts;
+mod status;
 mod timers;
 
 use std::collections::VecDeque;
@@ -160,34 +162,6 @@ impl ReceiverSession {
         })
     }
 
-    /// The output format of the current session, once one has started.
-    pub fn spec(&self) -> Option<AudioSpec> {
-        self.active.as_ref().map(|a| a.spec)
-    }
-
-    /// Whether audio is being played out.
-    pub fn is_playing(&self) -> bool {
-        self.active
-            .as_ref()
-            .is_some_and(|a| a.playout.is_running() && !a.ended)
-    }
-
-    /// Whether the current session has ended and its buffer has been played out.
-    pub fn is_ended(&self) -> bool {
-        self.active.as_ref().is_some_and(|a| a.ended)
-    }
-
-    /// Buffered audio of the emptiest and the fullest substream, in frames.
-    pub fn occupancy(&self) -> (i64, i64) {
-        self.active.as_ref().map_or((0, 0), |a| a.subs.occupancy())
-    }
-
-    /// The watermarks in frames (low, high) at the session's rate.
-    pub fn watermarks(&self) -> (i64, i64) {
-        let (low, _, high) = self.marks();
-        (low, high)
-    }
-
     /// The low-water mark, the RESUME mark and the high-water mark in frames at the
     /// session's rate.
     fn marks(&self) -> (i64, i64, i64) {
@@ -201,21 +175,6 @@ impl ReceiverSession {
             c.frames_in_ms(self.cfg.resume_water_ms_or_low()) as i64,
             c.frames_in_ms(self.cfg.high_water_ms) as i64,
         )
-    }
-
-    /// Sessions refused for the memory budget so far, and why the latest was.
-    pub fn refused_over_budget(&self) -> (u64, Option<OverBudget>) {
-        (self.drops.over_budget, self.last_refusal)
-    }
-
-    /// The most the current session's buffers and queues take, in bytes (0 once it has
-    /// ended: its buffers are freed), against [`ReceiverConfig::memory_budget_bytes`].
-    pub fn memory_bytes(&self) -> usize {
-        let queues = self.successor.held_bytes();
-        match &self.active {
-            Some(a) if !a.ended => a.memory_bytes + a.pending.held_bytes() + queues,
-            _ => queues,
-        }
     }
 
     /// Handles one input: a datagram from the network (anything malformed or foreign is
@@ -515,30 +474,6 @@ impl ReceiverSession {
             nack: a.and_then(|a| a.subs.next_nack()),
         };
         self.timers.refresh(&deadlines);
-    }
-
-    /// Counts a datagram that the SRTP stage in front of the session dropped (it failed
-    /// authentication or the replay check): it appears as `datagrams_unauthenticated`.
-    pub fn count_unauthenticated(&mut self) {
-        self.drops.unauthenticated += 1;
-    }
-
-    /// Counters of the current (or last) session.
-    pub fn stats(&self) -> ReceiverStats {
-        let mut s = match &self.active {
-            Some(a) => a.stats(self.flow.stats(), self.drops),
-            None => ReceiverStats {
-                datagrams_malformed: self.drops.malformed,
-                datagrams_foreign: self.drops.foreign,
-                sessions_over_budget: self.drops.over_budget,
-                datagrams_not_kept: self.drops.not_kept,
-                datagrams_unauthenticated: self.drops.unauthenticated,
-                ..self.done.clone().unwrap_or_default()
-            },
-        };
-        s.rtcp_bytes = self.rtcp_bytes;
-        s.memory_bytes = self.memory_bytes() as u64;
-        s
     }
 }
 

@@ -73,7 +73,8 @@ impl Substreams {
             .min()
     }
 
-    /// The report blocks of all substreams at `now` (see [`Arrival::report_block`]).
+    /// The report blocks of all substreams at `now` (see
+    /// [`crate::arrival::Arrival::report_block`]).
     pub fn report_blocks(&mut self, now: Instant) -> &[ReportBlock] {
         self.blocks.clear();
         for s in &mut self.subs {
