@@ -20,13 +20,16 @@
 //! This file is the one place that chains the receiver's stages, for every datagram:
 //!
 //! ```text
-//! handle_input ─▶ queue ─▶ dispatch ─┬─ media ────────▶ binding ─▶ substreams ─▶ after_write
-//!                  ▲ replay          ├─ retransmission ─▶ (RTX SSRC) ─┘           │ watermarks:
-//!                  │                 ├─ repair ───────▶ binding ─▶ substreams     │ playback start,
-//!                  │                 └─ RTCP ─▶ rtcp_facts ─▶ lifecycle, stages  │ flow ─▶ control
-//!                  └───────── a description replacing a provisional session
+//! handle_input ─▶ queue ─▶ dispatch ─┬─ media ──────────▶ binding ──▶ substreams ──┐
+//!                  ▲                 ├─ retransmission ─▶ RTX SSRC ─▶ substreams ──┤
+//!                  │ replay          ├─ repair ─────────▶ binding ──▶ substreams ──┤
+//!                  │                 └─ RTCP ─▶ rtcp_facts ─▶ lifecycle, stages ───┤
+//!                  └─ a description replacing a provisional session                ▼
+//!                                     after_write: playback start at the watermarks,
+//!                                     flow (PAUSE/RESUME) ─▶ control ─▶ poll_output
 //! playout ─▶ playout side ─▶ end check (lifecycle) ─▶ after_write
-//! timeout ─▶ flow retry, hand-over, idle end, reports, NACKs ─▶ timers
+//! timeout ─▶ flow retry, hand-over, idle end, reports, NACKs
+//! after every input: the stages' deadlines ─▶ timers ─▶ poll_output (when to wake)
 //! ```
 //!
 //! The pieces beside it, in `session/`:
@@ -104,11 +107,17 @@ pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
 
 /// A receiver session. See the module documentation for the call protocol.
 pub struct ReceiverSession {
+    /// The configuration.
     cfg: ReceiverConfig,
+    /// The current (or last) session.
     active: Option<Active>,
+    /// PAUSE/RESUME with acknowledgement and retransmission.
     flow: FlowController,
+    /// The RTCP the receiver sends.
     control: Control,
+    /// Events for the application, oldest first.
     events: VecDeque<ReceiverEvent>,
+    /// Datagrams dropped, and sessions refused, by cause.
     drops: Drops,
     /// Totals of sessions that already ended.
     done: Option<ReceiverStats>,
