@@ -9,7 +9,29 @@ use isostream_transport::rtp::{self, RtpHeader};
 use isostream_transport::time::Instant;
 
 use super::{ReceiveContext, Substreams, LOOKAHEAD};
+use crate::opus_decoder::OpusDecoder;
 use crate::stats::Drops;
+
+/// An Opus substream's decoder, and the receive context of the last packet it took (the
+/// context its concealed audio is written with).
+#[derive(Debug)]
+pub(super) struct OpusIntake {
+    /// The decoder (RFC 7587, 48 kHz), which holds packets until they are in order.
+    pub(super) decoder: Box<OpusDecoder>,
+    /// The context of the last packet pushed into the decoder.
+    pub(super) last_ctx: Option<ReceiveContext>,
+}
+
+impl OpusIntake {
+    /// The intake of a substream of `channels` channels: `None` for a count the decoder
+    /// does not take (anything but 1 or 2).
+    pub(super) fn new(channels: u16) -> Option<Self> {
+        OpusDecoder::new(channels).map(|d| OpusIntake {
+            decoder: Box::new(d),
+            last_ctx: None,
+        })
+    }
+}
 
 impl Substreams {
     /// An Opus packet of substream `i`: to the decoder, which decodes what is in order.
@@ -25,7 +47,10 @@ impl Substreams {
     ) -> Option<i64> {
         let sub = &mut self.subs[i];
         let pos = sub.deint.timeline().position_of(h.timestamp);
-        let (dec, last_ctx) = sub.opus.as_mut()?;
+        let OpusIntake {
+            decoder: dec,
+            last_ctx,
+        } = sub.opus.as_mut()?;
         *last_ctx = Some(*ctx);
         if !dec.push(h.seq, h.timestamp, payload) {
             // counted by the decoder (late or too large)
@@ -51,7 +76,7 @@ impl Substreams {
         let mut pcm = std::mem::take(&mut self.pcm);
         loop {
             let sub = &mut self.subs[i];
-            let Some((dec, _)) = sub.opus.as_mut() else {
+            let Some(OpusIntake { decoder: dec, .. }) = sub.opus.as_mut() else {
                 break;
             };
             let ts = match dec.decode_next() {
@@ -109,7 +134,7 @@ impl Substreams {
         // decoded audio is well-formed L16: nothing here is dropped as malformed or foreign
         let mut drops = Drops::default();
         for i in 0..self.subs.len() {
-            let Some(ctx) = self.subs[i].opus.as_ref().and_then(|(_, c)| *c) else {
+            let Some(ctx) = self.subs[i].opus.as_ref().and_then(|o| o.last_ctx) else {
                 continue;
             };
             self.drain_opus_until(None, i, &ctx, &mut drops, Some(limit));

@@ -48,10 +48,7 @@ pub struct SubstreamRx {
     pub(super) released: Option<SubstreamStats>,
     /// The Opus decoder of an Opus substream, and the context of the last packet it took.
     #[cfg(feature = "opus")]
-    pub(super) opus: Option<(
-        Box<crate::opus_decoder::OpusDecoder>,
-        Option<ReceiveContext>,
-    )>,
+    pub(super) opus: Option<super::opus_intake::OpusIntake>,
 }
 
 impl SubstreamRx {
@@ -89,8 +86,7 @@ impl SubstreamRx {
     /// other counts get no decoder, and their packets are dropped as malformed).
     #[cfg(feature = "opus")]
     pub fn with_opus(mut self) -> Self {
-        self.opus =
-            crate::opus_decoder::OpusDecoder::new(self.channels).map(|d| (Box::new(d), None));
+        self.opus = super::opus_intake::OpusIntake::new(self.channels);
         self
     }
 
@@ -224,7 +220,7 @@ impl SubstreamRx {
             retransmissions_given_up: self.nack.as_ref().map_or(0, |n| n.counts().given_up),
             fec: self.fec.as_ref().map(FecDecoder::stats),
             #[cfg(feature = "opus")]
-            opus: self.opus.as_ref().map(|(d, _)| d.counts()),
+            opus: self.opus.as_ref().map(|o| o.decoder.counts()),
             #[cfg(not(feature = "opus"))]
             opus: None,
             rtt_ms: self.nack.as_ref().map(|n| n.rtt().as_secs_f64() * 1000.0),
