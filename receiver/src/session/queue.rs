@@ -82,3 +82,37 @@ pub(super) fn keep_for_replay(active: Option<&mut Active>, d: &Bytes, drops: &mu
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(w: &Work) -> (&'static str, u8) {
+        match w {
+            Work::Datagram(d) => ("datagram", d[0]),
+            Work::Replay(d) => ("replay", d[0]),
+            Work::RtcpRest { d, .. } => ("rest", d[0]),
+        }
+    }
+
+    #[test]
+    fn kept_datagrams_replay_first_oldest_first_then_the_rest_of_their_rtcp_packet() {
+        let mut q = WorkQueue::default();
+        q.push_datagram(Bytes::from_static(&[9]));
+        let kept = [1u8, 2, 3].map(|b| Bytes::copy_from_slice(&[b]));
+        q.replay_first(kept.into_iter(), Bytes::from_static(&[7]), 1, false);
+        q.replay_last([Bytes::from_static(&[5])].into_iter());
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|w| name(&w)).collect();
+        assert_eq!(
+            order,
+            [
+                ("replay", 1),
+                ("replay", 2),
+                ("replay", 3),
+                ("rest", 7),
+                ("datagram", 9),
+                ("replay", 5)
+            ]
+        );
+    }
+}
