@@ -39,7 +39,9 @@
 //!   the jitter buffer.
 //! - [`jitter_buffer`]: frames keyed by media position, a ring allocated once.
 //! - [`substream`]: composes the stages of one substream ([`substream::SubstreamRx`]) and
-//!   the set of a session's substreams, which start on one timeline.
+//!   the set of a session's substreams, which start on one timeline; beside it in
+//!   `substream/`: one substream's stages, retransmissions, the Opus intake, feedback
+//!   (NACKs, report blocks, sender reports).
 //! - [`concealer`]: cubic interpolation of short holes, waveform repetition fading to
 //!   silence for longer ones.
 //! - [`drift`]: the drift estimator and the adaptive resampler (bit-exact until engaged).
@@ -65,7 +67,9 @@
 //!   that restarted with new SSRCs) until it takes over.
 //! - [`rtcp_in`]: which packets of an RTCP compound are the session's (SSRCs, the bound
 //!   source address), as typed facts the session applies.
-//! - [`session`]: lifecycle, demultiplexing, `handle_input`/`poll_output`.
+//! - [`session`]: `handle_input`/`poll_output`, the one place that chains the stages;
+//!   beside it in `session/`: the session's state, the datagram queue and replay, source
+//!   binding, the RTCP facts applied, the lifecycle, status and timers.
 #![deny(missing_docs)]
 
 pub mod arrival;

@@ -16,6 +16,39 @@
 //! ([`crate::playout`]), drawn in the [crate documentation](crate). Datagrams go through one
 //! queue: a description that replaces a provisional session puts the datagrams that session
 //! kept back into it, ahead of the rest of its RTCP packet.
+//!
+//! This file is the one place that chains the receiver's stages, for every datagram:
+//!
+//! ```text
+//! handle_input ─▶ queue ─▶ dispatch ─┬─ media ──────────▶ binding ──▶ substreams ──┐
+//!                  ▲                 ├─ retransmission ─▶ RTX SSRC ─▶ substreams ──┤
+//!                  │ replay          ├─ repair ─────────▶ binding ──▶ substreams ──┤
+//!                  │                 └─ RTCP ─▶ rtcp_facts ─▶ lifecycle, stages ───┤
+//!                  └─ a description replacing a provisional session                ▼
+//!                                     after_write: playback start at the watermarks,
+//!                                     flow (PAUSE/RESUME) ─▶ control ─▶ poll_output
+//! playout ─▶ playout side ─▶ end check (lifecycle) ─▶ after_write
+//! timeout ─▶ flow retry, hand-over, idle end, reports, NACKs
+//! after every input: the stages' deadlines ─▶ timers ─▶ poll_output (when to wake)
+//! ```
+//!
+//! The pieces beside it, in `session/`:
+//!
+//! - `active`: the current (or last) session's state, and where its stream ends.
+//! - `queue`: the datagram queue, and the copies a provisional session keeps for replay.
+//! - `binding`: which substream a datagram belongs to (SSRC and bound source address).
+//! - `rtcp_facts`: the facts of a received RTCP packet, applied to the stages.
+//! - `lifecycle`: a session starts, is refused, retires, ends and hands over.
+//! - `status`: what the application can read (format, state, levels, memory, counters).
+//! - `timers`: the stages' deadlines in one timer table.
+
+mod active;
+mod binding;
+mod lifecycle;
+mod queue;
+mod rtcp_facts;
+mod status;
+mod timers;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -25,20 +58,22 @@ use isostream_media::AudioSpec;
 use isostream_transport::fec::RepairHeader;
 use isostream_transport::rtcp;
 use isostream_transport::rtp::{self, DatagramKind, RtpHeader};
-use isostream_transport::sans_io::{Input, Output, TimerTable, Transmit};
+use isostream_transport::sans_io::{Input, Output, Transmit};
 use isostream_transport::time::{Duration, Instant, MediaClock};
 
-use crate::budget::{DatagramQueue, MemoryBudget, OverBudget};
+use crate::budget::{MemoryBudget, OverBudget};
 use crate::config::ReceiverConfig;
 use crate::control::Control;
 use crate::deinterleaver::payload_format;
-use crate::flow::{FlowController, FlowStats, Request};
+use crate::flow::{FlowController, Request};
 use crate::layout::Layout;
-use crate::playout::{PlayInput, Playout};
-use crate::rtcp_in::{RtcpFact, RtcpIn, SessionView};
-use crate::stats::{self, Drops};
-use crate::substream::{ReceiveContext, Substreams};
-use crate::successor::{Successor, HANDOVER_SILENCE};
+use crate::playout::PlayInput;
+use crate::stats::Drops;
+use crate::successor::Successor;
+
+use active::Active;
+use queue::{Work, WorkQueue};
+use timers::{Deadlines, Timers};
 
 pub use crate::stats::{LatencyStats, ReceiverStats, SubstreamStats};
 
@@ -70,86 +105,24 @@ pub enum ReceiverEvent {
 /// every 250 ms) before the output format is fixed.
 pub const PROVISIONAL_GRACE: Duration = Duration::from_millis(600);
 
-/// The current (or last) session.
-struct Active {
-    /// No description yet (see [`Layout::provisional`]).
-    provisional: bool,
-    /// The sender's source is live (its description says so).
-    live: bool,
-    spec: AudioSpec,
-    subs: Substreams,
-    playout: Playout,
-    first_arrival: Instant,
-    last_heard: Instant,
-    /// Where the stream ends, once known (BYE or idle timeout), in frames.
-    end_pos: Option<i64>,
-    ended: bool,
-    /// Datagrams received while the session is provisional and not playing, replayed if a
-    /// description turns up (its first copy was lost): copies, within the budget's share.
-    pending: DatagramQueue<()>,
-    /// The most its buffers take, in bytes ([`Substreams::memory_bytes`]).
-    memory_bytes: usize,
-    /// The payload type of the session's media packets (a retransmission's original).
-    media_pt: u8,
-    /// The address the session's sender sends from (that of the datagram that started it):
-    /// media and control of the session's SSRCs from anywhere else are foreign.
-    source: Option<SocketAddr>,
-}
-
-impl Active {
-    fn receive_context(&self, cfg: &ReceiverConfig) -> ReceiveContext {
-        ReceiveContext {
-            started: self.playout.is_running(),
-            live: self.live,
-            format: self.spec.format,
-            stock_l16: cfg.stock_l16_payload_type.filter(|_| self.provisional),
-            rate: self.spec.rate,
-        }
-    }
-
-    /// Where the stream ends by its sender's last report: the tail lost on the way is
-    /// played concealed, but at most [`MAX_LOST_TAIL_MS`] of it past the newest audio
-    /// received (a report is no licence to play silence), in frames. A session that never
-    /// had media has no tail to conceal: a BYE ends it with nothing played.
-    fn reported_end(&self) -> i64 {
-        let data_end = self.subs.data_end();
-        if !self.subs.any_media() {
-            return data_end;
-        }
-        let max_tail = MediaClock::new(self.spec.rate).frames_in_ms(MAX_LOST_TAIL_MS) as i64;
-        // an Opus stream's last packet is padded to a whole frame: the end may lie inside it
-        let min = data_end - self.subs.padded_tail_frames();
-        (self.subs.sr_end().unwrap_or(data_end)).clamp(min, data_end + max_tail)
-    }
-
-    fn stats(&self, flow: FlowStats, drops: Drops) -> ReceiverStats {
-        stats::session(&self.subs, &self.playout, self.first_arrival, flow, drops)
-    }
-}
-
-/// A unit of work of the session's datagram queue.
-enum Work {
-    /// A datagram from the caller.
-    Datagram(Bytes),
-    /// A datagram kept by a provisional session, replayed into its replacement.
-    Replay(Bytes),
-    /// The rest of an RTCP compound packet, from its packet `from`, after the replay its
-    /// description caused (`bye`: a BYE came before it).
-    RtcpRest { d: Bytes, from: usize, bye: bool },
-}
-
 /// A receiver session. See the module documentation for the call protocol.
 pub struct ReceiverSession {
+    /// The configuration.
     cfg: ReceiverConfig,
+    /// The current (or last) session.
     active: Option<Active>,
+    /// PAUSE/RESUME with acknowledgement and retransmission.
     flow: FlowController,
+    /// The RTCP the receiver sends.
     control: Control,
+    /// Events for the application, oldest first.
     events: VecDeque<ReceiverEvent>,
+    /// Datagrams dropped, and sessions refused, by cause.
     drops: Drops,
     /// Totals of sessions that already ended.
     done: Option<ReceiverStats>,
-    /// Datagrams still to handle (see [`Work`]).
-    queue: VecDeque<Work>,
+    /// Datagrams still to handle (see `queue`).
+    queue: WorkQueue,
     /// Datagrams of a stream that is not the playing session's (see [`crate::successor`]).
     successor: Successor,
     /// The time of the latest input.
@@ -160,8 +133,8 @@ pub struct ReceiverSession {
     from: Option<SocketAddr>,
     /// Where the waiting successor's description came from: its session's source.
     successor_source: Option<SocketAddr>,
-    /// The timers (see [`Timer`]), brought up to date after every input.
-    timers: TimerTable<TIMERS>,
+    /// The timers (see `timers`), brought up to date after every input.
+    timers: Timers,
     /// Bytes of RTCP handed out for the sender (reports, PAUSE/RESUME, NACKs).
     rtcp_bytes: u64,
     /// Why the latest session refused for the budget was.
@@ -171,20 +144,6 @@ pub struct ReceiverSession {
 /// The most audio past the newest received a BYE's sender report may ask to play (lost on
 /// the way, concealed), in ms.
 pub const MAX_LOST_TAIL_MS: u32 = 2_000;
-
-/// The receiver's timers, indexes into its [`TimerTable`].
-#[derive(Clone, Copy, Debug)]
-enum Timer {
-    /// The next retransmission of an unacknowledged PAUSE or RESUME.
-    FlowRetry = 0,
-    /// The next receiver report.
-    Report = 1,
-    /// The sender has been silent for the idle timeout.
-    Idle = 2,
-    /// The next request for a lost packet (NACK).
-    Nack = 3,
-}
-const TIMERS: usize = 4;
 
 impl ReceiverSession {
     /// Creates a receiver. Errors if the configuration is inconsistent.
@@ -200,44 +159,16 @@ impl ReceiverSession {
             events: VecDeque::new(),
             drops: Drops::default(),
             done: None,
-            queue: VecDeque::new(),
+            queue: WorkQueue::default(),
             successor,
             now: Instant::ZERO,
             peer: None,
             from: None,
             successor_source: None,
-            timers: TimerTable::default(),
+            timers: Timers::default(),
             rtcp_bytes: 0,
             last_refusal: None,
         })
-    }
-
-    /// The output format of the current session, once one has started.
-    pub fn spec(&self) -> Option<AudioSpec> {
-        self.active.as_ref().map(|a| a.spec)
-    }
-
-    /// Whether audio is being played out.
-    pub fn is_playing(&self) -> bool {
-        self.active
-            .as_ref()
-            .is_some_and(|a| a.playout.is_running() && !a.ended)
-    }
-
-    /// Whether the current session has ended and its buffer has been played out.
-    pub fn is_ended(&self) -> bool {
-        self.active.as_ref().is_some_and(|a| a.ended)
-    }
-
-    /// Buffered audio of the emptiest and the fullest substream, in frames.
-    pub fn occupancy(&self) -> (i64, i64) {
-        self.active.as_ref().map_or((0, 0), |a| a.subs.occupancy())
-    }
-
-    /// The watermarks in frames (low, high) at the session's rate.
-    pub fn watermarks(&self) -> (i64, i64) {
-        let (low, _, high) = self.marks();
-        (low, high)
     }
 
     /// The low-water mark, the RESUME mark and the high-water mark in frames at the
@@ -253,96 +184,6 @@ impl ReceiverSession {
             c.frames_in_ms(self.cfg.resume_water_ms_or_low()) as i64,
             c.frames_in_ms(self.cfg.high_water_ms) as i64,
         )
-    }
-
-    /// Starts a session of `layout` (retiring the current one). False if it cannot be
-    /// played.
-    fn new_active(&mut self, now: Instant, layout: Layout) -> bool {
-        let capacity = match layout.admit(&self.cfg) {
-            Ok(c) => c,
-            Err(None) => {
-                self.drops.malformed += 1;
-                return false;
-            }
-            Err(Some(e)) => {
-                self.refuse(e);
-                return false;
-            }
-        };
-        let steer = self.cfg.drift_correction || layout.live;
-        let memory_bytes = Substreams::memory_bytes(&layout, capacity, steer);
-        let mut subs = Substreams::new(&layout, capacity, steer);
-        if self.cfg.multicast {
-            subs.nack_random_delay(crate::nack::MULTICAST_NACK_DELAY, self.cfg.seed);
-        }
-        if let Some(old) = self.active.take() {
-            self.retire(old);
-        }
-        self.flow.restart();
-        let rate = layout.spec.rate;
-        self.active = Some(Active {
-            provisional: layout.provisional,
-            live: layout.live,
-            spec: layout.spec,
-            subs,
-            playout: Playout::new(rate, self.cfg.wallclock_at_zero_ns, steer),
-            first_arrival: now,
-            last_heard: now,
-            end_pos: None,
-            ended: false,
-            pending: DatagramQueue::new(self.budget().pending_bytes()),
-            memory_bytes,
-            media_pt: if layout.opus {
-                rtp::PT_OPUS
-            } else {
-                media_payload_type(layout.spec.format, layout.framing.interleave)
-            },
-            source: self.from,
-        });
-        self.events.push_back(ReceiverEvent::SessionStarted {
-            spec: layout.spec,
-            substream_channels: layout.channels(),
-        });
-        true
-    }
-
-    fn budget(&self) -> MemoryBudget {
-        MemoryBudget::new(self.cfg.memory_budget_bytes)
-    }
-
-    /// Counts a session refused for the budget and says why.
-    fn refuse(&mut self, e: OverBudget) {
-        self.drops.over_budget += 1;
-        self.last_refusal = Some(e);
-        self.events.push_back(ReceiverEvent::SessionRefused {
-            reason: e.to_string(),
-        });
-    }
-
-    /// Sessions refused for the memory budget so far, and why the latest was.
-    pub fn refused_over_budget(&self) -> (u64, Option<OverBudget>) {
-        (self.drops.over_budget, self.last_refusal)
-    }
-
-    /// The most the current session's buffers and queues take, in bytes (0 once it has
-    /// ended: its buffers are freed), against [`ReceiverConfig::memory_budget_bytes`].
-    pub fn memory_bytes(&self) -> usize {
-        let queues = self.successor.held_bytes();
-        match &self.active {
-            Some(a) if !a.ended => a.memory_bytes + a.pending.held_bytes() + queues,
-            _ => queues,
-        }
-    }
-
-    fn retire(&mut self, old: Active) {
-        let s = stats::session(
-            &old.subs,
-            &old.playout,
-            old.first_arrival,
-            self.flow.stats(),
-            self.drops,
-        );
-        self.done = Some(stats::carry_over(s, self.done.take()));
     }
 
     /// Handles one input: a datagram from the network (anything malformed or foreign is
@@ -386,14 +227,14 @@ impl ReceiverSession {
 
     /// Handles one datagram; returns whether it belonged to the current session.
     fn handle_bytes(&mut self, now: Instant, d: Bytes) -> bool {
-        self.queue.push_back(Work::Datagram(d));
+        self.queue.push_datagram(d);
         self.run_queue(now)
     }
 
     /// Handles the queued datagrams; returns whether the last new one was ours.
     fn run_queue(&mut self, now: Instant) -> bool {
         let mut ours = false;
-        while let Some(w) = self.queue.pop_front() {
+        while let Some(w) = self.queue.pop() {
             match w {
                 Work::Datagram(d) => ours = self.dispatch(now, d).unwrap_or(ours),
                 Work::Replay(d) => {
@@ -422,123 +263,12 @@ impl ReceiverSession {
         }
     }
 
-    fn can_start_new(&self) -> bool {
-        self.active
-            .as_ref()
-            .is_none_or(|a| a.ended || (a.provisional && !a.playout.is_running()))
-    }
-
-    fn sub_index(&self, ssrc: u32) -> Option<usize> {
-        self.active.as_ref()?.subs.index_of(ssrc)
-    }
-
-    /// Whether the datagram being handled comes from elsewhere than the current session's
-    /// source.
-    fn elsewhere(&self) -> bool {
-        matches!(
-            (self.from, self.active.as_ref().and_then(|a| a.source)),
-            (Some(from), Some(source)) if from != source
-        )
-    }
-
-    /// The substream `ssrc` of the current session, if the datagram being handled comes
-    /// from the session's source.
-    fn bound_index(&self, ssrc: u32) -> Option<usize> {
-        self.sub_index(ssrc).filter(|_| !self.elsewhere())
-    }
-
-    /// A media or repair datagram of no current substream: foreign, unless it was kept for
-    /// replay under a session description still to come. Returns false (not ours).
-    fn not_ours(&mut self, now: Instant, d: &Bytes, kept: bool) -> bool {
-        if !kept {
-            self.drops.foreign += 1;
-            self.keep_successor(now, d, false);
-        }
-        false
-    }
-
-    /// Keeps a datagram of another stream while the current session plays (see
-    /// [`crate::successor`]).
-    fn keep_successor(&mut self, now: Instant, d: &Bytes, desc: bool) {
-        if !self
-            .active
-            .as_ref()
-            .is_some_and(|a| a.playout.is_running() && !a.ended)
-        {
-            return;
-        }
-        if desc {
-            self.successor_source = self.from;
-        }
-        if !self.successor.keep(now, d, desc) {
-            self.drops.not_kept += 1;
-        }
-    }
-
-    /// A described stream waits behind a session whose sender has been silent for
-    /// [`HANDOVER_SILENCE`]: that sender is gone (it restarted with new SSRCs), so the
-    /// current session ends where its audio ends; once it has played out, the waiting
-    /// stream's datagrams start the next session.
-    fn hand_over(&mut self, now: Instant) -> bool {
-        if !self.successor.is_waiting() {
-            return false;
-        }
-        let Some(a) = self.active.as_mut() else {
-            return false;
-        };
-        if !a.ended {
-            if self.successor.is_described()
-                && a.end_pos.is_none()
-                && now - a.last_heard >= HANDOVER_SILENCE
-            {
-                a.end_pos = Some(a.subs.data_end());
-                self.successor.hand_over();
-            }
-            return false;
-        }
-        let Some(replay) = self.successor.take_on_end() else {
-            return false;
-        };
-        self.queue.extend(replay.map(Work::Replay));
-        // the successor's datagrams come from where its description came from
-        let from = std::mem::replace(&mut self.from, self.successor_source.take());
-        self.run_queue(now);
-        self.from = from;
-        true
-    }
-
-    /// Keeps a copy of a datagram while the session is provisional and not playing (within
-    /// the budget's share: what does not fit is counted); a playing session's are freed.
-    fn keep_pending(&mut self, d: &Bytes) -> bool {
-        match self.active.as_mut() {
-            Some(a) if a.provisional && !a.playout.is_running() => {
-                let kept = a.pending.push((), d);
-                self.drops.not_kept += u64::from(!kept);
-                kept
-            }
-            Some(a) if !a.pending.is_empty() => {
-                a.pending.clear();
-                false
-            }
-            _ => false,
-        }
-    }
-
-    /// The index and receive context of substream `ssrc` of the current session, which was
-    /// just heard from.
-    fn heard(&mut self, now: Instant, ssrc: u32) -> Option<(usize, ReceiveContext)> {
-        let i = self.bound_index(ssrc)?;
-        let a = self.active.as_mut()?;
-        a.last_heard = now;
-        Some((i, a.receive_context(&self.cfg)))
-    }
-
     fn handle_media(&mut self, now: Instant, d: &Bytes) -> bool {
         let Ok((h, payload)) = RtpHeader::parse(d) else {
             self.drops.malformed += 1;
             return false;
         };
-        let kept = self.keep_pending(d);
+        let kept = queue::keep_for_replay(self.active.as_mut(), d, &mut self.drops);
         let stock_l16 = self.cfg.stock_l16_payload_type;
         if self.bound_index(h.ssrc).is_none()
             && self.active.as_ref().is_none_or(|a| a.ended)
@@ -548,7 +278,7 @@ impl ReceiverSession {
             // a stock sender (no session description): accept its stream as it is
             let layout = Layout::stock(self.cfg.default_spec, h.ssrc, h.payload_type, stock_l16);
             if self.new_active(now, layout) {
-                self.keep_pending(d);
+                queue::keep_for_replay(self.active.as_mut(), d, &mut self.drops);
             }
         }
         let Some((i, ctx)) = self.heard(now, h.ssrc) else {
@@ -600,7 +330,7 @@ impl ReceiverSession {
             self.drops.malformed += 1;
             return false;
         };
-        let kept = self.keep_pending(d);
+        let kept = queue::keep_for_replay(self.active.as_mut(), d, &mut self.drops);
         let Some((i, ctx)) = self.heard(now, h.ssrc) else {
             return self.not_ours(now, d, kept);
         };
@@ -652,87 +382,6 @@ impl ReceiverSession {
         self.control.request(req);
     }
 
-    /// Handles the packets of an RTCP compound packet from its packet `from` (`bye`: a BYE
-    /// came earlier in it), as [`RtcpIn`] demultiplexes them. `None` if a description
-    /// replaced a provisional session: the rest of the packet is queued after the datagrams
-    /// that session kept.
-    fn handle_rtcp(&mut self, now: Instant, d: &Bytes, from: usize, bye: bool) -> Option<bool> {
-        let mut rx = RtcpIn::new(from, bye);
-        let bound_at_start = !self.elsewhere();
-        for (n, p) in rtcp::parse_compound(d).enumerate().skip(from) {
-            let view = SessionView {
-                session: (self.active.as_ref())
-                    .map(|a| (&a.subs, a.provisional, a.playout.is_running())),
-                bound: !self.elsewhere(),
-                bound_at_start,
-                own_ssrc: self.control.ssrc(),
-                ntp: self.ntp(now),
-            };
-            let Ok(fact) = rx.packet(p, &view) else {
-                self.drops.malformed += 1;
-                break;
-            };
-            match fact {
-                None | Some(RtcpFact::OwnDesc) => {}
-                Some(RtcpFact::OtherDesc(desc)) if self.can_start_new() => {
-                    // media that came before any description started a provisional
-                    // session (a stock sender, or an isostream sender whose first
-                    // description was lost): replace it, replaying what it received
-                    let old = self
-                        .active
-                        .take_if(|a| a.provisional && !a.playout.is_running());
-                    let ours = Layout::described(&desc).is_some_and(|l| self.new_active(now, l));
-                    rx.set_ours(ours);
-                    match old {
-                        Some(mut old) if ours => {
-                            let rest = Work::RtcpRest {
-                                d: d.clone(),
-                                from: n + 1,
-                                bye: rx.bye(),
-                            };
-                            self.queue.push_front(rest);
-                            let kept: Vec<Bytes> = old.pending.take_all().collect();
-                            for kept in kept.into_iter().rev() {
-                                self.queue.push_front(Work::Replay(kept));
-                            }
-                            return None;
-                        }
-                        Some(old) => self.active = Some(old),
-                        None => {}
-                    }
-                }
-                // another stream's description while this session plays
-                Some(RtcpFact::OtherDesc(_)) => self.keep_successor(now, d, true),
-                Some(RtcpFact::SenderReport { index, sr }) => {
-                    let a = self.active.as_mut().expect("index implies a session");
-                    a.subs.on_sender_report(now, index, &sr);
-                }
-                Some(RtcpFact::Ack { request }) => {
-                    if let Some(req) = self.flow.on_ack(now, request) {
-                        self.send_request(req);
-                    }
-                }
-                Some(RtcpFact::Rtt(rtt)) => {
-                    self.active.as_mut().expect("checked").subs.on_rtt(rtt);
-                }
-            }
-        }
-        if !rx.is_ours() {
-            self.drops.foreign += 1;
-            return Some(false);
-        }
-        if let Some(a) = self.active.as_mut() {
-            a.last_heard = now;
-            if rx.bye() && a.end_pos.is_none() {
-                let end = a.reported_end();
-                a.end_pos = Some(end);
-                a.subs.expect_until(now, end);
-            }
-        }
-        self.after_write(now);
-        Some(true)
-    }
-
     /// Frames the playout clock says are due at `now` (0 before playback starts, and never
     /// past the end of an ended stream).
     pub fn due_frames(&self, now: Instant) -> usize {
@@ -775,23 +424,6 @@ impl ReceiverSession {
         self.now = self.now.max(now);
         self.refresh_timers();
         n
-    }
-
-    /// Marks the session ended once its end is known and played out. Returns whether it has.
-    fn check_end(&mut self) -> bool {
-        let Some(a) = self.active.as_mut() else {
-            return false;
-        };
-        if !a.ended && a.end_pos.is_some_and(|end| a.subs.read_pos() >= end) {
-            a.ended = true;
-            // an ended session keeps its counters, not its buffers
-            a.subs.release(a.spec.rate);
-            a.pending.clear();
-            self.events.push_back(ReceiverEvent::SessionEnded);
-            // nobody is left to ask: nothing is sent again
-            self.flow.restart();
-        }
-        a.ended
     }
 
     /// Handles timers: request retransmissions, receiver reports, the idle timeout.
@@ -841,64 +473,16 @@ impl ReceiverSession {
     /// controller's retransmission, the next report, the idle timeout (none once the session
     /// has ended).
     fn refresh_timers(&mut self) {
-        let t = &mut self.timers;
-        let set = |t: &mut TimerTable<TIMERS>, k: Timer, at: Option<Instant>| match at {
-            Some(at) => t.set(k as usize, at),
-            None => t.stop(k as usize),
-        };
-        set(t, Timer::FlowRetry, self.flow.deadline());
         let a = self.active.as_ref().filter(|a| !a.ended);
-        set(
-            t,
-            Timer::Report,
-            a.map(|_| self.control.next_report().unwrap_or(self.now)),
-        );
-        set(
-            t,
-            Timer::Idle,
-            a.filter(|a| a.end_pos.is_none())
+        let deadlines = Deadlines {
+            flow_retry: self.flow.deadline(),
+            report: a.map(|_| self.control.next_report().unwrap_or(self.now)),
+            idle: a
+                .filter(|a| a.end_pos.is_none())
                 .map(|a| a.last_heard + self.cfg.idle_timeout),
-        );
-        set(t, Timer::Nack, a.and_then(|a| a.subs.next_nack()));
-    }
-
-    /// Counts a datagram that the SRTP stage in front of the session dropped (it failed
-    /// authentication or the replay check): it appears as `datagrams_unauthenticated`.
-    pub fn count_unauthenticated(&mut self) {
-        self.drops.unauthenticated += 1;
-    }
-
-    /// Counters of the current (or last) session.
-    pub fn stats(&self) -> ReceiverStats {
-        let mut s = match &self.active {
-            Some(a) => a.stats(self.flow.stats(), self.drops),
-            None => ReceiverStats {
-                datagrams_malformed: self.drops.malformed,
-                datagrams_foreign: self.drops.foreign,
-                sessions_over_budget: self.drops.over_budget,
-                datagrams_not_kept: self.drops.not_kept,
-                datagrams_unauthenticated: self.drops.unauthenticated,
-                ..self.done.clone().unwrap_or_default()
-            },
+            nack: a.and_then(|a| a.subs.next_nack()),
         };
-        s.rtcp_bytes = self.rtcp_bytes;
-        s.memory_bytes = self.memory_bytes() as u64;
-        s
-    }
-}
-
-/// The payload type of media packets of `format` with interleave depth `interleave`.
-fn media_payload_type(format: isostream_media::SampleFormat, interleave: u8) -> u8 {
-    use isostream_media::SampleFormat::*;
-    let plain = match format {
-        S16 => rtp::PT_L16,
-        S24 => rtp::PT_L24,
-        F32 => rtp::PT_F32,
-    };
-    if interleave > 1 {
-        plain + rtp::PT_INTERLEAVED_OFFSET
-    } else {
-        plain
+        self.timers.refresh(&deadlines);
     }
 }
 

@@ -1,9 +1,10 @@
-//! The stage chain of one substream ([`SubstreamRx`]), and the set of a session's substreams
-//! ([`Substreams`]), which share one timeline and one output.
+//! The set of a session's substreams ([`Substreams`]), which share one timeline and one
+//! output, and the path of a packet down one substream's stages ([`SubstreamRx`]).
 //!
 //! ```text
-//! receive:  media ─▶ arrival ─▶ FEC decoder ─▶ de-interleaver ─▶ jitter buffer
+//! receive:  media ─▶ arrival ─▶ FEC decoder ─▶ [Opus decoder] ─▶ de-interleaver ─▶ jitter buffer
 //!           repair ─┘   ▲ rebuilt    │
+//!           RTX ────────┤ (original) │
 //!                       └────────────┘ (duplicate window)
 //! playout:  jitter buffer ─▶ concealer ─▶ resampler ─▶ channel merge (all substreams)
 //! ```
@@ -20,32 +21,40 @@
 //! Before playback starts, the substreams' buffers move together: a receiver that joins a
 //! running stream starts where it is, and a packet overtaken before playback moves the
 //! start back to it ([`Substreams`]).
+//!
+//! This file chains the stages; the pieces beside it:
+//!
+//! - `stages`: one substream's stages ([`SubstreamRx`]), their memory bound and counters.
+//! - `retransmission`: the original of an RFC 4588 retransmission, rebuilt and sent down
+//!   the chain.
+//! - `opus_intake` (feature `opus`): Opus packets through the decoder, and the decoder's
+//!   concealment of holes the playout reaches.
+//! - `feedback`: NACKs, report blocks, sender reports and the round trip.
+
+mod feedback;
+#[cfg(feature = "opus")]
+mod opus_intake;
+mod retransmission;
+mod stages;
 
 use bytes::{Bytes, BytesMut};
 use isostream_media::{AudioSpec, SampleFormat};
 use isostream_transport::fec::{RepairHeader, MAX_SHARDS};
-use isostream_transport::rtcp::{self, ReportBlock, SenderReport};
-use isostream_transport::rtp::{self, RtpHeader};
+use isostream_transport::rtcp::ReportBlock;
+use isostream_transport::rtp::RtpHeader;
 use isostream_transport::time::{Duration, Instant};
 
-use isostream_transport::fec::DecoderLimits;
+use crate::deinterleaver::CaptureMapping;
+use crate::layout::Layout;
+use crate::merge::ChannelMerge;
+use crate::stats::{Drops, SubstreamStats};
 
-use crate::arrival::Arrival;
-use crate::deinterleaver::{CaptureMapping, Deinterleaver, PlaceInput, Placement, Reject};
+pub use crate::render::{LOOKAHEAD, MAX_CHUNK_FRAMES};
+pub use stages::SubstreamRx;
 
 /// The longest hole a live sender's marked packet may close (audio it dropped while
 /// paused), in seconds: a marked packet further ahead is not a resumption.
 pub const MAX_LIVE_HOLE_S: i64 = 60;
-use crate::fec_decoder::FecDecoder;
-use crate::jitter_buffer::JitterBuffer;
-use crate::layout::{Framing, Layout};
-use crate::merge::ChannelMerge;
-use crate::nack::Nacker;
-use crate::nack_clock::NackClock;
-use crate::stats::{Drops, SubstreamStats};
-
-use crate::render::Render;
-pub use crate::render::{LOOKAHEAD, MAX_CHUNK_FRAMES};
 
 /// What the session tells the receive chain about itself, per datagram.
 #[derive(Clone, Copy, Debug)]
@@ -60,211 +69,6 @@ pub struct ReceiveContext {
     pub stock_l16: Option<u8>,
     /// The session's sample rate, in Hz.
     pub rate: u32,
-}
-
-/// One substream's stages. See the module documentation.
-#[derive(Debug)]
-pub struct SubstreamRx {
-    ssrc: u32,
-    channels: u16,
-    frame_bytes: usize,
-    arrival: Arrival,
-    fec: Option<FecDecoder>,
-    deint: Deinterleaver,
-    jb: JitterBuffer,
-    /// The playout side: concealer and resampler (see [`crate::render`]).
-    render: Render,
-    /// The NACK stage and its play clock (when the sender answers NACKs; see
-    /// [`crate::nack_clock`]).
-    nack: Option<NackClock>,
-    /// Frames dropped to hold a live stream's latency after it ran dry.
-    frames_dropped: u64,
-    /// The counters when its buffers were released (the session ended).
-    released: Option<SubstreamStats>,
-    /// The Opus decoder of an Opus substream, and the context of the last packet it took.
-    #[cfg(feature = "opus")]
-    opus: Option<(
-        Box<crate::opus_decoder::OpusDecoder>,
-        Option<ReceiveContext>,
-    )>,
-}
-
-impl SubstreamRx {
-    /// The chain of substream `ssrc` carrying audio of `spec` (its own channels), whose
-    /// position 0 is RTP timestamp `ts_base` (`None`: the first packet's), with a jitter
-    /// buffer of `capacity` frames; `fec` adds the FEC decoder (keeping no more than its
-    /// limits), `resample` the resampler. It allocates at most [`SubstreamRx::memory_bytes`].
-    pub fn new(
-        ssrc: u32,
-        spec: AudioSpec,
-        ts_base: Option<u32>,
-        capacity: usize,
-        fec: Option<DecoderLimits>,
-        resample: bool,
-    ) -> Self {
-        let fb = spec.frame_bytes();
-        SubstreamRx {
-            ssrc,
-            channels: spec.channels,
-            frame_bytes: fb,
-            arrival: Arrival::new(spec.rate),
-            fec: fec.map(FecDecoder::with_limits),
-            deint: Deinterleaver::new(fb, ts_base),
-            jb: JitterBuffer::new(fb, capacity, 0),
-            render: Render::new(spec, resample),
-            nack: None,
-            frames_dropped: 0,
-            released: None,
-            #[cfg(feature = "opus")]
-            opus: None,
-        }
-    }
-
-    /// Decodes Opus (RFC 7587) in front of the de-interleaver (1 or 2 channels at 48 kHz;
-    /// other counts get no decoder, and their packets are dropped as malformed).
-    #[cfg(feature = "opus")]
-    pub fn with_opus(mut self) -> Self {
-        self.opus =
-            crate::opus_decoder::OpusDecoder::new(self.channels).map(|d| (Box::new(d), None));
-        self
-    }
-
-    /// The most a substream made by [`SubstreamRx::new`] with these settings (and `nack`:
-    /// [`SubstreamRx::with_nack`]) allocates, in bytes: every stage's buffers, at their
-    /// largest.
-    pub fn memory_bytes(
-        spec: AudioSpec,
-        capacity: usize,
-        fec: Option<&DecoderLimits>,
-        resample: bool,
-        nack: bool,
-    ) -> usize {
-        let fb = spec.frame_bytes();
-        let mut n = std::mem::size_of::<Self>()
-            + Arrival::MEMORY_BYTES
-            + JitterBuffer::memory_bytes(fb, capacity)
-            + Render::memory_bytes(spec, resample);
-        if let Some(l) = fec {
-            n = n.saturating_add(FecDecoder::memory_bytes(l));
-        }
-        if nack {
-            n += Nacker::MEMORY_BYTES;
-        }
-        n
-    }
-
-    /// Frees the buffers once the session has ended, keeping its counters (for media at
-    /// `rate` Hz): the substream still recognizes its datagrams, but plays nothing.
-    fn release(&mut self, rate: u32) {
-        if self.released.is_some() {
-            return;
-        }
-        self.released = Some(self.stats(rate));
-        let fb = self.frame_bytes;
-        self.jb = JitterBuffer::new(fb, 1, self.jb.read_pos());
-        self.fec = None;
-        self.render.release();
-        if let Some(n) = &mut self.nack {
-            n.release();
-        }
-    }
-
-    /// Asks for lost packets with NACKs, answered on retransmission stream `rtx_ssrc`; the
-    /// stream is cut as `framing` says, at `rate` Hz.
-    pub fn with_nack(mut self, rtx_ssrc: u32, framing: &Framing, rate: u32) -> Self {
-        self.nack = Some(NackClock::new(rtx_ssrc, framing, rate));
-        self
-    }
-
-    /// Its NACKs' first requests wait a random time from zero to `max` more (a member of a
-    /// multicast group, RFC 4585), drawn from a generator seeded with `seed`.
-    pub fn with_nack_random_delay(&mut self, max: Duration, seed: u64) {
-        if let Some(n) = self.nack.take() {
-            self.nack = Some(n.with_random_delay(max, seed));
-        }
-    }
-
-    /// The SSRC of this substream's retransmissions, if it asks for them.
-    pub fn rtx_ssrc(&self) -> Option<u32> {
-        self.nack.as_ref().map(NackClock::rtx_ssrc)
-    }
-
-    /// The substream's SSRC.
-    pub fn ssrc(&self) -> u32 {
-        self.ssrc
-    }
-
-    /// The jitter buffer (read only).
-    pub fn jitter_buffer(&self) -> &JitterBuffer {
-        &self.jb
-    }
-
-    /// Finds where a media packet's frames go (see [`Deinterleaver::place`]); what is
-    /// rejected is added to `drops`.
-    fn place<'a>(
-        &mut self,
-        h: &RtpHeader,
-        payload: &'a [u8],
-        ctx: &ReceiveContext,
-        drops: &mut Drops,
-    ) -> Option<Placement<'a>> {
-        let input = PlaceInput {
-            format: ctx.format,
-            live: ctx.live,
-            stock_l16: ctx.stock_l16,
-            received: self.arrival.received(),
-            buffer_end: self.jb.end(),
-            max_hole_frames: i64::from(ctx.rate) * MAX_LIVE_HOLE_S,
-        };
-        match self.deint.place(h, payload, &input) {
-            Ok(p) => Some(p),
-            Err(Reject::Foreign) => {
-                drops.foreign += 1;
-                None
-            }
-            Err(Reject::Malformed) => {
-                drops.malformed += 1;
-                None
-            }
-        }
-    }
-
-    /// This substream's counters, for media at `rate` Hz.
-    pub fn stats(&self, rate: u32) -> SubstreamStats {
-        if let Some(s) = &self.released {
-            return s.clone();
-        }
-        let a = self.arrival.counts();
-        let d = self.deint.counts();
-        let expected = self.arrival.expected();
-        SubstreamStats {
-            ssrc: self.ssrc,
-            channels: self.channels,
-            packets_received: a.received,
-            packets_expected: expected,
-            packets_lost: expected.saturating_sub(a.received),
-            packets_rebuilt: a.rebuilt,
-            repair_packets_received: a.repair_received,
-            packets_late: d.late,
-            packets_duplicate: a.duplicate,
-            packets_overflowed: d.overflow,
-            frames_interpolated: self.render.repaired().interpolated,
-            frames_concealed: self.render.repaired().concealed,
-            buffer_frames: self.jb.occupancy(),
-            jitter_ms: self.arrival.jitter_frames() * 1000.0 / rate as f64,
-            frames_skipped: self.deint.timeline().frames_skipped(),
-            packets_retransmitted: a.retransmitted,
-            frames_dropped: self.frames_dropped,
-            retransmissions_requested: self.nack.as_ref().map_or(0, |n| n.counts().requested),
-            retransmissions_given_up: self.nack.as_ref().map_or(0, |n| n.counts().given_up),
-            fec: self.fec.as_ref().map(FecDecoder::stats),
-            #[cfg(feature = "opus")]
-            opus: self.opus.as_ref().map(|(d, _)| d.counts()),
-            #[cfg(not(feature = "opus"))]
-            opus: None,
-            rtt_ms: self.nack.as_ref().map(|n| n.rtt().as_secs_f64() * 1000.0),
-        }
-    }
 }
 
 /// The substreams of a session, in output order. See the module documentation.
@@ -291,14 +95,6 @@ pub struct Substreams {
 }
 
 impl Substreams {
-    /// Every substream's NACKs wait a random time from zero to `max` before their first
-    /// request (a member of a multicast group), from generators seeded by `seed`.
-    pub fn nack_random_delay(&mut self, max: Duration, seed: u64) {
-        for (i, s) in self.subs.iter_mut().enumerate() {
-            s.with_nack_random_delay(max, seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        }
-    }
-
     /// The substreams of `layout`, each with a jitter buffer of `capacity` frames and, if
     /// `resample`, a resampler.
     pub fn new(layout: &Layout, capacity: usize, resample: bool) -> Self {
@@ -455,14 +251,6 @@ impl Substreams {
         true
     }
 
-    /// A sender report about substream `i` arrived at `now`.
-    pub fn on_sender_report(&mut self, now: Instant, i: usize, sr: &SenderReport) {
-        let sub = &mut self.subs[i];
-        sub.deint
-            .on_sender_report(sr.rtp_ts, rtcp::unix_nanos_from_ntp(sr.ntp));
-        sub.arrival.on_sender_report(now, sr.ntp);
-    }
-
     /// Rebuilt datagrams: those the arrival stage has not seen go down the chain.
     fn deliver_rebuilt(
         &mut self,
@@ -485,72 +273,6 @@ impl Substreams {
         }
     }
 
-    /// A retransmission (RFC 4588) of a media packet of substream `i` arrived at `now`:
-    /// `h` is its RTX header, `payload` the original sequence number and payload; the
-    /// original packet (payload type `media_pt`) is rebuilt from them, so that it also
-    /// completes its FEC block. Returns false if the packet was already there.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_retransmission(
-        &mut self,
-        now: Instant,
-        i: usize,
-        h: &RtpHeader,
-        payload: &[u8],
-        media_pt: u8,
-        ctx: &ReceiveContext,
-        drops: &mut Drops,
-    ) -> bool {
-        let Ok((osn, original)) = rtp::parse_rtx(payload) else {
-            drops.malformed += 1;
-            return false;
-        };
-        let sub = &mut self.subs[i];
-        let Some(ext) = sub.arrival.admit_retransmitted(osn) else {
-            return false;
-        };
-        if let Some(n) = &mut sub.nack {
-            n.on_retransmission(now, ext);
-        }
-        let oh = RtpHeader {
-            marker: h.marker,
-            payload_type: media_pt,
-            seq: osn,
-            timestamp: h.timestamp,
-            ssrc: sub.ssrc,
-        };
-        // retransmissions are rare: the rebuilt original is one copy, from an arena
-        let len = rtp::HEADER_LEN + original.len();
-        if self.arena.capacity() < len {
-            self.arena = BytesMut::with_capacity(len.max(64 * 1024));
-        }
-        oh.write(&mut self.arena);
-        self.arena.extend_from_slice(original);
-        let datagram = self.arena.split().freeze();
-        let mut rebuilt = std::mem::take(&mut self.rebuilt);
-        if let Some(fec) = &mut self.subs[i].fec {
-            fec.on_source(ext, &datagram, &mut rebuilt);
-        }
-        self.deliver(now, i, &oh, original, ctx, drops);
-        self.deliver_rebuilt(now, i, &mut rebuilt, ctx, drops);
-        self.rebuilt = rebuilt;
-        true
-    }
-
-    /// The stream ends at position `end` (frames, from the sender's BYE): every substream
-    /// expects the packets up to it, so a loss at the very end is asked for too.
-    pub fn expect_until(&mut self, now: Instant, end: i64) {
-        for n in self.subs.iter_mut().filter_map(|s| s.nack.as_mut()) {
-            n.expect_until(now, end);
-        }
-    }
-
-    /// A round trip measured at `rtt` (from the sender's answer to a reference time).
-    pub fn on_rtt(&mut self, rtt: Duration) {
-        for n in self.subs.iter_mut().filter_map(|s| s.nack.as_mut()) {
-            n.on_rtt(rtt);
-        }
-    }
-
     /// Drops the oldest `frames` frames of every substream (a live stream that ran dry
     /// restarting at its latency); counted as dropped.
     pub fn discard(&mut self, frames: usize) {
@@ -558,46 +280,6 @@ impl Substreams {
             s.jb.advance(frames);
             s.frames_dropped += frames as u64;
         }
-    }
-
-    /// The index of the substream whose retransmission stream is `rtx_ssrc`.
-    pub fn index_of_rtx(&self, rtx_ssrc: u32) -> Option<usize> {
-        self.subs
-            .iter()
-            .position(|s| s.rtx_ssrc() == Some(rtx_ssrc))
-    }
-
-    /// The lost packets to ask for now, per substream: calls `ask(media_ssrc, seqs)` for
-    /// each substream with any. `playing`: playback has started (before it, deadlines are
-    /// not known and everything may be asked for).
-    pub fn nacks(
-        &mut self,
-        now: Instant,
-        rate: u32,
-        playing: bool,
-        mut ask: impl FnMut(u32, &[u16]),
-    ) {
-        let read_pos = self.read_pos();
-        let mut seqs = std::mem::take(&mut self.nack_scratch);
-        for s in &mut self.subs {
-            let Some(n) = &mut s.nack else {
-                continue;
-            };
-            seqs.clear();
-            n.due(now, playing, read_pos, rate, &mut seqs);
-            if !seqs.is_empty() {
-                ask(s.ssrc, &seqs);
-            }
-        }
-        self.nack_scratch = seqs;
-    }
-
-    /// When [`Self::nacks`] has something to do next.
-    pub fn next_nack(&self) -> Option<Instant> {
-        self.subs
-            .iter()
-            .filter_map(|s| s.nack.as_ref().and_then(NackClock::next_deadline))
-            .min()
     }
 
     /// De-interleaves a media packet of substream `i` into its jitter buffer. Returns the
@@ -616,113 +298,6 @@ impl Substreams {
             return self.deliver_opus(now, i, h, payload, ctx, drops);
         }
         self.deliver_pcm(Some(now), i, h, payload, ctx, drops)
-    }
-
-    /// An Opus packet of substream `i`: to the decoder, which decodes what is in order.
-    /// Returns the position of its first frame.
-    #[cfg(feature = "opus")]
-    fn deliver_opus(
-        &mut self,
-        now: Instant,
-        i: usize,
-        h: &RtpHeader,
-        payload: &[u8],
-        ctx: &ReceiveContext,
-        drops: &mut Drops,
-    ) -> Option<i64> {
-        let sub = &mut self.subs[i];
-        let pos = sub.deint.timeline().position_of(h.timestamp);
-        let (dec, last_ctx) = sub.opus.as_mut()?;
-        *last_ctx = Some(*ctx);
-        if !dec.push(h.seq, h.timestamp, payload) {
-            // counted by the decoder (late or too large)
-            return None;
-        }
-        // a hole the playout has already reached is concealed at once
-        let due = ctx.started.then(|| self.read_pos() + LOOKAHEAD as i64);
-        self.drain_opus_until(Some(now), i, ctx, drops, due);
-        pos
-    }
-
-    /// Writes what substream `i`'s Opus decoder has in order into its jitter buffer; with
-    /// `conceal_before` also conceals missing packets whose audio starts before that
-    /// position (frames), as playout is about to reach them.
-    #[cfg(feature = "opus")]
-    fn drain_opus_until(
-        &mut self,
-        now: Option<Instant>,
-        i: usize,
-        ctx: &ReceiveContext,
-        drops: &mut Drops,
-        conceal_before: Option<i64>,
-    ) {
-        let mut pcm = std::mem::take(&mut self.pcm);
-        loop {
-            let sub = &mut self.subs[i];
-            let Some((dec, _)) = sub.opus.as_mut() else {
-                break;
-            };
-            let ts = match dec.decode_next() {
-                Some(d) => {
-                    pcm.clear();
-                    pcm.extend_from_slice(d.pcm);
-                    d.ts
-                }
-                None => {
-                    let Some(limit) = conceal_before else {
-                        break;
-                    };
-                    let Some(ts) = dec.missing() else {
-                        break;
-                    };
-                    // held packets beyond the hole: conceal it once its audio is due
-                    let due = sub
-                        .deint
-                        .timeline()
-                        .position_of(ts)
-                        .is_none_or(|p| p < limit);
-                    if !due {
-                        break;
-                    }
-                    let Some(d) = dec.conceal_next() else {
-                        break;
-                    };
-                    pcm.clear();
-                    pcm.extend_from_slice(d.pcm);
-                    d.ts
-                }
-            };
-            let h = RtpHeader {
-                marker: false,
-                payload_type: rtp::PT_L16,
-                seq: 0,
-                timestamp: ts,
-                ssrc: sub.ssrc,
-            };
-            let pcm_ctx = ReceiveContext {
-                stock_l16: None,
-                format: SampleFormat::S16,
-                ..*ctx
-            };
-            self.deliver_pcm(now, i, &h, &pcm, &pcm_ctx, drops);
-        }
-        self.pcm = pcm;
-    }
-
-    /// Conceals, in every Opus substream, the missing packets whose audio plays within the
-    /// next `frames` frames (the decoder holds the packets after them), then decodes what
-    /// follows them.
-    #[cfg(feature = "opus")]
-    fn conceal_due(&mut self, frames: usize) {
-        let limit = self.read_pos() + (frames + LOOKAHEAD) as i64;
-        // decoded audio is well-formed L16: nothing here is dropped as malformed or foreign
-        let mut drops = Drops::default();
-        for i in 0..self.subs.len() {
-            let Some(ctx) = self.subs[i].opus.as_ref().and_then(|(_, c)| *c) else {
-                continue;
-            };
-            self.drain_opus_until(None, i, &ctx, &mut drops, Some(limit));
-        }
     }
 
     /// Writes PCM frames of substream `i` into its jitter buffer (`now`: when they arrived,
@@ -847,15 +422,6 @@ impl Substreams {
         }
     }
 
-    /// The report blocks of all substreams at `now` (see [`Arrival::report_block`]).
-    pub fn report_blocks(&mut self, now: Instant) -> &[ReportBlock] {
-        self.blocks.clear();
-        for s in &mut self.subs {
-            self.blocks.push(s.arrival.report_block(now, s.ssrc));
-        }
-        &self.blocks
-    }
-
     /// Every substream's counters, for media at `rate` Hz.
     pub fn stats(&self, rate: u32) -> impl Iterator<Item = SubstreamStats> + '_ {
         self.subs.iter().map(move |s| s.stats(rate))
@@ -876,9 +442,11 @@ impl Substreams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jitter_buffer::JitterBuffer;
     use crate::layout::SubstreamLayout;
     use bytes::BytesMut;
     use isostream_transport::fec::{BlockEncoder, FecParams, ReedSolomonCodec};
+    use isostream_transport::rtcp::{self, SenderReport};
     use isostream_transport::rtp;
     use isostream_transport::time::Duration;
 
