@@ -58,7 +58,8 @@
 //!   missing packet plays.
 //! - [`flow`]: PAUSE/RESUME with acknowledgement and retransmission.
 //! - [`control`]: the RTCP the receiver sends (receiver reports, PAUSE/RESUME requests).
-//! - [`stats`]: the counters and how they add up.
+//! - [`stats`]: the counters and how they add up; the counters themselves are plain values
+//!   in `counters.rs`, a leaf that every stage counts into (re-exported by [`stats`]).
 //! - [`layout`]: what a session carries (its description, or a stock stream's first
 //!   packet) and whether it can be played.
 //! - [`budget`]: the memory budget every buffer of a session counts against, and the slab
@@ -77,6 +78,7 @@ pub mod budget;
 pub mod concealer;
 pub mod config;
 pub mod control;
+mod counters;
 pub mod deinterleaver;
 pub mod drift;
 pub mod fec_decoder;
