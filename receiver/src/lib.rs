@@ -81,6 +81,7 @@ pub mod control;
 mod counters;
 pub mod deinterleaver;
 pub mod drift;
+mod error;
 pub mod fec_decoder;
 pub mod flow;
 pub mod jitter_buffer;
@@ -101,16 +102,6 @@ pub mod substream;
 pub mod successor;
 
 pub use config::ReceiverConfig;
+pub use error::ReceiverError;
 pub use session::{ReceiverEvent, ReceiverSession};
 pub use stats::{LatencyStats, ReceiverStats, SubstreamStats};
-
-/// Errors of the receiver library.
-#[derive(Debug, thiserror::Error)]
-pub enum ReceiverError {
-    /// The configuration is inconsistent.
-    #[error("invalid receiver configuration: {0}")]
-    Config(String),
-    /// Socket or file I/O failed.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}

@@ -147,7 +147,7 @@ pub const MAX_LOST_TAIL_MS: u32 = 2_000;
 
 impl ReceiverSession {
     /// Creates a receiver. Errors if the configuration is inconsistent.
-    pub fn new(cfg: ReceiverConfig) -> Result<Self, crate::ReceiverError> {
+    pub fn new(cfg: ReceiverConfig) -> Result<Self, crate::error::ReceiverError> {
         cfg.validate()?;
         let successor =
             Successor::new(MemoryBudget::new(cfg.memory_budget_bytes).successor_bytes());
