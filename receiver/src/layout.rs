@@ -1,5 +1,6 @@
 //! Session layout: what a session carries, from its description or, for a stock RTP stream
-//! without one, from its first packet; and whether the receiver can play it.
+//! without one, from its first packet; and whether the receiver can play it (whether its
+//! buffers fit the memory budget, [`Layout::admit`], is measured beside the substreams').
 
 use isostream_media::{AudioSpec, SampleFormat};
 use isostream_transport::fec::DecoderLimits;

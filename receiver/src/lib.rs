@@ -40,8 +40,8 @@
 //! - [`jitter_buffer`]: frames keyed by media position, a ring allocated once.
 //! - [`substream`]: composes the stages of one substream ([`substream::SubstreamRx`]) and
 //!   the set of a session's substreams, which start on one timeline; beside it in
-//!   `substream/`: one substream's stages, retransmissions, the Opus intake, feedback
-//!   (NACKs, report blocks, sender reports).
+//!   `substream/`: the receive context, one substream's stages, retransmissions, the Opus
+//!   intake, feedback (NACKs, report blocks, sender reports).
 //! - [`concealer`]: cubic interpolation of short holes, waveform repetition fading to
 //!   silence for longer ones.
 //! - [`drift`]: the drift estimator and the adaptive resampler (bit-exact until engaged).

@@ -3,8 +3,9 @@
 //! counts into, and are re-exported here) add up.
 //!
 //! Every stage keeps its own counters; [`crate::substream::SubstreamRx::stats`] gathers one
-//! substream's, [`session`] adds the session-wide figures, [`aggregate`] sums the substreams into the session's totals, and
-//! [`carry_over`] keeps what earlier sessions of the same receiver counted.
+//! substream's, [`session`] adds the session-wide figures (it stands above the playout side
+//! and the substreams it reads), [`aggregate`] sums the substreams into the session's
+//! totals, and [`carry_over`] keeps what earlier sessions of the same receiver counted.
 
 use isostream_transport::time::Instant;
 

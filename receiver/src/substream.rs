@@ -24,11 +24,17 @@
 //!
 //! This file chains the stages; the pieces beside it:
 //!
-//! - `stages`: one substream's stages ([`SubstreamRx`]), their memory bound and counters.
+//! - `context`: what the session tells the chain about each datagram ([`ReceiveContext`]),
+//!   a leaf the other pieces read.
+//! - `stages`: one substream's stages ([`SubstreamRx`]), their memory bound and counters,
+//!   and the state of an Opus substream's intake (its decoder).
 //! - `retransmission`: the original of an RFC 4588 retransmission, rebuilt and sent down
 //!   the chain.
 //! - `opus_intake` (feature `opus`): Opus packets through the decoder, and the decoder's
 //!   concealment of holes the playout reaches.
+//!
+//! The session's admission of a layout ([`Layout::admit`]) stands here too, beside
+//! [`Substreams::memory_bytes`] that it measures with.
 //! - `feedback`: NACKs, report blocks, sender reports and the round trip.
 
 mod context;
