@@ -105,15 +105,15 @@ impl ReceiverConfig {
     }
 
     /// Checks the settings against each other.
-    pub fn validate(&self) -> Result<(), crate::ReceiverError> {
+    pub fn validate(&self) -> Result<(), crate::error::ReceiverError> {
         if self.low_water_ms == 0 || self.low_water_ms >= self.high_water_ms {
-            return Err(crate::ReceiverError::Config(format!(
+            return Err(crate::error::ReceiverError::Config(format!(
                 "the low-water mark ({} ms) must be above 0 and below the high-water mark ({} ms)",
                 self.low_water_ms, self.high_water_ms
             )));
         }
         if self.memory_budget_bytes < crate::budget::MIN_MEMORY_BUDGET_BYTES {
-            return Err(crate::ReceiverError::Config(format!(
+            return Err(crate::error::ReceiverError::Config(format!(
                 "the memory budget ({} bytes) must be at least {} MiB",
                 self.memory_budget_bytes,
                 crate::budget::MIN_MEMORY_BUDGET_BYTES >> 20
@@ -121,7 +121,7 @@ impl ReceiverConfig {
         }
         if let Some(r) = self.resume_water_ms {
             if r < self.low_water_ms || r >= self.high_water_ms {
-                return Err(crate::ReceiverError::Config(format!(
+                return Err(crate::error::ReceiverError::Config(format!(
                     "the RESUME mark ({r} ms) must be between the low-water mark ({} ms) and below the high-water mark ({} ms)",
                     self.low_water_ms, self.high_water_ms
                 )));

@@ -8,8 +8,8 @@
 
 use isostream_transport::time::Instant;
 
+use crate::counters::LatencyStats;
 use crate::deinterleaver::CaptureMapping;
-use crate::stats::LatencyStats;
 
 /// Capture-to-playout latency over a session.
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,6 @@
 //! Session layout: what a session carries, from its description or, for a stock RTP stream
-//! without one, from its first packet; and whether the receiver can play it.
+//! without one, from its first packet; and whether the receiver can play it (whether its
+//! buffers fit the memory budget, [`Layout::admit`], is measured beside the substreams').
 
 use isostream_media::{AudioSpec, SampleFormat};
 use isostream_transport::fec::DecoderLimits;
@@ -7,11 +8,9 @@ use isostream_transport::rtcp::SessionDesc;
 use isostream_transport::time::MediaClock;
 use isostream_transport::{interleave, rtp};
 
-use crate::budget::{MemoryBudget, OverBudget};
 use crate::config::ReceiverConfig;
 use crate::deinterleaver::payload_format;
 use crate::fec_decoder::FecDecoder;
-use crate::substream::Substreams;
 
 /// Sample rates a session may have, in Hz.
 pub const MIN_RATE: u32 = 1_000;
@@ -220,29 +219,9 @@ impl Layout {
         Some(FecDecoder::limits(self.packet_bytes(channels), block))
     }
 
-    /// The jitter buffer capacity of each substream under `cfg`, in frames, if the session
-    /// can be played and its buffers (and the caller's output queue,
-    /// [`ReceiverConfig::output_queue_ms`]) fit in the memory budget; otherwise why not
-    /// (`Err(None)`: it cannot be played at all, see [`Layout::buffer_frames`]).
-    pub fn admit(&self, cfg: &ReceiverConfig) -> Result<usize, Option<OverBudget>> {
-        let capacity = self.capacity_frames(cfg).ok_or(None)?;
-        let resample = cfg.drift_correction || self.live;
-        let queued = MediaClock::new(self.spec.rate).frames_in_ms(cfg.output_queue_ms) as usize;
-        let needed_bytes = Substreams::memory_bytes(self, capacity, resample)
-            .saturating_add(queued.saturating_mul(self.spec.frame_bytes()));
-        let available_bytes = MemoryBudget::new(cfg.memory_budget_bytes).session_bytes();
-        if needed_bytes > available_bytes {
-            return Err(Some(OverBudget {
-                needed_bytes,
-                available_bytes,
-            }));
-        }
-        self.buffer_frames(cfg).ok_or(None)
-    }
-
     /// The jitter buffer capacity under `cfg`, in frames, if the rate and channels can be
     /// played (whatever the memory).
-    fn capacity_frames(&self, cfg: &ReceiverConfig) -> Option<usize> {
+    pub(crate) fn capacity_frames(&self, cfg: &ReceiverConfig) -> Option<usize> {
         let spec = self.spec;
         if !(MIN_RATE..=MAX_RATE).contains(&spec.rate) || spec.channels == 0 {
             return None;
@@ -265,6 +244,7 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::budget::MemoryBudget;
     use isostream_transport::rtcp::SubstreamDesc;
 
     fn desc(rate: u32, channels: &[u8]) -> SessionDesc {

@@ -40,8 +40,8 @@
 //! - [`jitter_buffer`]: frames keyed by media position, a ring allocated once.
 //! - [`substream`]: composes the stages of one substream ([`substream::SubstreamRx`]) and
 //!   the set of a session's substreams, which start on one timeline; beside it in
-//!   `substream/`: one substream's stages, retransmissions, the Opus intake, feedback
-//!   (NACKs, report blocks, sender reports).
+//!   `substream/`: the receive context, one substream's stages, retransmissions, the Opus
+//!   intake, feedback (NACKs, report blocks, sender reports).
 //! - [`concealer`]: cubic interpolation of short holes, waveform repetition fading to
 //!   silence for longer ones.
 //! - [`drift`]: the drift estimator and the adaptive resampler (bit-exact until engaged).
@@ -58,7 +58,8 @@
 //!   missing packet plays.
 //! - [`flow`]: PAUSE/RESUME with acknowledgement and retransmission.
 //! - [`control`]: the RTCP the receiver sends (receiver reports, PAUSE/RESUME requests).
-//! - [`stats`]: the counters and how they add up.
+//! - [`stats`]: the counters and how they add up; the counters themselves are plain values
+//!   in `counters.rs`, a leaf that every stage counts into (re-exported by [`stats`]).
 //! - [`layout`]: what a session carries (its description, or a stock stream's first
 //!   packet) and whether it can be played.
 //! - [`budget`]: the memory budget every buffer of a session counts against, and the slab
@@ -77,8 +78,10 @@ pub mod budget;
 pub mod concealer;
 pub mod config;
 pub mod control;
+mod counters;
 pub mod deinterleaver;
 pub mod drift;
+mod error;
 pub mod fec_decoder;
 pub mod flow;
 pub mod jitter_buffer;
@@ -99,16 +102,6 @@ pub mod substream;
 pub mod successor;
 
 pub use config::ReceiverConfig;
+pub use error::ReceiverError;
 pub use session::{ReceiverEvent, ReceiverSession};
 pub use stats::{LatencyStats, ReceiverStats, SubstreamStats};
-
-/// Errors of the receiver library.
-#[derive(Debug, thiserror::Error)]
-pub enum ReceiverError {
-    /// The configuration is inconsistent.
-    #[error("invalid receiver configuration: {0}")]
-    Config(String),
-    /// Socket or file I/O failed.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}

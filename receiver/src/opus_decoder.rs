@@ -24,7 +24,7 @@ pub const MAX_PAYLOAD: usize = 1500;
 /// Longest Opus packet, in frames at 48 kHz (120 ms).
 pub const MAX_PACKET_FRAMES: usize = 5760;
 
-pub use crate::stats::OpusCounts;
+pub use crate::counters::OpusCounts;
 
 #[derive(Debug)]
 struct Slot {

@@ -14,8 +14,8 @@
 
 use isostream_transport::time::{Instant, MediaClock};
 
+use crate::counters::{BufferLevels, ReceiverStats};
 use crate::latency::LatencyMonitor;
-use crate::stats::{BufferLevels, ReceiverStats};
 use crate::steering::{DriftSteering, SteeringInput};
 use crate::substream::{Substreams, LOOKAHEAD, MAX_CHUNK_FRAMES};
 
@@ -286,8 +286,8 @@ mod tests {
 
     mod play {
         use super::super::*;
+        use crate::counters::Drops;
         use crate::layout::{Layout, SubstreamLayout};
-        use crate::stats::Drops;
         use crate::substream::ReceiveContext;
         use bytes::BytesMut;
         use isostream_media::{AudioSpec, SampleFormat};

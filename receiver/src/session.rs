@@ -72,6 +72,7 @@ use crate::stats::Drops;
 use crate::successor::Successor;
 
 use active::Active;
+pub use active::MAX_LOST_TAIL_MS;
 use queue::{Work, WorkQueue};
 use timers::{Deadlines, Timers};
 
@@ -141,13 +142,9 @@ pub struct ReceiverSession {
     last_refusal: Option<OverBudget>,
 }
 
-/// The most audio past the newest received a BYE's sender report may ask to play (lost on
-/// the way, concealed), in ms.
-pub const MAX_LOST_TAIL_MS: u32 = 2_000;
-
 impl ReceiverSession {
     /// Creates a receiver. Errors if the configuration is inconsistent.
-    pub fn new(cfg: ReceiverConfig) -> Result<Self, crate::ReceiverError> {
+    pub fn new(cfg: ReceiverConfig) -> Result<Self, crate::error::ReceiverError> {
         cfg.validate()?;
         let successor =
             Successor::new(MemoryBudget::new(cfg.memory_budget_bytes).successor_bytes());

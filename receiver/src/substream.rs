@@ -24,13 +24,20 @@
 //!
 //! This file chains the stages; the pieces beside it:
 //!
-//! - `stages`: one substream's stages ([`SubstreamRx`]), their memory bound and counters.
+//! - `context`: what the session tells the chain about each datagram ([`ReceiveContext`]),
+//!   a leaf the other pieces read.
+//! - `stages`: one substream's stages ([`SubstreamRx`]), their memory bound and counters,
+//!   and the state of an Opus substream's intake (its decoder).
 //! - `retransmission`: the original of an RFC 4588 retransmission, rebuilt and sent down
 //!   the chain.
 //! - `opus_intake` (feature `opus`): Opus packets through the decoder, and the decoder's
 //!   concealment of holes the playout reaches.
+//!
+//! The session's admission of a layout ([`Layout::admit`]) stands here too, beside
+//! [`Substreams::memory_bytes`] that it measures with.
 //! - `feedback`: NACKs, report blocks, sender reports and the round trip.
 
+mod context;
 mod feedback;
 #[cfg(feature = "opus")]
 mod opus_intake;
@@ -38,38 +45,22 @@ mod retransmission;
 mod stages;
 
 use bytes::{Bytes, BytesMut};
-use isostream_media::{AudioSpec, SampleFormat};
+use isostream_media::AudioSpec;
 use isostream_transport::fec::{RepairHeader, MAX_SHARDS};
 use isostream_transport::rtcp::ReportBlock;
 use isostream_transport::rtp::RtpHeader;
-use isostream_transport::time::{Duration, Instant};
+use isostream_transport::time::{Duration, Instant, MediaClock};
 
+use crate::budget::{MemoryBudget, OverBudget};
+use crate::config::ReceiverConfig;
+use crate::counters::{Drops, SubstreamStats};
 use crate::deinterleaver::CaptureMapping;
 use crate::layout::Layout;
 use crate::merge::ChannelMerge;
-use crate::stats::{Drops, SubstreamStats};
 
 pub use crate::render::{LOOKAHEAD, MAX_CHUNK_FRAMES};
+pub use context::{ReceiveContext, MAX_LIVE_HOLE_S};
 pub use stages::SubstreamRx;
-
-/// The longest hole a live sender's marked packet may close (audio it dropped while
-/// paused), in seconds: a marked packet further ahead is not a resumption.
-pub const MAX_LIVE_HOLE_S: i64 = 60;
-
-/// What the session tells the receive chain about itself, per datagram.
-#[derive(Clone, Copy, Debug)]
-pub struct ReceiveContext {
-    /// Playback has started (the buffers no longer move their start).
-    pub started: bool,
-    /// The source is live.
-    pub live: bool,
-    /// The session's sample format.
-    pub format: SampleFormat,
-    /// A payload type that carries plain L16 (stock streams only).
-    pub stock_l16: Option<u8>,
-    /// The session's sample rate, in Hz.
-    pub rate: u32,
-}
 
 /// The substreams of a session, in output order. See the module documentation.
 #[derive(Debug)]
@@ -439,12 +430,38 @@ impl Substreams {
     }
 }
 
+/// Admission of a session's layout: whether its substreams' buffers fit the memory budget.
+/// It stands here, beside [`Substreams::memory_bytes`] that it measures with, so that the
+/// layout itself knows no substream.
+impl Layout {
+    /// The jitter buffer capacity of each substream under `cfg`, in frames, if the session
+    /// can be played and its buffers (and the caller's output queue,
+    /// [`ReceiverConfig::output_queue_ms`]) fit in the memory budget; otherwise why not
+    /// (`Err(None)`: it cannot be played at all, see [`Layout::buffer_frames`]).
+    pub fn admit(&self, cfg: &ReceiverConfig) -> Result<usize, Option<OverBudget>> {
+        let capacity = self.capacity_frames(cfg).ok_or(None)?;
+        let resample = cfg.drift_correction || self.live;
+        let queued = MediaClock::new(self.spec.rate).frames_in_ms(cfg.output_queue_ms) as usize;
+        let needed_bytes = Substreams::memory_bytes(self, capacity, resample)
+            .saturating_add(queued.saturating_mul(self.spec.frame_bytes()));
+        let available_bytes = MemoryBudget::new(cfg.memory_budget_bytes).session_bytes();
+        if needed_bytes > available_bytes {
+            return Err(Some(OverBudget {
+                needed_bytes,
+                available_bytes,
+            }));
+        }
+        self.buffer_frames(cfg).ok_or(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::jitter_buffer::JitterBuffer;
     use crate::layout::SubstreamLayout;
     use bytes::BytesMut;
+    use isostream_media::SampleFormat;
     use isostream_transport::fec::{BlockEncoder, FecParams, ReedSolomonCodec};
     use isostream_transport::rtcp::{self, SenderReport};
     use isostream_transport::rtp;

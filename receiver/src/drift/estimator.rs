@@ -3,9 +3,6 @@
 
 use isostream_transport::time::Instant;
 
-#[cfg(doc)]
-use super::AdaptiveResampler;
-
 /// Largest correction the controller applies, in ppm (|1/ratio - 1| <= 1000e-6). Ten times
 /// the worst drift of consumer sound cards, and 1.7 cents of pitch: inaudible.
 pub const MAX_CORRECTION_PPM: f64 = 1000.0;
@@ -106,8 +103,9 @@ impl Default for DriftConfig {
 /// Call [`Self::update`] regularly (every few ms of playout, e.g. every pull) while playing,
 /// and apply [`Self::ratio`] to the resamplers until the next update: the estimator assumes
 /// its ratio is what was applied. Pass the occupancy including what the resamplers hold
-/// ([`AdaptiveResampler::buffered_input_frames`]). After a discontinuity of the occupancy that
-/// is not drift (PAUSE/RESUME, a resynchronisation), call [`Self::restart_window`].
+/// ([`AdaptiveResampler::buffered_input_frames`](super::AdaptiveResampler::buffered_input_frames)).
+/// After a discontinuity of the occupancy that is not drift (PAUSE/RESUME, a
+/// resynchronisation), call [`Self::restart_window`].
 ///
 /// Feed a smooth occupancy: if the buffer's end advances in packet-sized steps, add the
 /// frames produced since the newest packet arrived (`rate x (now - its arrival)`, at most one

@@ -8,9 +8,6 @@ use rubato::{
     WindowFunction,
 };
 
-#[cfg(doc)]
-use super::DriftEstimator;
-
 /// A ratio further than this from 1.0 (relative: 1 ppm) engages an [`AdaptiveResampler`].
 pub const ENGAGE_THRESHOLD: f64 = 1e-6;
 
@@ -43,7 +40,8 @@ const MAX_RELATIVE_RATIO: f64 = 1.01;
 /// the ratio, as long as every ratio seen was within [`ENGAGE_THRESHOLD`] (1 ppm) of 1.0. The
 /// first ratio beyond that engages rubato's sinc resampler, and it stays engaged even if the
 /// ratio returns to 1.0 (leaving again would need a phase-exact hand-over). A stream without
-/// drift, whose [`DriftEstimator`] never engages, therefore stays bit-exact end to end.
+/// drift, whose [`DriftEstimator`](super::DriftEstimator) never engages, therefore stays
+/// bit-exact end to end.
 ///
 /// # Seamless engagement
 ///
@@ -57,7 +55,7 @@ const MAX_RELATIVE_RATIO: f64 = 1.01;
 ///
 /// Engaged, the stage holds [`Self::buffered_input_frames`] input frames (about
 /// `SINC_LEN / 2 + CHUNK_FRAMES`, 2 to 4 ms at 48 kHz) that it pulled but has not played; add
-/// them to the occupancy fed to the [`DriftEstimator`].
+/// them to the occupancy fed to the [`DriftEstimator`](super::DriftEstimator).
 ///
 /// Substreams played by one clock stay sample-aligned if their resamplers are called with the
 /// same ratios and output lengths: they then engage on the same call and consume alike.

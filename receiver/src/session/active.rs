@@ -7,13 +7,16 @@ use isostream_media::AudioSpec;
 use isostream_transport::rtp;
 use isostream_transport::time::{Instant, MediaClock};
 
-use super::MAX_LOST_TAIL_MS;
 use crate::budget::DatagramQueue;
 use crate::config::ReceiverConfig;
 use crate::flow::FlowStats;
 use crate::playout::Playout;
 use crate::stats::{self, Drops, ReceiverStats};
 use crate::substream::{ReceiveContext, Substreams};
+
+/// The most audio past the newest received a BYE's sender report may ask to play (lost on
+/// the way, concealed), in ms.
+pub const MAX_LOST_TAIL_MS: u32 = 2_000;
 
 /// The current (or last) session.
 pub(super) struct Active {

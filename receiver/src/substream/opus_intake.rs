@@ -8,30 +8,10 @@ use isostream_media::SampleFormat;
 use isostream_transport::rtp::{self, RtpHeader};
 use isostream_transport::time::Instant;
 
-use super::{ReceiveContext, Substreams, LOOKAHEAD};
-use crate::opus_decoder::OpusDecoder;
-use crate::stats::Drops;
-
-/// An Opus substream's decoder, and the receive context of the last packet it took (the
-/// context its concealed audio is written with).
-#[derive(Debug)]
-pub(super) struct OpusIntake {
-    /// The decoder (RFC 7587, 48 kHz), which holds packets until they are in order.
-    pub(super) decoder: Box<OpusDecoder>,
-    /// The context of the last packet pushed into the decoder.
-    pub(super) last_ctx: Option<ReceiveContext>,
-}
-
-impl OpusIntake {
-    /// The intake of a substream of `channels` channels: `None` for a count the decoder
-    /// does not take (anything but 1 or 2).
-    pub(super) fn new(channels: u16) -> Option<Self> {
-        OpusDecoder::new(channels).map(|d| OpusIntake {
-            decoder: Box::new(d),
-            last_ctx: None,
-        })
-    }
-}
+use super::context::ReceiveContext;
+use super::stages::OpusIntake;
+use super::{Substreams, LOOKAHEAD};
+use crate::counters::Drops;
 
 impl Substreams {
     /// An Opus packet of substream `i`: to the decoder, which decodes what is in order.

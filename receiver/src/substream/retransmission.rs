@@ -7,8 +7,9 @@ use isostream_transport::time::Instant;
 
 use bytes::BytesMut;
 
-use super::{ReceiveContext, Substreams};
-use crate::stats::Drops;
+use super::context::ReceiveContext;
+use super::Substreams;
+use crate::counters::Drops;
 
 impl Substreams {
     /// A retransmission (RFC 4588) of a media packet of substream `i` arrived at `now`:

@@ -1,23 +1,26 @@
 //! One substream's stages ([`SubstreamRx`]): the arrival stage, the FEC decoder, the
 //! de-interleaver, the jitter buffer, the playout side (concealer and resampler) and, when
 //! the sender answers NACKs, the NACK stage, with their construction, memory bound and
-//! counters. [`super::Substreams`] moves a packet down them.
+//! counters, and the state of an Opus substream's intake (its decoder). [`super::Substreams`]
+//! moves a packet down them (an Opus packet through `opus_intake.rs`).
 
 use isostream_media::AudioSpec;
 use isostream_transport::fec::DecoderLimits;
 use isostream_transport::rtp::RtpHeader;
 use isostream_transport::time::Duration;
 
-use super::{ReceiveContext, MAX_LIVE_HOLE_S};
+use super::context::{ReceiveContext, MAX_LIVE_HOLE_S};
 use crate::arrival::Arrival;
+use crate::counters::{Drops, SubstreamStats};
 use crate::deinterleaver::{Deinterleaver, PlaceInput, Placement, Reject};
 use crate::fec_decoder::FecDecoder;
 use crate::jitter_buffer::JitterBuffer;
 use crate::layout::Framing;
 use crate::nack::Nacker;
 use crate::nack_clock::NackClock;
+#[cfg(feature = "opus")]
+use crate::opus_decoder::OpusDecoder;
 use crate::render::Render;
-use crate::stats::{Drops, SubstreamStats};
 
 /// One substream's stages. See the module documentation.
 #[derive(Debug)]
@@ -48,7 +51,30 @@ pub struct SubstreamRx {
     pub(super) released: Option<SubstreamStats>,
     /// The Opus decoder of an Opus substream, and the context of the last packet it took.
     #[cfg(feature = "opus")]
-    pub(super) opus: Option<super::opus_intake::OpusIntake>,
+    pub(super) opus: Option<OpusIntake>,
+}
+
+/// An Opus substream's decoder, and the receive context of the last packet it took (the
+/// context its concealed audio is written with).
+#[cfg(feature = "opus")]
+#[derive(Debug)]
+pub(super) struct OpusIntake {
+    /// The decoder (RFC 7587, 48 kHz), which holds packets until they are in order.
+    pub(super) decoder: Box<OpusDecoder>,
+    /// The context of the last packet pushed into the decoder.
+    pub(super) last_ctx: Option<ReceiveContext>,
+}
+
+#[cfg(feature = "opus")]
+impl OpusIntake {
+    /// The intake of a substream of `channels` channels: `None` for a count the decoder
+    /// does not take (anything but 1 or 2).
+    pub(super) fn new(channels: u16) -> Option<Self> {
+        OpusDecoder::new(channels).map(|d| OpusIntake {
+            decoder: Box::new(d),
+            last_ctx: None,
+        })
+    }
 }
 
 impl SubstreamRx {
@@ -86,7 +112,7 @@ impl SubstreamRx {
     /// other counts get no decoder, and their packets are dropped as malformed).
     #[cfg(feature = "opus")]
     pub fn with_opus(mut self) -> Self {
-        self.opus = super::opus_intake::OpusIntake::new(self.channels);
+        self.opus = OpusIntake::new(self.channels);
         self
     }
 

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::codec::ErasureCodec;
-use super::header::{RepairHeader, SHARD_PREFIX_LEN};
+use super::header::RepairHeader;
+use super::lengths::SHARD_PREFIX_LEN;
 use super::params::MAX_SHARDS;
 use crate::rtp;
 

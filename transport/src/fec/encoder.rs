@@ -5,7 +5,8 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 use super::codec::ErasureCodec;
-use super::header::{RepairHeader, MAX_SOURCE_LEN, REPAIR_HEADER_LEN};
+use super::header::RepairHeader;
+use super::lengths::{MAX_SOURCE_LEN, REPAIR_HEADER_LEN};
 use super::params::FecParams;
 use crate::rtp::RtpHeader;
 

@@ -1,6 +1,6 @@
 //! Errors of the FEC layer.
 
-use super::header::{MIN_SHARD_LEN, REPAIR_HEADER_LEN};
+use super::lengths::{MIN_SHARD_LEN, REPAIR_HEADER_LEN};
 use crate::rtp::PT_REPAIR;
 
 /// Errors of the FEC layer: bad parameters, unparsable repair datagrams, codec failures.

@@ -1,23 +1,13 @@
 //! The wire format of a repair datagram and of a source shard (drawn in the
-//! [module docs](super)): the header's fields, its length constants, parsing and writing.
+//! [module docs](super)): the header's fields, parsing and writing (its length constants are
+//! `lengths.rs`').
 
 use bytes::{BufMut, BytesMut};
 
 use super::error::FecError;
+use super::lengths::{MIN_SHARD_LEN, REPAIR_HEADER_LEN};
 use super::params::check_km;
 use crate::rtp::{self, RtpHeader};
-
-/// Length of the FEC header that follows the RTP header in a repair datagram, in bytes.
-pub const FEC_HEADER_LEN: usize = 8;
-/// Total header length of a repair datagram (RTP + FEC header) before the shard, in bytes.
-pub const REPAIR_HEADER_LEN: usize = rtp::HEADER_LEN + FEC_HEADER_LEN;
-/// Length of the length prefix at the start of every source shard, in bytes.
-pub const SHARD_PREFIX_LEN: usize = 2;
-/// Largest source datagram that can be protected, in bytes (its length must fit the u16
-/// prefix and `L = length + 2` must fit the u16 shard length field).
-pub const MAX_SOURCE_LEN: usize = u16::MAX as usize - SHARD_PREFIX_LEN;
-/// Smallest shard length a valid repair datagram can carry, in bytes (prefix + RTP header).
-pub const MIN_SHARD_LEN: usize = SHARD_PREFIX_LEN + rtp::HEADER_LEN;
 
 /// The 20 header bytes of a repair datagram (RTP fixed header + FEC header), decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

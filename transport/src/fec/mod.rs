@@ -33,7 +33,8 @@
 //!
 //! * `params.rs`: the block geometry [`FecParams`] (`k`, `m`) and its limits.
 //! * `header.rs`: the wire format of a repair datagram ([`RepairHeader`]) and of a source
-//!   shard, with their length constants. The RTP part (fixed header length, the repair
+//!   shard; `lengths.rs`: their length constants ([`REPAIR_HEADER_LEN`], [`MIN_SHARD_LEN`]...),
+//!   a leaf that the errors measure with too. The RTP part (fixed header length, the repair
 //!   payload type [`PT_REPAIR`](crate::rtp::PT_REPAIR)) is [`crate::rtp`]'s.
 //! * `codec.rs`: the [`ErasureCodec`] interface and its Reed-Solomon implementation
 //!   [`ReedSolomonCodec`].
@@ -48,6 +49,7 @@ mod decoder;
 mod encoder;
 mod error;
 mod header;
+mod lengths;
 mod params;
 
 #[cfg(test)]
@@ -60,8 +62,8 @@ pub use decoder::{
 };
 pub use encoder::BlockEncoder;
 pub use error::FecError;
-pub use header::{
-    RepairHeader, FEC_HEADER_LEN, MAX_SOURCE_LEN, MIN_SHARD_LEN, REPAIR_HEADER_LEN,
-    SHARD_PREFIX_LEN,
+pub use header::RepairHeader;
+pub use lengths::{
+    FEC_HEADER_LEN, MAX_SOURCE_LEN, MIN_SHARD_LEN, REPAIR_HEADER_LEN, SHARD_PREFIX_LEN,
 };
 pub use params::{FecParams, MAX_SHARDS};
