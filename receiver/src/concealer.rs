@@ -497,7 +497,7 @@ impl Concealer {
         // lag's window is a contiguous slice (x = m[t], y = m[t - lag], t = n - win, +2, ...)
         let (even, odd) = self.parity.split_at_mut(n.div_ceil(2));
         for (i, &v) in m.iter().enumerate() {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 even[i / 2] = v;
             } else {
                 odd[i / 2] = v;
@@ -506,7 +506,7 @@ impl Concealer {
         let (even, odd) = (&even[..n.div_ceil(2)], &odd[..n / 2]);
         let x0 = n - win;
         let half = |start: usize| -> &[f32] {
-            let (a, i) = if start % 2 == 0 {
+            let (a, i) = if start.is_multiple_of(2) {
                 (even, start / 2)
             } else {
                 (odd, start / 2)
