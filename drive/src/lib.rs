@@ -7,7 +7,8 @@
 //! - [`offload`]: file, pipe and device I/O on threads of their own behind bounded queues, so
 //!   that a slow disk or a stalled pipe never stops socket reads;
 //! - [`srtp`]: SRTP/SRTCP on every datagram when a key is given, one stage in the pumps;
-//! - [`audio`]: the source and sink traits the CLI's files, pipes and devices implement.
+//! - [`audio`]: the source and sink traits the CLI's files, pipes and devices implement;
+//! - [`resample`]: a source read at another rate (Opus takes 48 kHz only).
 //!
 //! The sessions themselves (crates `isostream-sender` and `isostream-receiver`) own no
 //! socket, thread or clock and do not depend on tokio.
@@ -18,6 +19,7 @@ mod net;
 pub mod offload;
 pub mod pump;
 pub mod recv;
+pub mod resample;
 pub mod send;
 pub mod srtp;
 

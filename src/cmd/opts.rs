@@ -40,7 +40,8 @@ pub struct StreamOpts {
     #[arg(long, default_value_t = 100.0)]
     pub retransmission_cap: f64,
     /// How the audio is coded: `l16` (raw PCM in the input's format, the default) or `opus`
-    /// (RFC 7587, 48 kHz input; needs a build with `--features opus`).
+    /// (RFC 7587 at 48 kHz: `send` resamples a file or pipe at another rate; needs a build
+    /// with `--features opus`).
     #[arg(long, default_value = "l16", value_parser = ["l16", "opus"])]
     pub codec: String,
     /// Opus bitrate of each substream, in bits/s (default 128000 for stereo, 64000 mono).
@@ -284,7 +285,7 @@ impl StreamOpts {
         }
         if cfg.spec.rate != 48_000 {
             bail!(
-                "--codec opus needs 48 kHz input and this is {} Hz: resample it first (e.g. ffmpeg -i IN -ar 48000 OUT.wav)",
+                "--codec opus codes 48 kHz and this input is {} Hz: capture at --rate 48000 (files and pipes are resampled by `send`)",
                 cfg.spec.rate
             );
         }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use isostream::io::{MultiInput, PcmInput, WavInput};
+use isostream_drive::resample::Resampled;
 use isostream_drive::send::{self as sdriver, Input};
 use isostream_drive::AudioSource;
 use isostream_media::{AudioSpec, PcmReader, RawFormat, WavSource};
@@ -107,6 +108,9 @@ fn open_input(path: &str, a: &SendArgs) -> Result<(Box<dyn AudioSource>, AudioSp
     Ok((Box::new(WavInput(w)), spec))
 }
 
+/// The only rate Opus (RFC 7587) codes here, in Hz.
+const OPUS_RATE: u32 = 48_000;
+
 /// `isostream send`.
 pub async fn run(a: SendArgs) -> Result<()> {
     for p in a.stats_json.iter().chain(&a.sdp) {
@@ -145,7 +149,7 @@ pub async fn run(a: SendArgs) -> Result<()> {
         }
     }
     let per_input: Vec<u16> = inputs.iter().map(|(_, s)| s.channels).collect();
-    let spec = AudioSpec {
+    let mut spec = AudioSpec {
         channels: per_input.iter().sum(),
         ..first
     };
@@ -159,6 +163,16 @@ pub async fn run(a: SendArgs) -> Result<()> {
                 .collect(),
         ))
     };
+    // Opus codes 48 kHz only: a file or pipe at another rate is resampled on the way in
+    let in_rate = spec.rate;
+    let source: Box<dyn AudioSource> =
+        if a.stream.codec == "opus" && spec.rate != OPUS_RATE && device.is_none() {
+            let r = Resampled::new(source, spec, OPUS_RATE)?;
+            spec.rate = OPUS_RATE;
+            Box::new(r)
+        } else {
+            source
+        };
     let mut cfg = SenderConfig::new(spec);
     cfg.substream_channels = per_input;
     cfg.live = a.live || device.is_some();
@@ -238,6 +252,7 @@ pub async fn run(a: SendArgs) -> Result<()> {
         WavSource::open(&a.inputs[0])
             .ok()
             .and_then(|w| w.total_frames())
+            .map(|f| (f as f64 * f64::from(spec.rate) / f64::from(in_rate)).round() as u64)
     } else {
         None
     };
@@ -261,11 +276,16 @@ pub async fn run(a: SendArgs) -> Result<()> {
     } else {
         Input::Stored(source)
     };
+    let resampled = if in_rate != spec.rate {
+        format!(" (resampled from {in_rate} Hz)")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "isostream send: {} -> {to}: {spec}, {} substream(s), {} ms packets, FEC {}, interleave {}, spread {}{}",
+        "isostream send: {} -> {to}: {spec}{resampled}, {} substream(s), {} ms packets, FEC {}, interleave {}, spread {}{}",
         a.inputs.join(" "),
         cfg.substream_channels.len(),
-        a.stream.packet_ms(cfg.live),
+        f64::from(cfg.packet_frames) * 1000.0 / f64::from(spec.rate),
         cfg.fec.map_or("off".to_string(), |f| f.to_string()),
         cfg.interleave,
         cfg.spread,
