@@ -159,6 +159,14 @@ pub struct BenchReport {
     pub packets_unrecoverable: u64,
     /// Residual loss, a fraction (0..1): unrecoverable / media packets.
     pub residual_loss: f64,
+    /// Missing Opus packets replaced by Opus's own loss concealment when their audio was
+    /// due (the receiver's `substreams[].opus.packets_plc`, summed; null for L16).
+    pub packets_plc: Option<u64>,
+    /// Missing Opus packets decoded from the next packet's in-band FEC (summed; null for L16).
+    pub packets_fec: Option<u64>,
+    /// Opus packets that arrived after their place had been concealed, dropped (summed;
+    /// null for L16).
+    pub packets_late: Option<u64>,
     /// Frames filled by interpolation (summed over substreams).
     pub frames_interpolated: u64,
     /// The same audio, in ms.
@@ -471,6 +479,15 @@ pub fn simulate(
             .unwrap_or(0.0)
     };
     let media_packets = r.sender.packets_sent as f64;
+    let opus_sum = |f: fn(&isostream_receiver::stats::OpusCounts) -> u64| {
+        let subs: Vec<_> = r
+            .receiver
+            .substreams
+            .iter()
+            .filter_map(|s| s.opus)
+            .collect();
+        (!subs.is_empty()).then(|| subs.iter().map(f).sum())
+    };
     let wire_bytes = r.sender.media_bytes
         + r.sender.repair_bytes
         + r.sender.retransmission.retransmission_bytes
@@ -503,6 +520,9 @@ pub fn simulate(
         retransmissions_unavailable: r.sender.retransmission.retransmissions_unavailable,
         packets_unrecoverable: r.receiver.packets_unrecoverable,
         residual_loss: r.receiver.residual_loss,
+        packets_plc: opus_sum(|o| o.packets_plc),
+        packets_fec: opus_sum(|o| o.packets_fec),
+        packets_late: opus_sum(|o| o.packets_late),
         frames_interpolated: r.receiver.frames_interpolated,
         interpolated_ms: clock.ms_of(r.receiver.frames_interpolated),
         frames_concealed: r.receiver.frames_concealed,
@@ -651,6 +671,15 @@ fn print_table(r: &BenchReport) {
             ),
         ),
         ("residual loss", format!("{:.3} %", r.residual_loss * 100.0)),
+        (
+            "Opus decoder",
+            match (r.packets_plc, r.packets_fec, r.packets_late) {
+                (Some(plc), Some(fec), Some(late)) => format!(
+                    "{plc} packets by loss concealment, {fec} from in-band FEC, {late} late (dropped)"
+                ),
+                _ => "-".into(),
+            },
+        ),
         (
             "interpolated / concealed",
             format!("{:.1} ms / {:.1} ms", r.interpolated_ms, r.concealed_ms),
