@@ -423,3 +423,147 @@ impl AudioSource for MemorySource<'_> {
         Ok(n)
     }
 }
+
+/// A local Opus encode and decode with a sender's settings (feature `opus`): what a clean
+/// link plays for `--codec opus`, the reference that tells network damage from codec loss
+/// (`bench --codec opus`, tests/opus.rs).
+///
+/// It does what the sender's encoder stage and the receiver's decoder do, with libopus
+/// directly: each substream on its own, 48 kHz, `Application::Audio`, frames of
+/// [`OpusParams::frame_frames`] (the last one padded with silence), the output cut to the
+/// input's length and not shifted: output frame `n` is decoded frame `n`, which lags the
+/// input by the encoder's lookahead ([`lookahead_frames`]).
+#[cfg(feature = "opus")]
+pub mod opus_local {
+    use isostream_media::{compare, AudioSpec, SampleFormat};
+    pub use isostream_sender::OpusParams;
+
+    fn channels(n: u16) -> opus::Channels {
+        if n == 2 {
+            opus::Channels::Stereo
+        } else {
+            opus::Channels::Mono
+        }
+    }
+
+    fn encoder(p: &OpusParams, ch: u16) -> opus::Encoder {
+        let mut enc = opus::Encoder::new(48_000, channels(ch), opus::Application::Audio)
+            .expect("libopus takes 48 kHz, 1 or 2 channels");
+        enc.set_bitrate(opus::Bitrate::Bits(p.bitrate as i32))
+            .expect("a valid bitrate");
+        enc.set_inband_fec(p.inband_fec).expect("in-band FEC");
+        enc.set_packet_loss_perc(p.expected_loss_percent.min(100) as i32)
+            .expect("a loss percentage");
+        enc
+    }
+
+    /// The encoder's lookahead for these settings, from libopus (`OPUS_GET_LOOKAHEAD`), in
+    /// frames at 48 kHz: 312 (6.5 ms) for `Application::Audio`.
+    pub fn lookahead_frames(p: &OpusParams, channels: u16) -> u32 {
+        encoder(p, channels.clamp(1, 2))
+            .get_lookahead()
+            .map_or(0, |v| v.max(0) as u32)
+    }
+
+    /// The spec of what an Opus receiver plays for an input of `spec`: 48 kHz, S16.
+    pub fn output_spec(spec: AudioSpec) -> AudioSpec {
+        AudioSpec {
+            rate: 48_000,
+            format: SampleFormat::S16,
+            ..spec
+        }
+    }
+
+    /// `input` (wire frames of `spec`) as S16 wire frames, converted as the sender's encoder
+    /// stage converts them: the original that Opus codes.
+    pub fn to_s16(input: &[u8], spec: AudioSpec) -> Vec<u8> {
+        let f = spec.format;
+        if f == SampleFormat::S16 {
+            return input.to_vec();
+        }
+        input
+            .chunks_exact(f.bytes())
+            .flat_map(|s| {
+                ((f.decode(s) * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16).to_be_bytes()
+            })
+            .collect()
+    }
+
+    /// The local encode and decode of `input` (wire frames of `spec`, 48 kHz), substream by
+    /// substream (`substream_channels`, in channel order, as `SenderConfig`), with `p`:
+    /// S16 wire frames of [`output_spec`], the input's length. Panics unless `spec` is
+    /// 48 kHz and the substreams have 1 or 2 channels each and add up to `spec.channels`.
+    pub fn round_trip(
+        input: &[u8],
+        spec: AudioSpec,
+        p: &OpusParams,
+        substream_channels: &[u16],
+    ) -> Vec<u8> {
+        assert_eq!(spec.rate, 48_000, "Opus codes 48 kHz here");
+        let c = spec.channels as usize;
+        assert_eq!(
+            substream_channels
+                .iter()
+                .map(|&n| n as usize)
+                .sum::<usize>(),
+            c,
+            "substreams cover the channels"
+        );
+        let pcm = to_s16(input, spec);
+        let samples: Vec<i16> = pcm
+            .chunks_exact(2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .collect();
+        let frames = samples.len() / c.max(1);
+        let n = p.frame_frames() as usize;
+        let mut out = vec![0i16; frames * c];
+        let mut first = 0;
+        for &sc in substream_channels {
+            let sc = sc as usize;
+            assert!((1..=2).contains(&sc), "Opus codes 1 or 2 channels");
+            let mut enc = encoder(p, sc as u16);
+            let mut dec = opus::Decoder::new(48_000, channels(sc as u16)).expect("a decoder");
+            let mut frame = vec![0i16; n * sc];
+            let mut decoded = vec![0i16; n * sc];
+            let mut packet = vec![0u8; 1275];
+            for start in (0..frames).step_by(n.max(1)) {
+                let len = n.min(frames - start);
+                frame.fill(0);
+                for i in 0..len {
+                    let from = (start + i) * c + first;
+                    frame[i * sc..(i + 1) * sc].copy_from_slice(&samples[from..from + sc]);
+                }
+                let bytes = enc.encode(&frame, &mut packet).expect("libopus encodes");
+                let got = dec
+                    .decode(&packet[..bytes], &mut decoded, false)
+                    .expect("libopus decodes its own packet");
+                for i in 0..got.min(len) {
+                    let to = (start + i) * c + first;
+                    out[to..to + sc].copy_from_slice(&decoded[i * sc..(i + 1) * sc]);
+                }
+            }
+            first += sc;
+        }
+        out.iter().flat_map(|s| s.to_be_bytes()).collect()
+    }
+
+    /// SNR of `decoded` against `original` (both wire frames of `spec`) once a delay of
+    /// about `delay` frames is taken off, in dB: the best over delays within 8 frames of it
+    /// (Opus's filters shift a tone's phase by a few frames). `+inf` when identical.
+    pub fn snr_after_delay(original: &[u8], decoded: &[u8], spec: AudioSpec, delay: usize) -> f64 {
+        let fb = spec.frame_bytes();
+        let frames = (original.len() / fb).min(decoded.len() / fb);
+        (delay.saturating_sub(8)..=delay + 8)
+            .filter(|&lag| lag < frames)
+            .map(|lag| {
+                let n = frames - lag;
+                compare(
+                    &original[..n * fb],
+                    &decoded[lag * fb..(lag + n) * fb],
+                    spec,
+                )
+                .snr_db
+            })
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+}

@@ -96,6 +96,7 @@ const NO_UNIT: &[&str] = &[
     "profile",
     "seed",
     "fec",
+    "codec",
     "opus",
     "interleave",
     "spread",
