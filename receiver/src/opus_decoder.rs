@@ -16,9 +16,12 @@
 
 use isostream_transport::seq::seq_delta;
 
-/// Most packets held ahead of a missing one (a hole wider than this restarts the order at
-/// the newest packet; the audio in between is left to the concealer).
-pub const HOLD_PACKETS: usize = 64;
+/// Most packets held ahead of a missing one: 10 s of 20 ms frames, so that a stored
+/// stream's retransmissions, which come back while seconds of audio are buffered ahead of
+/// playout, still find their place. A packet further ahead first makes room: the missing
+/// packets before the held ones are concealed and the held ones decoded
+/// ([`OpusDecoder::make_room`]); only with nothing held does the order restart at it.
+pub const HOLD_PACKETS: usize = 512;
 /// Largest Opus packet kept, in bytes (a single-frame packet is at most 1275).
 pub const MAX_PAYLOAD: usize = 1500;
 /// Longest Opus packet, in frames at 48 kHz (120 ms).
@@ -138,6 +141,28 @@ impl OpusDecoder {
         s.full = true;
         s.data[..payload.len()].copy_from_slice(payload);
         true
+    }
+
+    /// Whether packet `seq` fits in the hold window (taking it would not restart the order).
+    pub fn fits(&self, seq: u16) -> bool {
+        self.next
+            .is_none_or(|(n, _)| i32::from(seq_delta(seq, n)) < HOLD_PACKETS as i32)
+    }
+
+    /// One step towards room for packet `seq` when it does not [fit](Self::fits) and
+    /// packets are held: decodes the next packet if it is held, else conceals it (its
+    /// retransmission, if it ever comes, is then late). `None` once `seq` fits or nothing
+    /// is held (the order then restarts at `seq` when it is pushed).
+    pub fn make_room(&mut self, seq: u16) -> Option<Decoded<'_>> {
+        if self.fits(seq) || !self.slots.iter().any(|s| s.full) {
+            return None;
+        }
+        let (next, _) = self.next?;
+        if self.held(next).is_some() {
+            self.decode_next()
+        } else {
+            self.conceal_next()
+        }
     }
 
     /// The held packet with sequence number `seq`, if any.
@@ -296,6 +321,83 @@ mod tests {
             "a packet decoded already is late"
         );
         assert_eq!(d.counts().packets_late, 1);
+    }
+
+    #[test]
+    fn a_packet_beyond_the_hold_window_gives_up_the_hole_but_none_of_the_held_packets() {
+        let n = HOLD_PACKETS + 10;
+        let (p, reference) = packets(n);
+        let mut d = OpusDecoder::new(2).unwrap();
+        let mut got: Vec<i16> = Vec::new();
+        let mut take = |x: Decoded<'_>, got: &mut Vec<i16>| {
+            assert_eq!(
+                x.ts,
+                960 * (got.len() / 1920) as u32,
+                "in order, at its timestamp"
+            );
+            got.extend(samples(&x));
+        };
+        // packet 1 is lost; 2 .. HOLD_PACKETS are held behind it
+        for k in (0..HOLD_PACKETS).filter(|&k| k != 1) {
+            assert!(d.fits(k as u16));
+            assert!(d.push(k as u16, 960 * k as u32, &p[k]));
+            while let Some(x) = d.decode_next() {
+                take(x, &mut got);
+            }
+        }
+        assert_eq!(got.len(), 1920, "only packet 0 is in order");
+        // the next packets no longer fit: room is made by concealing packet 1 alone
+        let k = HOLD_PACKETS + 1;
+        assert!(!d.fits(k as u16));
+        while let Some(x) = d.make_room(k as u16) {
+            take(x, &mut got);
+        }
+        assert!(d.fits(k as u16));
+        assert!(d.push(k as u16, 960 * k as u32, &p[k]));
+        let c = d.counts();
+        // (libopus "rebuilds" a packet from a neighbour without in-band FEC by concealment)
+        assert_eq!(
+            (c.packets_plc + c.packets_fec, c.packets_decoded),
+            (1, 1),
+            "{c:?}"
+        );
+        // everything held is still there: it decodes as packet HOLD_PACKETS arrives
+        assert!(d.push(
+            HOLD_PACKETS as u16,
+            960 * HOLD_PACKETS as u32,
+            &p[HOLD_PACKETS]
+        ));
+        while let Some(x) = d.decode_next() {
+            take(x, &mut got);
+        }
+        let c = d.counts();
+        assert_eq!(
+            (c.packets_plc + c.packets_fec, c.packets_decoded),
+            (1, HOLD_PACKETS as u64 + 1),
+            "{c:?}"
+        );
+        assert_eq!(got.len(), (HOLD_PACKETS + 2) * 1920);
+        // once the decoder's state has settled after the concealed packet, the audio is the
+        // local decode's again, to within its recovery
+        let tail = 1920 * 40;
+        let (a, b) = (
+            &got[got.len() - tail..],
+            &reference[got.len() - tail..got.len()],
+        );
+        let err: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum();
+        let sig: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+        assert!(
+            10.0 * (sig / err.max(1.0)).log10() > 20.0,
+            "the held packets' audio"
+        );
+        assert!(
+            !d.push(1, 960, &p[1]),
+            "the concealed packet's retransmission is late"
+        );
     }
 
     #[test]

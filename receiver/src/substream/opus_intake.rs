@@ -32,19 +32,27 @@ impl Substreams {
             last_ctx,
         } = sub.opus.as_mut()?;
         *last_ctx = Some(*ctx);
+        if !dec.fits(h.seq) {
+            // far ahead of a hole: the held packets are decoded, not given up
+            self.drain_opus_until(Some(now), i, ctx, drops, None, Some(h.seq));
+        }
+        let Some(OpusIntake { decoder: dec, .. }) = self.subs[i].opus.as_mut() else {
+            return None;
+        };
         if !dec.push(h.seq, h.timestamp, payload) {
             // counted by the decoder (late or too large)
             return None;
         }
         // a hole the playout has already reached is concealed at once
         let due = ctx.started.then(|| self.read_pos() + LOOKAHEAD as i64);
-        self.drain_opus_until(Some(now), i, ctx, drops, due);
+        self.drain_opus_until(Some(now), i, ctx, drops, due, None);
         pos
     }
 
     /// Writes what substream `i`'s Opus decoder has in order into its jitter buffer; with
     /// `conceal_before` also conceals missing packets whose audio starts before that
-    /// position (frames), as playout is about to reach them.
+    /// position (frames), as playout is about to reach them; with `room_for`, first makes
+    /// room in the decoder's hold window for that sequence number.
     fn drain_opus_until(
         &mut self,
         now: Option<Instant>,
@@ -52,6 +60,7 @@ impl Substreams {
         ctx: &ReceiveContext,
         drops: &mut Drops,
         conceal_before: Option<i64>,
+        room_for: Option<u16>,
     ) {
         let mut pcm = std::mem::take(&mut self.pcm);
         loop {
@@ -59,6 +68,13 @@ impl Substreams {
             let Some(OpusIntake { decoder: dec, .. }) = sub.opus.as_mut() else {
                 break;
             };
+            if let Some(d) = room_for.and_then(|seq| dec.make_room(seq)) {
+                pcm.clear();
+                pcm.extend_from_slice(d.pcm);
+                let ts = d.ts;
+                self.deliver_decoded(now, i, ts, &pcm, ctx, drops);
+                continue;
+            }
             let ts = match dec.decode_next() {
                 Some(d) => {
                     pcm.clear();
@@ -89,21 +105,35 @@ impl Substreams {
                     d.ts
                 }
             };
-            let h = RtpHeader {
-                marker: false,
-                payload_type: rtp::PT_L16,
-                seq: 0,
-                timestamp: ts,
-                ssrc: sub.ssrc,
-            };
-            let pcm_ctx = ReceiveContext {
-                stock_l16: None,
-                format: SampleFormat::S16,
-                ..*ctx
-            };
-            self.deliver_pcm(now, i, &h, &pcm, &pcm_ctx, drops);
+            self.deliver_decoded(now, i, ts, &pcm, ctx, drops);
         }
         self.pcm = pcm;
+    }
+
+    /// Decoded audio of substream `i` (16-bit wire frames for RTP timestamp `ts`) down the
+    /// chain like a PCM packet's.
+    fn deliver_decoded(
+        &mut self,
+        now: Option<Instant>,
+        i: usize,
+        ts: u32,
+        pcm: &[u8],
+        ctx: &ReceiveContext,
+        drops: &mut Drops,
+    ) {
+        let h = RtpHeader {
+            marker: false,
+            payload_type: rtp::PT_L16,
+            seq: 0,
+            timestamp: ts,
+            ssrc: self.subs[i].ssrc,
+        };
+        let pcm_ctx = ReceiveContext {
+            stock_l16: None,
+            format: SampleFormat::S16,
+            ..*ctx
+        };
+        self.deliver_pcm(now, i, &h, pcm, &pcm_ctx, drops);
     }
 
     /// Conceals, in every Opus substream, the missing packets whose audio plays within the
@@ -117,7 +147,7 @@ impl Substreams {
             let Some(ctx) = self.subs[i].opus.as_ref().and_then(|o| o.last_ctx) else {
                 continue;
             };
-            self.drain_opus_until(None, i, &ctx, &mut drops, Some(limit));
+            self.drain_opus_until(None, i, &ctx, &mut drops, Some(limit), None);
         }
     }
 }
