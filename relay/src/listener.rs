@@ -81,6 +81,8 @@ pub struct Listener {
     next_report: Option<Instant>,
     finals_sent: u32,
     next_final: Option<Instant>,
+    /// When the first final compound went.
+    final_at: Option<Instant>,
     stats: ListenerStats,
     arena: BytesMut,
 }
@@ -101,6 +103,7 @@ impl Listener {
             next_report: None,
             finals_sent: 0,
             next_final: None,
+            final_at: None,
             stats: ListenerStats {
                 addr: addr.to_string(),
                 ssrc,
@@ -126,9 +129,11 @@ impl Listener {
         self.last_heard + timeout
     }
 
-    /// Whether it got the final compound every time.
+    /// Whether it finished: it was sent the final compound every time, and was heard after
+    /// the first (a listener that died before the end, whose final compounds went to a
+    /// closed port, did not finish).
     pub fn finished(&self) -> bool {
-        self.finals_sent >= FINAL_REPEATS
+        self.finals_sent >= FINAL_REPEATS && self.final_at.is_some_and(|t| self.last_heard > t)
     }
 
     /// Whether it has paused its stream.
@@ -230,6 +235,7 @@ impl Listener {
                     self.finals_sent += 1;
                     self.stats.final_reports_sent += 1;
                     self.next_final = Some(now + FINAL_GAP);
+                    self.final_at.get_or_insert(now);
                     self.send(out, f.clone());
                 }
             }

@@ -38,7 +38,7 @@ use isostream_transport::rtcp::{self, RtcpPacket};
 use isostream_transport::rtp::{self, DatagramKind, RtpHeader};
 use isostream_transport::sans_io::{Input, Output, Transmit};
 use isostream_transport::seq::ts_delta;
-use isostream_transport::time::{Instant, MediaClock};
+use isostream_transport::time::{Duration, Instant, MediaClock};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -50,6 +50,9 @@ use crate::stats::{ListenerState, RelayStats};
 use crate::steering::Steering;
 use crate::store::{Entry, EntryKind, PacketStore};
 use crate::upstream::Upstream;
+
+/// How long the relay goes on reporting to its upstream after the upstream ended.
+pub const UPSTREAM_LINGER: Duration = Duration::from_millis(1000);
 
 /// Something the application should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -393,7 +396,13 @@ impl RelaySession {
         let marks = self.marks();
         let req = self.steering.on_timeout(now, marks);
         self.request(req);
-        let reporting = self.upstream.last_heard().is_some() && !self.upstream.ended();
+        // reports go on for a while after the end, so that an upstream relay sees its
+        // listener finish (and a sender lingering for NACKs hears that all arrived)
+        let reporting = self.upstream.last_heard().is_some()
+            && self
+                .upstream
+                .ended_at()
+                .is_none_or(|t| now < t + UPSTREAM_LINGER);
         if reporting && self.next_upstream_report.is_none_or(|t| now >= t) {
             self.next_upstream_report = Some(now + self.cfg.report_interval);
             let blocks = self.reception.blocks(now).to_vec();
@@ -443,11 +452,13 @@ impl RelaySession {
         earliest(self.steering.deadline(now, marks.0));
         if reporting {
             earliest(self.next_upstream_report);
-            earliest(
-                self.upstream
-                    .last_heard()
-                    .map(|t| t + self.cfg.upstream_timeout),
-            );
+            if !self.upstream.ended() {
+                earliest(
+                    self.upstream
+                        .last_heard()
+                        .map(|t| t + self.cfg.upstream_timeout),
+                );
+            }
         }
         if let Some(s) = &self.subscription {
             earliest(s.deadline(waiting, now));

@@ -146,6 +146,11 @@ impl Upstream {
         self.ended_at.is_some()
     }
 
+    /// When the upstream ended.
+    pub fn ended_at(&self) -> Option<Instant> {
+        self.ended_at
+    }
+
     /// A receiver report from the relay's `ssrc` with `blocks`, its CNAME, and the flow
     /// `state` it wants (as a receiver restates it, docs/PROTOCOL.md section 7).
     pub fn report(&mut self, ssrc: u32, blocks: &[ReportBlock], state: Request) -> Bytes {

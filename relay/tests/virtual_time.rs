@@ -330,6 +330,16 @@ fn a_chain_of_two_relays_is_exact() {
     assert!(w.listener_out(11) == &input[..], "behind one relay");
     assert!(w.relay_session(3).is_finished());
     assert!(w.relay_session(2).is_finished());
+    // relay 3 is one of relay 2's listeners, and finished like one
+    let s = w.relay_session(2).stats();
+    assert_eq!(s.listeners.len(), 2);
+    assert!(
+        s.listeners
+            .iter()
+            .all(|l| l.state == ListenerState::Finished),
+        "{:#?}",
+        s.listeners
+    );
     assert!(w.relay_events.iter().any(|e| matches!(
         e,
         RelayEvent::ListenerLeft {
