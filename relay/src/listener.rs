@@ -354,3 +354,261 @@ impl Listener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Entry;
+    use isostream_transport::rtcp::SubstreamDesc;
+    use isostream_transport::rtp::{self, RtpHeader};
+
+    const SSRC: u32 = 0x1a2b_3c4d;
+    const RTX: u32 = 0x3c4d_5e6f;
+
+    fn desc() -> SessionDesc {
+        SessionDesc {
+            rate: 48_000,
+            format: 0,
+            packet_frames: 240,
+            interleave: 1,
+            fec_k: 0,
+            fec_m: 0,
+            spread: 1,
+            live: false,
+            codec: 0,
+            substreams: vec![SubstreamDesc {
+                ssrc: SSRC,
+                ts_base: 0,
+                channels: 2,
+                rtx_ssrc: Some(RTX),
+            }],
+        }
+    }
+
+    fn media(seq: u16) -> Entry {
+        let mut b = BytesMut::new();
+        RtpHeader {
+            marker: false,
+            payload_type: rtp::PT_L16,
+            seq,
+            timestamp: seq as u32 * 240,
+            ssrc: SSRC,
+        }
+        .write(&mut b);
+        b.extend_from_slice(&[seq as u8; 960]);
+        Entry {
+            data: b.freeze(),
+            kind: EntryKind::Media,
+            ssrc: SSRC,
+            seq,
+            pos: Some(seq as i64 * 240),
+            frames: 240,
+        }
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    fn serving<'a>(
+        store: &'a PacketStore,
+        desc: &'a SessionDesc,
+        compound: &'a Bytes,
+        clock_pos: Option<i64>,
+    ) -> Serving<'a> {
+        Serving {
+            store,
+            desc: Some(desc),
+            compound: Some(compound),
+            final_compound: None,
+            ended: false,
+            clock_pos,
+            speed: 2.0,
+            report_interval: Duration::from_millis(250),
+        }
+    }
+
+    fn seqs(out: &mut VecDeque<Transmit>) -> Vec<u16> {
+        out.drain(..)
+            .filter(|t| rtp::classify(&t.data) == rtp::DatagramKind::Media)
+            .map(|t| RtpHeader::parse(&t.data).unwrap().0.seq)
+            .collect()
+    }
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9000))
+    }
+
+    #[test]
+    fn a_listener_gets_the_compound_then_media_at_twice_real_time() {
+        let mut store = PacketStore::new(1 << 20);
+        for q in 0..100 {
+            store.push(media(q));
+        }
+        let (d, c) = (desc(), Bytes::from_static(b"compound"));
+        let s = serving(&store, &d, &c, None);
+        let mut l = Listener::new(addr(), Some(7), at(0), 100);
+        let mut out = VecDeque::new();
+        l.serve(at(0), &s, &mut out);
+        assert_eq!(&out[0].data[..], b"compound");
+        assert_eq!(seqs(&mut out), vec![0]);
+        // 5 ms packets at twice real time: one every 2.5 ms
+        assert_eq!(
+            l.deadline(at(0), &s),
+            Some(at(0) + Duration::from_micros(2500))
+        );
+        l.serve(at(10), &s, &mut out);
+        assert_eq!(seqs(&mut out), vec![1, 2, 3, 4]);
+        // the compound again every report interval
+        l.serve(at(250), &s, &mut out);
+        assert!(out.iter().any(|t| &t.data[..] == b"compound"));
+    }
+
+    #[test]
+    fn a_late_listener_starts_at_the_playout_position() {
+        let mut store = PacketStore::new(1 << 20);
+        for q in 0..100 {
+            store.push(media(q));
+        }
+        let (d, c) = (desc(), Bytes::from_static(b"c"));
+        let s = serving(&store, &d, &c, Some(40 * 240 + 10));
+        let mut l = Listener::new(addr(), None, at(0), 0);
+        let mut out = VecDeque::new();
+        l.serve(at(0), &s, &mut out);
+        assert_eq!(seqs(&mut out), vec![41]);
+    }
+
+    fn flow(kind: u8, number: u32) -> Bytes {
+        let mut b = BytesMut::new();
+        rtcp::write_flow(&mut b, kind, 7, number);
+        b.freeze()
+    }
+
+    fn acks(out: &mut VecDeque<Transmit>) -> Vec<u32> {
+        out.drain(..)
+            .filter_map(|t| match rtcp::parse_compound(&t.data).next() {
+                Some(Ok(RtcpPacket::Ack { ssrc, request })) => {
+                    assert_eq!(ssrc, SSRC, "the ACK comes from the sender's SSRC");
+                    Some(request)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pause_and_resume_are_acknowledged_and_obeyed() {
+        let mut store = PacketStore::new(1 << 20);
+        for q in 0..100 {
+            store.push(media(q));
+        }
+        let (d, c) = (desc(), Bytes::from_static(b"c"));
+        let s = serving(&store, &d, &c, None);
+        let mut l = Listener::new(addr(), None, at(0), 0);
+        let mut out = VecDeque::new();
+        l.serve(at(0), &s, &mut out);
+        out.clear();
+        l.on_rtcp(at(1), &flow(rtcp::APP_PAUSE, 1), Some(&d), &store, &mut out);
+        assert_eq!(acks(&mut out), vec![1]);
+        assert!(l.is_paused());
+        l.serve(at(100), &s, &mut out);
+        assert!(seqs(&mut out).is_empty(), "nothing while paused");
+        assert_eq!(l.deadline(at(100), &s), Some(at(250)), "only the report");
+        // a stale PAUSE is acknowledged with the newest number and changes nothing
+        l.on_rtcp(
+            at(101),
+            &flow(rtcp::APP_RESUME, 2),
+            Some(&d),
+            &store,
+            &mut out,
+        );
+        l.on_rtcp(
+            at(102),
+            &flow(rtcp::APP_PAUSE, 1),
+            Some(&d),
+            &store,
+            &mut out,
+        );
+        assert_eq!(acks(&mut out), vec![2, 2]);
+        assert!(!l.is_paused());
+        // resumed: pacing restarts, no catch-up burst
+        l.serve(at(103), &s, &mut out);
+        assert_eq!(seqs(&mut out), vec![1]);
+        let st = l.stats();
+        assert_eq!((st.pauses_applied, st.resumes_applied), (1, 1));
+    }
+
+    #[test]
+    fn nacks_are_answered_from_the_store_and_the_tail_moves_a_sleeper_forward() {
+        let mut store = PacketStore::new(40 * (1000 + crate::store::ENTRY_OVERHEAD_BYTES));
+        for q in 0..10 {
+            store.push(media(q));
+        }
+        let (d, c) = (desc(), Bytes::from_static(b"c"));
+        let mut l = Listener::new(addr(), None, at(0), 500);
+        let mut out = VecDeque::new();
+        l.serve(at(0), &serving(&store, &d, &c, None), &mut out);
+        out.clear();
+        let mut b = BytesMut::new();
+        let (lost, _) = rtcp::NackList::pack(&[3, 4, 60]);
+        rtcp::write_nack(&mut b, 7, SSRC, &lost);
+        l.on_rtcp(at(1), &b, Some(&d), &store, &mut out);
+        let rtx: Vec<_> = out
+            .drain(..)
+            .map(|t| {
+                let (h, p) = RtpHeader::parse(&t.data).unwrap();
+                (h.ssrc, h.seq, rtp::parse_rtx(p).unwrap().0)
+            })
+            .collect();
+        assert_eq!(rtx, vec![(RTX, 500, 3), (RTX, 501, 4)]);
+        let st = l.stats();
+        assert_eq!(
+            (st.retransmissions_sent, st.retransmissions_unavailable),
+            (2, 1)
+        );
+        // a paused listener whose packets the store evicted is moved forward to the tail
+        l.on_rtcp(at(2), &flow(rtcp::APP_PAUSE, 1), Some(&d), &store, &mut out);
+        for q in 10..100 {
+            store.push(media(q));
+        }
+        l.on_rtcp(
+            at(3),
+            &flow(rtcp::APP_RESUME, 2),
+            Some(&d),
+            &store,
+            &mut out,
+        );
+        out.clear();
+        l.serve(at(4), &serving(&store, &d, &c, None), &mut out);
+        let first = store.first_index() as u16;
+        assert_eq!(seqs(&mut out), vec![first]);
+        assert_eq!(l.stats().packets_skipped, first as u64 - 1);
+    }
+
+    #[test]
+    fn the_end_goes_three_times_once_everything_was_sent() {
+        let mut store = PacketStore::new(1 << 20);
+        store.push(media(0));
+        let (d, c, f) = (desc(), Bytes::from_static(b"c"), Bytes::from_static(b"bye"));
+        let mut s = serving(&store, &d, &c, None);
+        s.ended = true;
+        s.final_compound = Some(&f);
+        let mut l = Listener::new(addr(), None, at(0), 0);
+        let mut out = VecDeque::new();
+        let mut finals = 0;
+        for ms in (0..1000).step_by(10) {
+            l.serve(at(ms), &s, &mut out);
+            finals += out.drain(..).filter(|t| &t.data[..] == b"bye").count();
+        }
+        assert_eq!(finals, 3);
+        assert!(!l.finished(), "not heard since");
+        l.on_rtcp(
+            at(1000),
+            &flow(rtcp::APP_RESUME, 0),
+            Some(&d),
+            &store,
+            &mut out,
+        );
+        assert!(l.finished());
+    }
+}

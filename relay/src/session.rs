@@ -495,3 +495,112 @@ fn subscription_of(d: &[u8], ours: impl Fn(u32) -> bool) -> Option<u32> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use isostream_transport::rtcp::{SessionDesc, SubstreamDesc};
+
+    const SSRC: u32 = 0x1a2b_3c4d;
+
+    fn at(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn compound() -> Bytes {
+        let mut b = BytesMut::new();
+        rtcp::write_desc(
+            &mut b,
+            SSRC,
+            &SessionDesc {
+                rate: 48_000,
+                format: 0,
+                packet_frames: 240,
+                interleave: 1,
+                fec_k: 0,
+                fec_m: 0,
+                spread: 1,
+                live: false,
+                codec: 0,
+                substreams: vec![SubstreamDesc {
+                    ssrc: SSRC,
+                    ts_base: 0,
+                    channels: 2,
+                    rtx_ssrc: None,
+                }],
+            },
+        );
+        b.freeze()
+    }
+
+    fn datagram(r: &mut RelaySession, now: Instant, from: SocketAddr, data: Bytes) {
+        r.handle_input(Input::Datagram { now, from, data });
+    }
+
+    fn drain(r: &mut RelaySession) -> (Vec<Transmit>, Vec<RelayEvent>) {
+        let (mut t, mut e) = (Vec::new(), Vec::new());
+        loop {
+            match r.poll_output() {
+                Output::Transmit(x) => t.push(x),
+                Output::Event(x) => e.push(x),
+                Output::Timeout(_) => return (t, e),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_from_anywhere_is_counted_and_dropped() {
+        let mut r = RelaySession::new(RelayConfig::default()).unwrap();
+        let mut x = 0x1234_5678_u64;
+        for n in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (x >> 56) as usize % 64;
+            let mut d: Vec<u8> = (0..len)
+                .map(|i| (x >> ((i % 8) * 8)) as u8 ^ i as u8)
+                .collect();
+            if len > 2 && n % 2 == 0 {
+                d[0] = 0x80 | (d[0] & 0x1f);
+                d[1] = 0xc8 + (d[1] % 8);
+            }
+            datagram(&mut r, at(n / 10), addr(1 + (n % 3) as u16), Bytes::from(d));
+            drain(&mut r);
+        }
+        let s = r.stats();
+        assert!(s.datagrams_malformed + s.datagrams_foreign > 0);
+    }
+
+    #[test]
+    fn a_subscriber_is_served_the_compound_and_a_stranger_is_foreign() {
+        let mut r = RelaySession::new(RelayConfig::default()).unwrap();
+        let sender = addr(5004);
+        datagram(&mut r, at(0), sender, compound());
+        let (_, ev) = drain(&mut r);
+        assert_eq!(ev, vec![RelayEvent::UpstreamBound(sender)]);
+        // a receiver report about nobody's substream from a stranger does not subscribe
+        let mut b = BytesMut::new();
+        rtcp::write_receiver_report(&mut b, 9, &[]);
+        datagram(&mut r, at(1), addr(7), b.freeze());
+        assert_eq!(r.stats().datagrams_foreign, 1);
+        let mut b = BytesMut::new();
+        rtcp::write_subscribe(&mut b, 9);
+        datagram(&mut r, at(2), addr(7), b.freeze());
+        let (tx, ev) = drain(&mut r);
+        assert_eq!(ev, vec![RelayEvent::ListenerJoined(addr(7))]);
+        assert!(tx.iter().any(|t| t.to == addr(7) && t.data == compound()));
+        // silent past the timeout: dropped
+        r.handle_input(Input::Timeout(at(2) + r.config().listener_timeout));
+        let (_, ev) = drain(&mut r);
+        assert!(ev.contains(&RelayEvent::ListenerLeft {
+            addr: addr(7),
+            state: ListenerState::TimedOut
+        }));
+        assert_eq!(r.listener_count(), 0);
+    }
+}
