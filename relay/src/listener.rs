@@ -77,7 +77,10 @@ pub struct Listener {
     weight: f64,
     flow: FlowControl,
     budget: ByteBudget,
-    rtx_seq: u16,
+    /// The first RTX sequence number of its RTX streams.
+    rtx_seq_start: u16,
+    /// The next RTX sequence number of each substream's RTX stream.
+    rtx_seq: Vec<u16>,
     next_report: Option<Instant>,
     finals_sent: u32,
     next_final: Option<Instant>,
@@ -99,7 +102,8 @@ impl Listener {
             weight: 1.0,
             flow: FlowControl::new(false),
             budget: ByteBudget::new(1.0, 1500.0),
-            rtx_seq,
+            rtx_seq_start: rtx_seq,
+            rtx_seq: Vec::new(),
             next_report: None,
             finals_sent: 0,
             next_final: None,
@@ -182,6 +186,7 @@ impl Listener {
         self.cursor = Some(start);
         let n = desc.substreams.len().max(1);
         self.weight = 1.0 / n as f64;
+        self.rtx_seq = vec![self.rtx_seq_start; desc.substreams.len()];
         self.pacer = Some(Pacer::new(desc.rate, Speed::Times(s.speed), desc.live));
         // at most a burst of RTX_BURST_S of the largest datagrams saved up, refilled by the
         // media sent (the sender's default cap, 100 %)
@@ -325,13 +330,11 @@ impl Listener {
                 } => {
                     let Some(desc) = desc else { continue };
                     self.stats.nacks_received += 1;
-                    let rtx_ssrc = desc
-                        .substreams
-                        .iter()
-                        .find(|s| s.ssrc == media_ssrc)
-                        .and_then(|s| s.rtx_ssrc);
+                    let sub = desc.substreams.iter().position(|s| s.ssrc == media_ssrc);
+                    let rtx_ssrc = sub.and_then(|i| desc.substreams[i].rtx_ssrc);
                     for seq in lost.seqs() {
-                        let (Some(rtx_ssrc), Some(e)) = (rtx_ssrc, store.media(media_ssrc, seq))
+                        let (Some(i), Some(rtx_ssrc), Some(e)) =
+                            (sub, rtx_ssrc, store.media(media_ssrc, seq))
                         else {
                             self.stats.retransmissions_unavailable += 1;
                             continue;
@@ -340,10 +343,13 @@ impl Listener {
                             self.stats.retransmissions_over_cap += 1;
                             continue;
                         }
+                        if i >= self.rtx_seq.len() {
+                            self.rtx_seq.resize(i + 1, self.rtx_seq_start);
+                        }
                         if let Some(r) =
-                            rtx::retransmission(&mut self.arena, &e.data, rtx_ssrc, self.rtx_seq)
+                            rtx::retransmission(&mut self.arena, &e.data, rtx_ssrc, self.rtx_seq[i])
                         {
-                            self.rtx_seq = self.rtx_seq.wrapping_add(1);
+                            self.rtx_seq[i] = self.rtx_seq[i].wrapping_add(1);
                             self.stats.retransmissions_sent += 1;
                             self.send(out, r);
                         }
