@@ -93,15 +93,30 @@ fn listener_states(stats: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Waits until the WAV at `path` holds audio (its writer started playing).
+fn wait_until_playing(path: &Path) {
+    let t0 = Instant::now();
+    while wav_data_bytes(path) == 0 {
+        assert!(
+            t0.elapsed() < CHILD_TIMEOUT,
+            "{} never got audio",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
-fn twenty_listeners_are_exact_and_a_killed_one_is_dropped() {
+fn twenty_listeners_are_exact_while_one_stops_reading_and_one_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let spec = stereo();
     let (input, want) = make_input(dir.path(), "in.wav", Program::Music, spec, 48_000 * 4, 21);
     let addr = free_addr();
     let relay_stats = dir.path().join("relay.json");
     let mut relay = spawn_relay(addr, None, &relay_stats);
-    let outs: Vec<PathBuf> = (0..21)
+    // 20 listeners judged by their output, a 21st that stops reading for a while and comes
+    // back, a 22nd killed mid-stream
+    let outs: Vec<PathBuf> = (0..22)
         .map(|i| dir.path().join(format!("out{i}.wav")))
         .collect();
     let mut listeners: Vec<Proc> = outs
@@ -109,26 +124,27 @@ fn twenty_listeners_are_exact_and_a_killed_one_is_dropped() {
         .enumerate()
         .map(|(i, o)| spawn_listener(addr, o, &dir.path().join(format!("recv{i}.json"))))
         .collect();
-    wait_for_listeners(&mut relay, 21);
+    wait_for_listeners(&mut relay, 22);
     let sender = send(&input, addr, &dir.path().join("send.json"));
-    // the last listener is killed once it has started playing
     let doomed = listeners.pop().unwrap();
-    let t0 = Instant::now();
-    while wav_data_bytes(&outs[20]) == 0 {
-        assert!(
-            t0.elapsed() < CHILD_TIMEOUT,
-            "the last listener never played"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let sleeper = listeners.pop().unwrap();
+    wait_until_playing(&outs[20]);
+    sleeper.signal(libc::SIGSTOP);
+    wait_until_playing(&outs[21]);
     doomed.kill();
+    std::thread::sleep(Duration::from_millis(1000));
+    sleeper.signal(libc::SIGCONT);
     let s = sender.wait_ok(CHILD_TIMEOUT);
     let done: Vec<_> = listeners
         .into_iter()
         .map(|l| l.wait_ok(CHILD_TIMEOUT))
         .collect();
+    let slept = sleeper.wait_ok(CHILD_TIMEOUT);
     let r = relay.wait_ok(CHILD_TIMEOUT);
-    let log = format!("relay:\n{}\nsend:\n{}", r.stderr, s.stderr);
+    let log = format!(
+        "relay:\n{}\nsend:\n{}\nthe one that stopped:\n{}",
+        r.stderr, s.stderr, slept.stderr
+    );
     for (i, (out, d)) in outs.iter().zip(&done).enumerate() {
         assert_wav_exact(
             out,
@@ -137,15 +153,21 @@ fn twenty_listeners_are_exact_and_a_killed_one_is_dropped() {
             &format!("listener {i}\n{}\n{log}", d.stderr),
         );
     }
+    // the one that stopped reading played on after it came back
+    assert!(
+        wav_data_bytes(&outs[20]) >= want.len() / 2,
+        "the listener that stopped reading played {} bytes\n{log}",
+        wav_data_bytes(&outs[20])
+    );
     let stats = read_json(&relay_stats);
     let states = listener_states(&stats);
-    assert_eq!(states.len(), 21, "{stats}");
+    assert_eq!(states.len(), 22, "{stats}");
     // the killed one went silent mid-stream: dropped after the timeout, not finished
     let timed_out: Vec<_> = states.iter().filter(|(_, s)| s == "timed_out").collect();
     assert_eq!(timed_out.len(), 1, "{states:?}\n{log}");
     assert_eq!(
         states.iter().filter(|(_, s)| s == "finished").count(),
-        20,
+        21,
         "{states:?}\n{log}"
     );
     assert_eq!(stats["relay"]["listeners_timed_out"], 1);
