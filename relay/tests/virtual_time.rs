@@ -51,6 +51,8 @@ struct World {
     sent: u64,
     input: Vec<u8>,
     relay_events: Vec<RelayEvent>,
+    /// Every n-th media packet to this address is lost: (address, n, media packets so far).
+    lossy: Option<(SocketAddr, u64, u64)>,
 }
 
 fn listener_cfg(relay: SocketAddr, seed: u64) -> ReceiverConfig {
@@ -73,6 +75,7 @@ impl World {
             sent: 0,
             input,
             relay_events: Vec::new(),
+            lossy: None,
         }
     }
 
@@ -239,6 +242,17 @@ impl World {
                 }
             }
             for (from, t) in outgoing {
+                if let Some((to, n, seen)) = self.lossy.as_mut() {
+                    if t.to == *to
+                        && isostream_transport::rtp::classify(&t.data)
+                            == isostream_transport::rtp::DatagramKind::Media
+                    {
+                        *seen += 1;
+                        if *seen % *n == 0 {
+                            continue;
+                        }
+                    }
+                }
                 self.sent += 1;
                 self.net
                     .insert((now + LATENCY, self.sent), (from, t.to, t.data));
@@ -347,4 +361,36 @@ fn a_chain_of_two_relays_is_exact() {
             ..
         }
     )));
+}
+
+#[test]
+fn a_listener_behind_a_lossy_path_is_made_whole_by_forwarded_fec_and_the_relays_store() {
+    let input = synthesize(Program::Music, SPEC, 48_000 * 5, 10);
+    let mut w = World::new(input.clone());
+    w.relay(2, None);
+    w.listener(10, addr(2), Instant::ZERO);
+    w.listener(11, addr(2), Instant::ZERO);
+    // every 37th media packet to listener 10 is lost on its path from the relay
+    w.lossy = Some((addr(10), 37, 0));
+    w.sender(1, addr(2));
+    w.run(secs(14.0));
+    assert!(w.listener_out(10) == &input[..], "the lossy listener");
+    assert!(w.listener_out(11) == &input[..], "the clean listener");
+    let s = w.relay_session(2).stats();
+    let lossy = s
+        .listeners
+        .iter()
+        .find(|l| l.addr == addr(10).to_string())
+        .unwrap();
+    // the library's default sender protects with FEC, which the relay forwards as it is:
+    // what FEC does not rebuild is asked for and answered from the store
+    assert!(lossy.repair_sent > 0, "{lossy:?}");
+    assert!(lossy.retransmissions_sent >= 5, "{lossy:?}");
+    assert_eq!(lossy.retransmissions_unavailable, 0, "{lossy:?}");
+    let clean = s
+        .listeners
+        .iter()
+        .find(|l| l.addr == addr(11).to_string())
+        .unwrap();
+    assert_eq!(clean.retransmissions_sent, 0, "{clean:?}");
 }
