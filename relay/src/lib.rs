@@ -8,6 +8,7 @@
 //!
 //! - [`upstream`]: the upstream's binding, its description, the compounds kept for listeners;
 //! - [`reception`]: what the relay reports about the upstream's substreams;
+//! - [`recovery`]: NACKs upstream, and the originals rebuilt from the retransmissions;
 //! - [`steering`]: the relay's playout clock and its PAUSE/RESUME toward the upstream;
 //! - [`store`]: the bounded store of the upstream's media and repair datagrams;
 //! - [`listeners`]: the listener table (subscribe, refresh, timeout);
@@ -20,6 +21,7 @@ pub mod config;
 pub mod listener;
 pub mod listeners;
 pub mod reception;
+pub mod recovery;
 pub mod rtx;
 pub mod session;
 pub mod stats;

@@ -38,13 +38,20 @@ impl Reception {
             .collect();
     }
 
-    /// A media packet `seq` of substream `index` arrived (not a duplicate).
-    pub fn on_media(&mut self, index: usize, seq: u16) {
-        if let Some(s) = self.subs.get_mut(index) {
-            let ext = s.seqs.extend(seq as u64);
-            s.first = Some(s.first.map_or(ext, |f| f.min(ext)));
-            s.received += 1;
-        }
+    /// A media packet `seq` of substream `index` arrived (not a duplicate); returns its
+    /// extended sequence number.
+    pub fn on_media(&mut self, index: usize, seq: u16) -> Option<u64> {
+        let s = self.subs.get_mut(index)?;
+        let ext = s.seqs.extend(seq as u64);
+        s.first = Some(s.first.map_or(ext, |f| f.min(ext)));
+        s.received += 1;
+        Some(ext)
+    }
+
+    /// The extended sequence number of `seq` of SSRC `ssrc`, without remembering it.
+    pub fn peek(&self, ssrc: u32, seq: u16) -> Option<u64> {
+        let s = self.subs.iter().find(|s| s.ssrc == ssrc)?;
+        Some(s.seqs.peek(seq as u64))
     }
 
     /// A sender report arrived at `now`.

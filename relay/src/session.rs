@@ -46,6 +46,7 @@ use crate::config::{RelayConfig, RelayError};
 use crate::listener::{Listener, Serving};
 use crate::listeners::Listeners;
 use crate::reception::Reception;
+use crate::recovery::Recovery;
 use crate::stats::{ListenerState, RelayStats};
 use crate::steering::Steering;
 use crate::store::{Entry, EntryKind, PacketStore};
@@ -84,6 +85,7 @@ pub struct RelaySession {
     ssrc: u32,
     upstream: Upstream,
     reception: Reception,
+    recovery: Recovery,
     steering: Steering,
     store: PacketStore,
     listeners: Listeners,
@@ -108,6 +110,7 @@ impl RelaySession {
             ssrc: rng.random(),
             upstream: Upstream::new(cfg.connect),
             reception: Reception::default(),
+            recovery: Recovery::default(),
             steering: Steering::default(),
             store: PacketStore::new(cfg.store_budget_bytes),
             listeners: Listeners::default(),
@@ -182,6 +185,8 @@ impl RelaySession {
         s.resumes_sent = f.resumes_sent;
         s.request_retransmissions = f.request_retransmissions;
         s.subscriptions_sent = self.subscription.as_ref().map_or(0, Subscription::sent);
+        s.upstream_nacked = self.recovery.asked();
+        s.upstream_recovered = self.recovery.recovered();
         s.store_packets = self.store.len();
         s.store_bytes = self.store.bytes();
         s.store_evicted = self.store.evicted();
@@ -265,7 +270,16 @@ impl RelaySession {
                     frames: 0,
                 });
             }
-            DatagramKind::Retransmission => self.stats.upstream_retransmissions += 1,
+            DatagramKind::Retransmission => {
+                let reception = &self.reception;
+                match self
+                    .recovery
+                    .on_retransmission(now, &data, |ssrc, seq| reception.peek(ssrc, seq))
+                {
+                    Some((_, _, original)) => self.on_upstream_media(now, original),
+                    None => self.stats.upstream_retransmissions += 1,
+                }
+            }
             DatagramKind::Rtcp => self.on_upstream_rtcp(now, data),
             DatagramKind::Foreign => self.stats.datagrams_malformed += 1,
         }
@@ -296,8 +310,8 @@ impl RelaySession {
         self.stats.upstream_packets += 1;
         self.stats.upstream_bytes += data.len() as u64;
         self.upstream.media(now);
-        if let Some(i) = index {
-            self.reception.on_media(i, h.seq);
+        if let Some(ext) = index.and_then(|i| self.reception.on_media(i, h.seq)) {
+            self.recovery.on_media(now, &h, ext);
         }
         if let Some(p) = pos {
             let marks = self.marks();
@@ -332,6 +346,7 @@ impl RelaySession {
                         desc.substreams.iter().map(|s| s.ssrc).collect::<Vec<_>>(),
                         desc.rate,
                     );
+                    self.recovery_desc(&desc);
                     if self.upstream.set_desc(desc) {
                         self.reception.set_substreams(ssrcs.into_iter());
                         self.steering.set_rate(rate);
@@ -353,6 +368,13 @@ impl RelaySession {
             self.upstream.on_bye(now, data);
         } else if regular && !self.upstream.ended() {
             self.upstream.keep_compound(data);
+        }
+    }
+
+    /// A description: NACK stages for its substreams, if it is new.
+    fn recovery_desc(&mut self, desc: &rtcp::SessionDesc) {
+        if self.upstream.desc() != Some(desc) {
+            self.recovery.set_desc(desc);
         }
     }
 
@@ -411,6 +433,13 @@ impl RelaySession {
                 .report(self.ssrc, &blocks, self.steering.state());
             self.send_upstream(d);
         }
+        if reporting {
+            let mut nacks = Vec::new();
+            self.recovery.due(now, self.ssrc, &mut nacks);
+            for d in nacks {
+                self.send_upstream(d);
+            }
+        }
         let waiting = !self.upstream.has_media() && !self.upstream.ended();
         if let Some(s) = self.subscription.as_mut() {
             if let Some(d) = s.poll(now, waiting, self.ssrc) {
@@ -452,6 +481,7 @@ impl RelaySession {
         earliest(self.steering.deadline(now, marks.0));
         if reporting {
             earliest(self.next_upstream_report);
+            earliest(self.recovery.next_deadline());
             if !self.upstream.ended() {
                 earliest(
                     self.upstream

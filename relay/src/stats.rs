@@ -87,8 +87,13 @@ pub struct RelayStats {
     pub upstream_bytes: u64,
     /// Media packets from the upstream already stored (dropped).
     pub upstream_duplicates: u64,
-    /// Retransmissions from the upstream (the relay asks for none; dropped).
+    /// Retransmissions from the upstream that rebuilt no original (not on an RTX stream of
+    /// the session, or malformed): dropped.
     pub upstream_retransmissions: u64,
+    /// Lost media packets the relay asked its upstream for (NACKs, repeats counted).
+    pub upstream_nacked: u64,
+    /// Originals rebuilt from the upstream's retransmissions (stored like any media).
+    pub upstream_recovered: u64,
     /// Whether the upstream ended (BYE, or silence).
     pub upstream_ended: bool,
     /// PAUSE requests sent upstream.

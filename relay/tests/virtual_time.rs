@@ -53,6 +53,8 @@ struct World {
     relay_events: Vec<RelayEvent>,
     /// Every n-th media packet to this address is lost: (address, n, media packets so far).
     lossy: Option<(SocketAddr, u64, u64)>,
+    /// A second such path.
+    lossy2: Option<(SocketAddr, u64, u64)>,
 }
 
 fn listener_cfg(relay: SocketAddr, seed: u64) -> ReceiverConfig {
@@ -76,11 +78,17 @@ impl World {
             input,
             relay_events: Vec::new(),
             lossy: None,
+            lossy2: None,
         }
     }
 
     fn sender(&mut self, host: u8, to: SocketAddr) {
+        self.sender_with(host, to, |_| {});
+    }
+
+    fn sender_with(&mut self, host: u8, to: SocketAddr, tune: impl FnOnce(&mut SenderConfig)) {
         let mut cfg = SenderConfig::new(SPEC);
+        tune(&mut cfg);
         cfg.speed = Speed::Times(2.0);
         cfg.receiver_addr = to;
         let tx = SenderSession::new(cfg).unwrap();
@@ -242,16 +250,17 @@ impl World {
                 }
             }
             for (from, t) in outgoing {
-                if let Some((to, n, seen)) = self.lossy.as_mut() {
-                    if t.to == *to
-                        && isostream_transport::rtp::classify(&t.data)
-                            == isostream_transport::rtp::DatagramKind::Media
-                    {
+                let media = isostream_transport::rtp::classify(&t.data)
+                    == isostream_transport::rtp::DatagramKind::Media;
+                let mut lost = false;
+                for (to, n, seen) in self.lossy.iter_mut().chain(self.lossy2.iter_mut()) {
+                    if media && t.to == *to {
                         *seen += 1;
-                        if *seen % *n == 0 {
-                            continue;
-                        }
+                        lost |= *seen % *n == 0;
                     }
+                }
+                if lost {
+                    continue;
                 }
                 self.sent += 1;
                 self.net
@@ -393,4 +402,27 @@ fn a_listener_behind_a_lossy_path_is_made_whole_by_forwarded_fec_and_the_relays_
         .find(|l| l.addr == addr(11).to_string())
         .unwrap();
     assert_eq!(clean.retransmissions_sent, 0, "{clean:?}");
+}
+
+#[test]
+fn packets_lost_on_the_way_to_the_relay_are_asked_for_upstream() {
+    let input = synthesize(Program::Music, SPEC, 48_000 * 5, 11);
+    let mut w = World::new(input.clone());
+    w.relay(2, None);
+    w.relay(3, Some(addr(2)));
+    w.listener(10, addr(2), Instant::ZERO);
+    w.listener(11, addr(3), Instant::ZERO);
+    // every 41st media packet to the first relay is lost, and every 43rd to the second;
+    // no FEC: only retransmissions can make the listeners whole
+    w.lossy = Some((addr(2), 41, 0));
+    w.lossy2 = Some((addr(3), 43, 0));
+    w.sender_with(1, addr(2), |c| c.fec = None);
+    w.run(secs(16.0));
+    assert!(w.listener_out(10) == &input[..], "behind one lossy path");
+    assert!(w.listener_out(11) == &input[..], "behind two lossy paths");
+    for host in [2, 3] {
+        let s = w.relay_session(host).stats();
+        assert!(s.upstream_recovered >= 20, "relay {host}: {s:?}");
+        assert_eq!(s.upstream_repair, 0);
+    }
 }
