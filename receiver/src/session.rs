@@ -221,7 +221,9 @@ impl ReceiverSession {
 
     /// The next thing to do: a datagram for the sender, an event, or the instant to be woken
     /// ([`Output::Timeout`]). Control datagrams made before any sender was heard from are
-    /// dropped: there is nobody to send them to.
+    /// dropped: there is nobody to send them to. A receiver that connects to a relay
+    /// ([`ReceiverConfig::connect`]) also hands out its SUBSCRIBEs, to the relay, until its
+    /// first session starts.
     pub fn poll_output(&mut self) -> Output<ReceiverEvent> {
         if let Some(data) = self.subscribe_out.take() {
             if let Some(s) = &self.subscription {
