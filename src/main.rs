@@ -1,4 +1,4 @@
-//! `isostream`: stream audio over UDP (send, recv), simulate lossy networks (bench), relay
+//! `isostream`: stream audio over UDP (send, recv), serve many listeners (relay), simulate lossy networks (bench), relay
 //! through an impaired path (impair), and show it all on built-in defaults (demo).
 //!
 //! This file holds the command-line schema and the dispatch; each subcommand lives in its
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
-use cmd::{bench, demo, devices, impair, recv, send};
+use cmd::{bench, demo, devices, impair, recv, relay, send};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,10 @@ enum Cmd {
     /// Receive a stream and write it to a WAV file or raw PCM on stdout.
     #[command(allow_negative_numbers = true)]
     Recv(recv::RecvArgs),
+    /// Serve one session from a sender (or another relay) to any number of listeners that
+    /// subscribe with `recv --connect`.
+    #[command(allow_negative_numbers = true)]
+    Relay(relay::RelayArgs),
     /// Simulate a session through a lossy network model in virtual time.
     #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
@@ -57,6 +61,7 @@ fn main() {
         match cli.cmd {
             Cmd::Send(a) => send::run(a).await,
             Cmd::Recv(a) => recv::run(a).await,
+            Cmd::Relay(a) => relay::run(a).await,
             Cmd::Demo(a) => demo::run(a).await,
             Cmd::Bench(a) => {
                 cmd::opts::check_bench(a.duration, a.drift_ppm, &a.sweep_loss, a.plot.as_deref())

@@ -2,8 +2,8 @@
 //!
 //! - [`pump`]: the one drive loop of each side, a turn at a time, used alike by the tokio
 //!   drivers, the simulator behind `isostream bench` and the tests;
-//! - [`send`] and [`recv`]: the tokio drivers, the only code that touches a socket or a real
-//!   clock;
+//! - [`send`], [`recv`] and [`relay`]: the tokio drivers, the only code that touches a
+//!   socket or a real clock;
 //! - [`offload`]: file, pipe and device I/O on threads of their own behind bounded queues, so
 //!   that a slow disk or a stalled pipe never stops socket reads;
 //! - [`srtp`]: SRTP/SRTCP on every datagram when a key is given, one stage in the pumps;
@@ -19,6 +19,7 @@ mod net;
 pub mod offload;
 pub mod pump;
 pub mod recv;
+pub mod relay;
 pub mod resample;
 pub mod send;
 pub mod srtp;

@@ -42,6 +42,7 @@ fn round_trip(p: &RtcpPacket) {
             rtcp::write_flow(&mut out, APP_RESUME, *ssrc, *request)
         }
         RtcpPacket::Ack { ssrc, request } => rtcp::write_flow(&mut out, APP_ACK, *ssrc, *request),
+        RtcpPacket::Subscribe { ssrc } => rtcp::write_subscribe(&mut out, *ssrc),
         RtcpPacket::Desc { ssrc, desc } => rtcp::write_desc(&mut out, *ssrc, desc),
         RtcpPacket::Nack {
             sender_ssrc,

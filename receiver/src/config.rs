@@ -67,6 +67,10 @@ pub struct ReceiverConfig {
     /// up to [`crate::nack::MULTICAST_NACK_DELAY`] first, so a retransmission another
     /// member asked for (sent to the whole group) spares its own request.
     pub multicast: bool,
+    /// A relay to subscribe to (`recv --connect`, docs/PROTOCOL.md, "Relay"): until its
+    /// first session starts the receiver sends an APP `ISOS` SUBSCRIBE there every
+    /// [`crate::subscription::SUBSCRIBE_INTERVAL`]; then its reports keep the subscription.
+    pub connect: Option<std::net::SocketAddr>,
 }
 
 /// A library configuration: low-water 200 ms, high-water 1000 ms, RESUME at the low-water
@@ -94,6 +98,7 @@ impl Default for ReceiverConfig {
             memory_budget_bytes: crate::budget::DEFAULT_MEMORY_BUDGET_BYTES,
             output_queue_ms: 0,
             multicast: false,
+            connect: None,
         }
     }
 }

@@ -98,6 +98,7 @@ pub mod rtcp_in;
 pub mod session;
 pub mod stats;
 pub mod steering;
+pub mod subscription;
 pub mod substream;
 pub mod successor;
 

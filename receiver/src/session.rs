@@ -69,6 +69,7 @@ use crate::flow::{FlowController, Request};
 use crate::layout::Layout;
 use crate::playout::PlayInput;
 use crate::stats::Drops;
+use crate::subscription::Subscription;
 use crate::successor::Successor;
 
 use active::Active;
@@ -140,6 +141,10 @@ pub struct ReceiverSession {
     rtcp_bytes: u64,
     /// Why the latest session refused for the budget was.
     last_refusal: Option<OverBudget>,
+    /// The SUBSCRIBE timer of a receiver that connects to a relay.
+    subscription: Option<Subscription>,
+    /// A SUBSCRIBE made and not yet handed out.
+    subscribe_out: Option<Bytes>,
 }
 
 impl ReceiverSession {
@@ -150,6 +155,8 @@ impl ReceiverSession {
             Successor::new(MemoryBudget::new(cfg.memory_budget_bytes).successor_bytes());
         Ok(ReceiverSession {
             control: Control::new(cfg.seed, cfg.report_interval),
+            subscription: cfg.connect.map(Subscription::new),
+            subscribe_out: None,
             cfg,
             active: None,
             flow: FlowController::new(),
@@ -203,13 +210,30 @@ impl ReceiverSession {
             Input::Timeout(now) => self.handle_timeout(now),
             Input::Audio { .. } | Input::EndOfInput(_) => {}
         }
+        let waiting = self.active.is_none();
+        if let Some(s) = self.subscription.as_mut() {
+            if let Some(d) = s.poll(self.now, waiting, self.control.ssrc()) {
+                self.subscribe_out = Some(d);
+            }
+        }
         self.refresh_timers();
     }
 
     /// The next thing to do: a datagram for the sender, an event, or the instant to be woken
     /// ([`Output::Timeout`]). Control datagrams made before any sender was heard from are
-    /// dropped: there is nobody to send them to.
+    /// dropped: there is nobody to send them to. A receiver that connects to a relay
+    /// ([`ReceiverConfig::connect`]) also hands out its SUBSCRIBEs, to the relay, until its
+    /// first session starts.
     pub fn poll_output(&mut self) -> Output<ReceiverEvent> {
+        if let Some(data) = self.subscribe_out.take() {
+            if let Some(s) = &self.subscription {
+                self.rtcp_bytes += data.len() as u64;
+                return Output::Transmit(Transmit {
+                    to: s.relay(),
+                    data,
+                });
+            }
+        }
         while let Some(data) = self.control.poll() {
             if let Some(to) = self.peer {
                 self.rtcp_bytes += data.len() as u64;
@@ -478,6 +502,10 @@ impl ReceiverSession {
                 .filter(|a| a.end_pos.is_none())
                 .map(|a| a.last_heard + self.cfg.idle_timeout),
             nack: a.and_then(|a| a.subs.next_nack()),
+            subscribe: self
+                .subscription
+                .as_ref()
+                .and_then(|s| s.deadline(self.active.is_none(), self.now)),
         };
         self.timers.refresh(&deadlines);
     }
@@ -639,6 +667,51 @@ mod tests {
         assert!(out[2 * FRAMES * FB..].iter().all(|&b| b == 3));
         assert!(rx.is_ended());
         assert_eq!(events(&mut rx), vec![ReceiverEvent::SessionEnded]);
+    }
+
+    #[test]
+    fn a_connecting_receiver_subscribes_to_its_relay_until_a_session_starts() {
+        let relay = SocketAddr::from(([127, 0, 0, 1], 7000));
+        let mut rx = ReceiverSession::new(ReceiverConfig {
+            low_water_ms: 10,
+            high_water_ms: 100,
+            connect: Some(relay),
+            ..ReceiverConfig::default()
+        })
+        .unwrap();
+        let subscribes = |rx: &mut ReceiverSession| {
+            rx.refresh_timers();
+            let mut n = 0;
+            loop {
+                match rx.poll_output() {
+                    Output::Transmit(t) => {
+                        assert_eq!(t.to, relay);
+                        let p = rtcp::parse_compound(&t.data).next().unwrap().unwrap();
+                        assert!(matches!(p, RtcpPacket::Subscribe { .. }), "{p:?}");
+                        n += 1;
+                    }
+                    Output::Event(_) => {}
+                    Output::Timeout(at) => return (n, at),
+                }
+            }
+        };
+        rx.handle_input(Input::Timeout(at(0)));
+        assert_eq!(subscribes(&mut rx), (1, Some(at(1000))));
+        rx.handle_input(Input::Timeout(at(1000)));
+        assert_eq!(subscribes(&mut rx).0, 1);
+        // the relay's description starts a session: no more SUBSCRIBE, reports instead
+        rx.handle_input(Input::Datagram {
+            now: at(1100),
+            from: relay,
+            data: rtcp_desc(false),
+        });
+        rx.handle_input(Input::Timeout(at(3000)));
+        let (sent, _, _) = outputs(&mut rx);
+        assert!(!sent.is_empty());
+        assert!(sent.iter().all(|d| !matches!(
+            rtcp::parse_compound(d).next(),
+            Some(Ok(RtcpPacket::Subscribe { .. }))
+        )));
     }
 
     #[test]

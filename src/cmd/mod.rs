@@ -7,4 +7,5 @@ pub mod devices;
 pub mod impair;
 pub mod opts;
 pub mod recv;
+pub mod relay;
 pub mod send;

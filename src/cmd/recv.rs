@@ -26,8 +26,14 @@ use super::opts::{
 pub struct RecvArgs {
     /// Address to listen on, or an IP multicast group to join (239.x.y.z:PORT,
     /// [ff0x::...]:PORT; several receivers on one host may join the same group).
-    #[arg(long, default_value = "0.0.0.0:5004")]
-    listen: SocketAddr,
+    /// (Default 0.0.0.0:5004; with --connect, an ephemeral port.)
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Subscribe to a relay (`isostream relay`) at HOST:PORT: the receiver speaks first and
+    /// the relay answers to the address the subscription came from (no open port needed
+    /// behind NAT).
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: Option<String>,
     /// With a multicast --listen: the interface to join on, by address (IPv4) or name (e.g.
     /// eth0). Default: the route's.
     #[arg(long, value_name = "ADDR|NAME", value_parser = parse_iface)]
@@ -100,11 +106,25 @@ pub struct RecvArgs {
 /// `isostream recv`.
 pub async fn run(a: RecvArgs) -> Result<()> {
     let mut cfg = ReceiverConfig::default();
-    let multicast = a.listen.ip().is_multicast();
+    let connect = a
+        .connect
+        .as_deref()
+        .map(super::common::resolve)
+        .transpose()?;
+    let listen = a.listen.unwrap_or(match connect {
+        Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+        Some(SocketAddr::V4(_)) => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)),
+        None => SocketAddr::from(([0, 0, 0, 0], 5004)),
+    });
+    if connect.is_some() && listen.ip().is_multicast() {
+        bail!("--connect subscribes to a relay by unicast: --listen cannot be a multicast group");
+    }
+    cfg.connect = connect;
+    let multicast = listen.ip().is_multicast();
     if !multicast && (a.source.is_some() || a.multicast_iface.is_some()) {
         bail!(
             "--source and --multicast-iface need a multicast group as --listen (224.0.0.0/4 or ff00::/8), not {}",
-            a.listen
+            listen
         );
     }
     check_output(a.out.as_deref(), a.out_dir.as_deref())?;
@@ -134,9 +154,9 @@ pub async fn run(a: RecvArgs) -> Result<()> {
         .transpose()?;
     let session = ReceiverSession::new(cfg.clone())?;
     let socket = if multicast {
-        bind_multicast(a.listen, a.multicast_iface.as_ref(), a.source)?
+        bind_multicast(listen, a.multicast_iface.as_ref(), a.source)?
     } else {
-        bind_udp(a.listen)?
+        bind_udp(listen)?
     };
     if let Some(p) = &a.sdp {
         let local = socket.local_addr()?;
@@ -164,8 +184,9 @@ pub async fn run(a: RecvArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     eprintln!(
-        "isostream recv: listening on {}, low-water {} ms, high-water {} ms{}",
+        "isostream recv: listening on {}{}, low-water {} ms, high-water {} ms{}",
         socket.local_addr()?,
+        connect.map_or(String::new(), |c| format!(", subscribing to relay {c}")),
         cfg.low_water_ms,
         cfg.high_water_ms,
         srtp.as_ref()
@@ -340,7 +361,7 @@ fn check_output(out: Option<&str>, out_dir: Option<&std::path::Path>) -> Result<
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM: either way every file is finalized.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

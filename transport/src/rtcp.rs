@@ -47,6 +47,9 @@ pub const APP_RESUME: u8 = 1;
 pub const APP_ACK: u8 = 2;
 /// APP subtype of the session description.
 pub const APP_DESC: u8 = 3;
+/// APP subtype of a relay subscription: a listener asks a relay to serve it the stream, at
+/// the address the packet came from (docs/PROTOCOL.md, "Relay").
+pub const APP_SUBSCRIBE: u8 = 4;
 
 /// One reception report block (RFC 3550, section 6.4.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -219,6 +222,12 @@ pub enum RtcpPacket {
         ssrc: u32,
         /// The acknowledged request number.
         request: u32,
+    },
+    /// A listener's subscription to a relay (APP `ISOS` SUBSCRIBE): serve me the stream
+    /// at the address this came from.
+    Subscribe {
+        /// The listener's SSRC.
+        ssrc: u32,
     },
     /// The session description, sent by the first substream's SSRC.
     Desc {
@@ -431,6 +440,10 @@ fn parse_app(subtype: u8, ssrc: u32, data: &[u8]) -> Result<RtcpPacket, WireErro
                 _ => RtcpPacket::Ack { ssrc, request },
             }
         }
+        APP_SUBSCRIBE => {
+            need(4)?;
+            RtcpPacket::Subscribe { ssrc }
+        }
         APP_DESC => {
             need(16)?;
             let n = data[12] as usize;
@@ -547,6 +560,15 @@ pub fn write_flow(out: &mut BytesMut, subtype: u8, ssrc: u32, request: u32) {
     out.put_u32(ssrc);
     out.put_slice(&APP_NAME);
     out.put_u32(request);
+}
+
+/// Appends an `ISOS` APP SUBSCRIBE packet from listener `ssrc` (16 bytes; the last word is
+/// reserved, 0).
+pub fn write_subscribe(out: &mut BytesMut, ssrc: u32) {
+    header(out, APP_SUBSCRIBE, PT_APP, 3);
+    out.put_u32(ssrc);
+    out.put_slice(&APP_NAME);
+    out.put_u32(0);
 }
 
 /// Appends an `ISOS` APP packet carrying the session description.
@@ -828,6 +850,20 @@ mod tests {
         );
         assert_eq!(got[2], RtcpPacket::Desc { ssrc: 7, desc });
         assert_eq!(got[3], RtcpPacket::Bye { ssrc: 7 });
+    }
+
+    #[test]
+    fn a_subscription_is_16_bytes_and_round_trips() {
+        let mut b = BytesMut::new();
+        write_subscribe(&mut b, 0x0bad_cafe);
+        assert_eq!(
+            &b[..],
+            &[0x84, 0xcc, 0x00, 0x03, 0x0b, 0xad, 0xca, 0xfe, b'I', b'S', b'O', b'S', 0, 0, 0, 0]
+        );
+        assert_eq!(all(&b), vec![RtcpPacket::Subscribe { ssrc: 0x0bad_cafe }]);
+        // fewer than 4 bytes after the name is malformed
+        let short = [0x84, 0xcc, 0x00, 0x02, 0, 0, 0, 1, b'I', b'S', b'O', b'S'];
+        assert!(parse_compound(&short).next().unwrap().is_err());
     }
 
     #[test]

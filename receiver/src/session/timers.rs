@@ -1,5 +1,6 @@
 //! The receiver's timers: the deadlines the stages own (the flow controller's
-//! retransmission, the next receiver report, the idle timeout, the next NACK), kept in one
+//! retransmission, the next receiver report, the idle timeout, the next NACK, the next
+//! SUBSCRIBE to a relay), kept in one
 //! [`TimerTable`] whose earliest is the instant the session asks to be woken.
 
 use isostream_transport::sans_io::TimerTable;
@@ -16,8 +17,10 @@ enum Timer {
     Idle = 2,
     /// The next request for a lost packet (NACK).
     Nack = 3,
+    /// The next SUBSCRIBE to a relay.
+    Subscribe = 4,
 }
-const TIMERS: usize = 4;
+const TIMERS: usize = 5;
 
 /// The deadlines of the stages, as the session gathers them after every input (`None`:
 /// that timer is stopped).
@@ -30,6 +33,8 @@ pub(super) struct Deadlines {
     pub(super) idle: Option<Instant>,
     /// The next request for a lost packet.
     pub(super) nack: Option<Instant>,
+    /// The next SUBSCRIBE to a relay (`recv --connect`), until a session starts.
+    pub(super) subscribe: Option<Instant>,
 }
 
 /// The receiver's timer table.
@@ -51,6 +56,7 @@ impl Timers {
         set(t, Timer::Report, deadlines.report);
         set(t, Timer::Idle, deadlines.idle);
         set(t, Timer::Nack, deadlines.nack);
+        set(t, Timer::Subscribe, deadlines.subscribe);
     }
 
     /// The earliest deadline: when the session is to be woken.
