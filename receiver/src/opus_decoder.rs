@@ -329,7 +329,7 @@ mod tests {
         let (p, reference) = packets(n);
         let mut d = OpusDecoder::new(2).unwrap();
         let mut got: Vec<i16> = Vec::new();
-        let mut take = |x: Decoded<'_>, got: &mut Vec<i16>| {
+        let take = |x: Decoded<'_>, got: &mut Vec<i16>| {
             assert_eq!(
                 x.ts,
                 960 * (got.len() / 1920) as u32,

@@ -36,9 +36,7 @@ impl Substreams {
             // far ahead of a hole: the held packets are decoded, not given up
             self.drain_opus_until(Some(now), i, ctx, drops, None, Some(h.seq));
         }
-        let Some(OpusIntake { decoder: dec, .. }) = self.subs[i].opus.as_mut() else {
-            return None;
-        };
+        let OpusIntake { decoder: dec, .. } = self.subs[i].opus.as_mut()?;
         if !dec.push(h.seq, h.timestamp, payload) {
             // counted by the decoder (late or too large)
             return None;
