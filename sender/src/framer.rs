@@ -104,6 +104,16 @@ impl Framer {
     pub fn push(&mut self, frames: &[u8], out: &mut Vec<MediaPacket>) -> usize {
         framer!(self, p => p.push(frames, out))
     }
+    /// The loss the receiver reported (`fraction_lost`, 0 to 1): an Opus encoder with
+    /// in-band FEC plans for it; PCM has nothing to plan.
+    pub fn on_reported_loss(&mut self, fraction_lost: f64) {
+        match self {
+            Framer::Pcm(_) => {}
+            #[cfg(feature = "opus")]
+            Framer::Opus(e) => e.on_reported_loss(fraction_lost),
+        }
+    }
+
     /// Emits what is held (a partial group) into `out`.
     pub fn flush(&mut self, out: &mut Vec<MediaPacket>) {
         framer!(self, p => p.flush(out))

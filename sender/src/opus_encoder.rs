@@ -36,6 +36,10 @@ pub enum OpusSetupError {
 /// Encodes one substream's frames into RTP/Opus packets. See the module documentation.
 pub struct OpusEncoder {
     enc: opus::Encoder,
+    /// In-band FEC is on: the planned loss follows the receiver's reports.
+    inband_fec: bool,
+    /// The loss libopus plans in-band FEC for, in percent.
+    planned_loss_percent: u8,
     ssrc: u32,
     pt: u8,
     channels: usize,
@@ -95,6 +99,8 @@ impl OpusEncoder {
         let packet_frames = params.frame_frames() as usize;
         Ok(OpusEncoder {
             enc,
+            inband_fec: params.inband_fec,
+            planned_loss_percent: params.expected_loss_percent.min(100),
             ssrc,
             pt: params.payload_type,
             channels: channels as usize,
@@ -114,6 +120,30 @@ impl OpusEncoder {
             packets: 0,
             errors: 0,
         })
+    }
+
+    /// With in-band FEC, plans it for the loss the receiver reported (`fraction_lost`, 0 to
+    /// 1, from its latest receiver report), rounded up and kept within
+    /// [`crate::config::MIN_PLANNED_LOSS_PERCENT`] and
+    /// [`crate::config::MAX_PLANNED_LOSS_PERCENT`]. Without in-band FEC it does nothing.
+    pub fn on_reported_loss(&mut self, fraction_lost: f64) {
+        if !self.inband_fec {
+            return;
+        }
+        let percent = (fraction_lost * 100.0).ceil().clamp(
+            f64::from(crate::config::MIN_PLANNED_LOSS_PERCENT),
+            f64::from(crate::config::MAX_PLANNED_LOSS_PERCENT),
+        ) as u8;
+        if percent != self.planned_loss_percent
+            && self.enc.set_packet_loss_perc(i32::from(percent)).is_ok()
+        {
+            self.planned_loss_percent = percent;
+        }
+    }
+
+    /// The loss the encoder plans in-band FEC for now, in percent.
+    pub fn planned_loss_percent(&self) -> u8 {
+        self.planned_loss_percent
     }
 
     /// The encoder's lookahead (the decoded audio's delay), in frames at 48 kHz.
@@ -269,6 +299,29 @@ mod tests {
             assert_eq!(decoder.decode(payload, &mut pcm, false).unwrap(), 960);
         }
         assert_eq!(e.errors(), 0);
+    }
+
+    #[test]
+    fn with_inband_fec_the_planned_loss_follows_the_receiver_reports() {
+        let p = OpusParams::new(2);
+        assert!(!p.inband_fec, "in-band FEC is opt-in");
+        let mut e = OpusEncoder::new(1, 2, SampleFormat::S16, &p, 0, 0).unwrap();
+        e.on_reported_loss(0.3);
+        assert_eq!(
+            e.planned_loss_percent(),
+            0,
+            "without in-band FEC nothing is planned"
+        );
+        let p = p.with_inband_fec();
+        let mut e = OpusEncoder::new(1, 2, SampleFormat::S16, &p, 0, 0).unwrap();
+        assert_eq!(
+            e.planned_loss_percent(),
+            crate::config::INITIAL_PLANNED_LOSS_PERCENT
+        );
+        for (reported, planned) in [(0.3, 30), (0.021, 3), (0.0, 1), (0.9, 50)] {
+            e.on_reported_loss(reported);
+            assert_eq!(e.planned_loss_percent(), planned, "{reported}");
+        }
     }
 
     #[test]

@@ -340,8 +340,9 @@ impl SenderSession {
                     let view = self
                         .receiver
                         .on_receiver_report(now, member, ssrc, block, &self.cfg, &self.subs);
-                    if view.is_some() {
-                        self.stats.receiver_report = view;
+                    if let Some(v) = view {
+                        self.subs.on_reported_loss(v.fraction_lost);
+                        self.stats.receiver_report = Some(v);
                     }
                 }
                 Ok(_) => {}

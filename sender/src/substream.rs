@@ -176,6 +176,14 @@ impl Substreams {
         &self.subs
     }
 
+    /// The receiver reported `fraction_lost` (0 to 1): every encoder that plans for loss
+    /// (Opus with in-band FEC) hears it.
+    pub(crate) fn on_reported_loss(&mut self, fraction_lost: f64) {
+        for s in &mut self.subs {
+            s.packetizer.on_reported_loss(fraction_lost);
+        }
+    }
+
     /// The first substream.
     pub(crate) fn first(&self) -> &SubstreamTx {
         &self.subs[0]

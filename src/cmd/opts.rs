@@ -50,6 +50,11 @@ pub struct StreamOpts {
     /// Opus frame duration in ms: 2.5, 5, 10 or 20 (default 20). One frame per packet.
     #[arg(long)]
     pub frame_ms: Option<String>,
+    /// Opus in-band FEC (LBRR): each packet also carries a coarse copy of the one before,
+    /// planned for the loss the receiver reports. Off by default (it makes libopus code
+    /// speech in its hybrid mode, less faithful on a clean link).
+    #[arg(long)]
+    pub opus_inband_fec: bool,
 }
 
 /// Parses `on` or `off`.
@@ -257,8 +262,8 @@ impl StreamOpts {
             cfg.substream_channels = parse_substreams(s, cfg.spec.channels)?;
         }
         if self.codec != "opus" {
-            if self.bitrate.is_some() || self.frame_ms.is_some() {
-                bail!("--bitrate and --frame-ms are Opus settings: add --codec opus");
+            if self.bitrate.is_some() || self.frame_ms.is_some() || self.opus_inband_fec {
+                bail!("--bitrate, --frame-ms and --opus-inband-fec are Opus settings: add --codec opus");
             }
             return Ok(());
         }
@@ -273,6 +278,9 @@ impl StreamOpts {
         }
         let widest = cfg.substream_channels.iter().copied().max().unwrap_or(1);
         let mut p = isostream_sender::OpusParams::new(widest);
+        if self.opus_inband_fec {
+            p = p.with_inband_fec();
+        }
         if let Some(f) = &self.frame_ms {
             p.frame_half_ms = isostream_sender::OpusParams::parse_frame_ms(f)
                 .with_context(|| format!("--frame-ms {f}: Opus frames are 2.5, 5, 10 or 20 ms"))?;
