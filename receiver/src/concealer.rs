@@ -48,6 +48,9 @@ pub const HISTORY_MS: f32 = 40.0;
 pub const MIN_PERIOD_MS: f32 = 2.5;
 /// Longest pitch period searched, in milliseconds (50 Hz; half of [`HISTORY_MS`]).
 pub const MAX_PERIOD_MS: f32 = 20.0;
+/// The highest rate the pitch search runs at, in Hz: faster streams are searched on a
+/// decimated mix and refined at their own rate.
+pub const PITCH_RATE: u32 = 48_000;
 /// Concealment plays at full level for this long after a run starts, in milliseconds.
 pub const HOLD_MS: f32 = 10.0;
 /// Concealment has faded linearly to exact silence this long after a run starts, in
@@ -101,6 +104,8 @@ pub struct Concealer {
     // durations converted to frames
     min_lag: usize,
     max_lag: usize,
+    /// Frames of the stream per sample of the pitch search's mix (1 up to [`PITCH_RATE`]).
+    decimation: usize,
     hold: usize,
     decay_end: usize,
     fade_len: usize,
@@ -164,6 +169,7 @@ impl Concealer {
             sample_bytes: spec.format.bytes(),
             min_lag,
             max_lag,
+            decimation: (rate as usize).div_ceil(PITCH_RATE as usize).max(1),
             hold: ms_to_frames(rate, HOLD_MS),
             decay_end: ms_to_frames(rate, DECAY_END_MS),
             fade_len: ms_to_frames(rate, FADE_IN_MS),
@@ -479,7 +485,10 @@ impl Concealer {
     }
 
     /// Pitch period (frames) of the last `n` history frames by normalised
-    /// autocorrelation: coarse search on every other lag and sample, then refined.
+    /// autocorrelation: coarse search on every other lag and sample, then refined. Above
+    /// [`PITCH_RATE`] the search runs on the mix decimated to at most that rate and is
+    /// refined at the stream's rate, so its cost per missing run does not grow with the
+    /// square of the rate (at 384 kHz it would be 64 times that at 48 kHz).
     fn find_period(&mut self, n: usize) -> usize {
         for t in 0..n {
             let back = n - t;
@@ -491,61 +500,38 @@ impl Concealer {
         }
         let max_lag = self.max_lag.min(n / 2);
         let min_lag = self.min_lag.min(max_lag);
-        let win = n - max_lag;
+        let d = self.decimation;
+        if d == 1 {
+            return pitch_search(&self.mono[..n], min_lag, max_lag, &mut self.parity);
+        }
+        // the newest `nd * d` frames, `d` at a time
+        let nd = n / d;
+        let start = n - nd * d;
+        let (md, parity) = self.parity.split_at_mut(nd);
+        for (j, v) in md.iter_mut().enumerate() {
+            *v = self.mono[start + j * d..start + (j + 1) * d].iter().sum();
+        }
+        let coarse = d * pitch_search(
+            md,
+            min_lag.div_ceil(d).min(max_lag / d),
+            max_lag / d,
+            parity,
+        );
+        // refined at the stream's rate within one decimated step
         let m = &self.mono[..n];
-        // the coarse search takes every other sample: split the mix by parity, so that each
-        // lag's window is a contiguous slice (x = m[t], y = m[t - lag], t = n - win, +2, ...)
-        let (even, odd) = self.parity.split_at_mut(n.div_ceil(2));
-        for (i, &v) in m.iter().enumerate() {
-            if i.is_multiple_of(2) {
-                even[i / 2] = v;
-            } else {
-                odd[i / 2] = v;
-            }
-        }
-        let (even, odd) = (&even[..n.div_ceil(2)], &odd[..n / 2]);
+        let win = n - max_lag;
         let x0 = n - win;
-        let half = |start: usize| -> &[f32] {
-            let (a, i) = if start.is_multiple_of(2) {
-                (even, start / 2)
-            } else {
-                (odd, start / 2)
-            };
-            &a[i..i + win.div_ceil(2)]
-        };
-        // the window's own energy, the same for every lag (at each step the search uses)
-        let (xx1, xx2) = (dot(&m[x0..], &m[x0..]), dot(half(x0), half(x0)));
-        if xx1 <= 1e-12 && xx2 <= 1e-12 {
-            // a silent window correlates with nothing: every lag would score alike
-            return min_lag;
-        }
-        let normalised = |xx: f32, xy: f32, yy: f32| -> f32 {
-            if xx <= 1e-12 || yy <= 1e-12 {
-                -1.0
-            } else {
-                xy / (xx * yy).sqrt()
-            }
-        };
-        let mut best = min_lag;
-        let mut best_score = f32::MIN;
-        let xs = half(x0);
-        let mut lag = min_lag;
-        while lag <= max_lag {
-            let ys = half(x0 - lag);
-            let s = normalised(xx2, dot(xs, ys), dot(ys, ys));
-            if s > best_score {
-                best_score = s;
-                best = lag;
-            }
-            lag += 2;
-        }
-        let (lo, hi) = (best.saturating_sub(1).max(min_lag), (best + 1).min(max_lag));
-        let mut refined = best;
-        let mut refined_score = f32::MIN;
         let xs = &m[x0..];
+        let xx = dot(xs, xs);
+        let (lo, hi) = (
+            coarse.saturating_sub(d).max(min_lag),
+            (coarse + d).min(max_lag),
+        );
+        let mut refined = coarse.clamp(min_lag, max_lag);
+        let mut refined_score = f32::MIN;
         for lag in lo..=hi {
             let ys = &m[x0 - lag..n - lag];
-            let s = normalised(xx1, dot(xs, ys), dot(ys, ys));
+            let s = normalised(xx, dot(xs, ys), dot(ys, ys));
             if s > refined_score {
                 refined_score = s;
                 refined = lag;
@@ -599,6 +585,78 @@ impl Concealer {
         }
         self.phase = self.phase.wrapping_add(1);
         self.decay_t = self.decay_t.saturating_add(1);
+    }
+}
+
+/// The pitch search of [`Concealer::find_period`] on the mix `m` (newest sample last): the
+/// lag in `min_lag..=max_lag` (frames) whose window correlates best with the newest window,
+/// searched on every other lag and sample, then refined on the neighbouring lags. `parity`
+/// is scratch of at least `m.len()` values.
+fn pitch_search(m: &[f32], min_lag: usize, max_lag: usize, parity: &mut [f32]) -> usize {
+    let n = m.len();
+    let max_lag = max_lag.min(n / 2);
+    let min_lag = min_lag.min(max_lag);
+    let win = n - max_lag;
+    // the coarse search takes every other sample: split the mix by parity, so that each
+    // lag's window is a contiguous slice (x = m[t], y = m[t - lag], t = n - win, +2, ...)
+    let (even, odd) = parity.split_at_mut(n.div_ceil(2));
+    for (i, &v) in m.iter().enumerate() {
+        if i.is_multiple_of(2) {
+            even[i / 2] = v;
+        } else {
+            odd[i / 2] = v;
+        }
+    }
+    let (even, odd) = (&even[..n.div_ceil(2)], &odd[..n / 2]);
+    let x0 = n - win;
+    let half = |start: usize| -> &[f32] {
+        let (a, i) = if start.is_multiple_of(2) {
+            (even, start / 2)
+        } else {
+            (odd, start / 2)
+        };
+        &a[i..i + win.div_ceil(2)]
+    };
+    // the window's own energy, the same for every lag (at each step the search uses)
+    let (xx1, xx2) = (dot(&m[x0..], &m[x0..]), dot(half(x0), half(x0)));
+    if xx1 <= 1e-12 && xx2 <= 1e-12 {
+        // a silent window correlates with nothing: every lag would score alike
+        return min_lag;
+    }
+    let mut best = min_lag;
+    let mut best_score = f32::MIN;
+    let xs = half(x0);
+    let mut lag = min_lag;
+    while lag <= max_lag {
+        let ys = half(x0 - lag);
+        let s = normalised(xx2, dot(xs, ys), dot(ys, ys));
+        if s > best_score {
+            best_score = s;
+            best = lag;
+        }
+        lag += 2;
+    }
+    let (lo, hi) = (best.saturating_sub(1).max(min_lag), (best + 1).min(max_lag));
+    let mut refined = best;
+    let mut refined_score = f32::MIN;
+    let xs = &m[x0..];
+    for lag in lo..=hi {
+        let ys = &m[x0 - lag..n - lag];
+        let s = normalised(xx1, dot(xs, ys), dot(ys, ys));
+        if s > refined_score {
+            refined_score = s;
+            refined = lag;
+        }
+    }
+    refined
+}
+
+/// A correlation `xy` normalised by the energies `xx` and `yy`; -1 when either is silent.
+fn normalised(xx: f32, xy: f32, yy: f32) -> f32 {
+    if xx <= 1e-12 || yy <= 1e-12 {
+        -1.0
+    } else {
+        xy / (xx * yy).sqrt()
     }
 }
 
@@ -1110,6 +1168,36 @@ mod tests {
             "period {} (search range up to {max})",
             c.period
         );
+    }
+
+    #[test]
+    fn pitch_period_is_found_at_high_rates_on_the_decimated_mix() {
+        for rate in [96_000u32, 192_000, 384_000] {
+            let sp = AudioSpec {
+                rate,
+                channels: 2,
+                format: SampleFormat::F32,
+            };
+            let mut c = Concealer::new(sp);
+            assert_eq!(c.decimation, (rate / 48_000) as usize);
+            let n = rate as usize / 10;
+            let f = |i: usize, ch: usize| {
+                let p = TAU * 200.0 * i as f32 / rate as f32 + 0.3 * ch as f32;
+                0.4 * p.sin() + 0.2 * (2.0 * p + 0.5).sin() + 0.1 * (3.0 * p + 1.0).sin()
+            };
+            let mut buf = encode(sp, n, f);
+            c.process(&mut buf, &vec![true; n], 0);
+            c.start_concealment();
+            // 200 Hz: rate / 200 frames, or a whole multiple within the search range, to
+            // within a frame of the stream's rate (the refinement runs at that rate)
+            let period = rate as usize / 200;
+            let k = (c.period as f64 / period as f64).round() as usize;
+            assert!(
+                k >= 1 && c.period.abs_diff(k * period) <= 1,
+                "{rate} Hz: period {} (true {period})",
+                c.period
+            );
+        }
     }
 
     proptest! {
