@@ -117,3 +117,45 @@ fn the_opus_report_states_bitrate_latency_and_codec_loss_apart_from_network_dama
     assert_eq!(num(&l16, "codec_lookahead_ms"), 0.0);
     assert!(l16["codec_snr_db"].is_null() && l16["original_snr_db"].is_null());
 }
+
+#[test]
+fn live_opus_with_5_ms_frames_plays_within_the_budget_plus_network_frame_and_lookahead() {
+    // lan: base delay 0.2 ms, jitter sd 0.05 ms; the receiver's latency budget 60 ms
+    let (budget_ms, network_ms) = (60.0, 0.2 + 0.5);
+    for seed in ["1", "2"] {
+        let r = bench(&[
+            "--profile",
+            "lan",
+            "--seed",
+            seed,
+            "--duration",
+            "10",
+            "--codec",
+            "opus",
+            "--frame-ms",
+            "5",
+            "--latency",
+            "60",
+            "--json",
+        ]);
+        assert_eq!(num(&r, "packet_ms"), 5.0, "5 ms Opus frames");
+        let lookahead_ms = num(&r, "codec_lookahead_ms");
+        assert!((6.0..=7.0).contains(&lookahead_ms), "{lookahead_ms}");
+        // the bench times each media position from its capture to its playout; the decoded
+        // audio at a position is the encoder's input one lookahead earlier, so the sound
+        // itself is that much later
+        let c2p = &r["capture_to_playout_ms"];
+        let max = c2p["max"].as_f64().expect("capture_to_playout_ms.max") + lookahead_ms;
+        let min = c2p["min"].as_f64().expect("capture_to_playout_ms.min") + lookahead_ms;
+        let bound = budget_ms + network_ms + 5.0 + lookahead_ms;
+        eprintln!("live opus 5 ms, seed {seed}: capture to playout {min:.1}..{max:.1} ms, bound {bound:.1} ms");
+        assert!(
+            max <= bound,
+            "capture to playout up to {max:.1} ms, bound {bound:.1} ms"
+        );
+        assert!(
+            min >= budget_ms,
+            "the budget is used, not undercut: {min:.1} ms"
+        );
+    }
+}
