@@ -108,7 +108,9 @@ impl Framer {
     /// in-band FEC plans for it; PCM has nothing to plan.
     pub fn on_reported_loss(&mut self, fraction_lost: f64) {
         match self {
-            Framer::Pcm(_) => {}
+            Framer::Pcm(_) => {
+                let _ = fraction_lost;
+            }
             #[cfg(feature = "opus")]
             Framer::Opus(e) => e.on_reported_loss(fraction_lost),
         }
