@@ -29,6 +29,9 @@ pub mod steering;
 pub mod store;
 pub mod upstream;
 
+#[cfg(test)]
+mod testutil;
+
 pub use config::{RelayConfig, RelayError};
 pub use session::{RelayEvent, RelaySession};
 pub use stats::{ListenerState, ListenerStats, RelayStats};

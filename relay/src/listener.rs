@@ -365,30 +365,13 @@ impl Listener {
 mod tests {
     use super::*;
     use crate::store::Entry;
-    use isostream_transport::rtcp::SubstreamDesc;
     use isostream_transport::rtp::{self, RtpHeader};
 
     const SSRC: u32 = 0x1a2b_3c4d;
     const RTX: u32 = 0x3c4d_5e6f;
 
     fn desc() -> SessionDesc {
-        SessionDesc {
-            rate: 48_000,
-            format: 0,
-            packet_frames: 240,
-            interleave: 1,
-            fec_k: 0,
-            fec_m: 0,
-            spread: 1,
-            live: false,
-            codec: 0,
-            substreams: vec![SubstreamDesc {
-                ssrc: SSRC,
-                ts_base: 0,
-                channels: 2,
-                rtx_ssrc: Some(RTX),
-            }],
-        }
+        crate::testutil::stereo_desc(SSRC, Some(RTX))
     }
 
     fn media(seq: u16) -> Entry {

@@ -144,26 +144,10 @@ impl Recovery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use isostream_transport::rtcp::{RtcpPacket, SubstreamDesc};
+    use isostream_transport::rtcp::RtcpPacket;
 
     fn desc() -> SessionDesc {
-        SessionDesc {
-            rate: 48_000,
-            format: 0,
-            packet_frames: 240,
-            interleave: 1,
-            fec_k: 0,
-            fec_m: 0,
-            spread: 1,
-            live: false,
-            codec: 0,
-            substreams: vec![SubstreamDesc {
-                ssrc: 5,
-                ts_base: 0,
-                channels: 2,
-                rtx_ssrc: Some(6),
-            }],
-        }
+        crate::testutil::stereo_desc(5, Some(6))
     }
 
     fn header(seq: u16) -> RtpHeader {

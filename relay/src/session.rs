@@ -530,7 +530,6 @@ fn subscription_of(d: &[u8], ours: impl Fn(u32) -> bool) -> Option<u32> {
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use isostream_transport::rtcp::{SessionDesc, SubstreamDesc};
 
     const SSRC: u32 = 0x1a2b_3c4d;
 
@@ -544,27 +543,7 @@ mod tests {
 
     fn compound() -> Bytes {
         let mut b = BytesMut::new();
-        rtcp::write_desc(
-            &mut b,
-            SSRC,
-            &SessionDesc {
-                rate: 48_000,
-                format: 0,
-                packet_frames: 240,
-                interleave: 1,
-                fec_k: 0,
-                fec_m: 0,
-                spread: 1,
-                live: false,
-                codec: 0,
-                substreams: vec![SubstreamDesc {
-                    ssrc: SSRC,
-                    ts_base: 0,
-                    channels: 2,
-                    rtx_ssrc: None,
-                }],
-            },
-        );
+        rtcp::write_desc(&mut b, SSRC, &crate::testutil::stereo_desc(SSRC, None));
         b.freeze()
     }
 

@@ -182,26 +182,10 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use isostream_transport::rtcp::{RtcpPacket, SubstreamDesc};
+    use isostream_transport::rtcp::RtcpPacket;
 
     fn desc(ssrc: u32) -> SessionDesc {
-        SessionDesc {
-            rate: 48_000,
-            format: 0,
-            packet_frames: 240,
-            interleave: 1,
-            fec_k: 0,
-            fec_m: 0,
-            spread: 1,
-            live: false,
-            codec: 0,
-            substreams: vec![SubstreamDesc {
-                ssrc,
-                ts_base: 0,
-                channels: 2,
-                rtx_ssrc: Some(ssrc + 1),
-            }],
-        }
+        crate::testutil::stereo_desc(ssrc, Some(ssrc + 1))
     }
 
     #[test]
