@@ -521,23 +521,12 @@ impl Concealer {
         let m = &self.mono[..n];
         let win = n - max_lag;
         let x0 = n - win;
-        let xs = &m[x0..];
-        let xx = dot(xs, xs);
+        let xx = dot(&m[x0..], &m[x0..]);
         let (lo, hi) = (
             coarse.saturating_sub(d).max(min_lag),
             (coarse + d).min(max_lag),
         );
-        let mut refined = coarse.clamp(min_lag, max_lag);
-        let mut refined_score = f32::MIN;
-        for lag in lo..=hi {
-            let ys = &m[x0 - lag..n - lag];
-            let s = normalised(xx, dot(xs, ys), dot(ys, ys));
-            if s > refined_score {
-                refined_score = s;
-                refined = lag;
-            }
-        }
-        refined
+        refine(m, x0, xx, lo, hi, coarse.clamp(min_lag, max_lag))
     }
 
     /// Level of the concealment `t` frames after its run started: 1 during the hold, then
@@ -637,12 +626,19 @@ fn pitch_search(m: &[f32], min_lag: usize, max_lag: usize, parity: &mut [f32]) -
         lag += 2;
     }
     let (lo, hi) = (best.saturating_sub(1).max(min_lag), (best + 1).min(max_lag));
-    let mut refined = best;
-    let mut refined_score = f32::MIN;
+    refine(m, x0, xx1, lo, hi, best)
+}
+
+/// The lag in `lo..=hi` whose window (`m[x0 - lag..]`) correlates best, sample for sample,
+/// with the newest window `m[x0..]` (of energy `xx`); `fallback` if none scores.
+fn refine(m: &[f32], x0: usize, xx: f32, lo: usize, hi: usize, fallback: usize) -> usize {
+    let n = m.len();
     let xs = &m[x0..];
+    let mut refined = fallback;
+    let mut refined_score = f32::MIN;
     for lag in lo..=hi {
         let ys = &m[x0 - lag..n - lag];
-        let s = normalised(xx1, dot(xs, ys), dot(ys, ys));
+        let s = normalised(xx, dot(xs, ys), dot(ys, ys));
         if s > refined_score {
             refined_score = s;
             refined = lag;
